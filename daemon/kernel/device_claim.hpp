@@ -1,0 +1,23 @@
+#pragma once
+// Host-wide exclusive claim of a PCI function: an flock on
+// <dir>/<bdf>.lock, so two tio-manager instances (one per guest) can never both hold
+// a device. The kernel drops the lock when the fd closes, including on crash.
+#include <string>
+
+#include "common/bdf.hpp"
+#include "common/error.hpp"
+#include "common/unique_fd.hpp"
+
+namespace tio::kernel {
+
+class DeviceClaim {
+public:
+    // Busy when another process (or another claim in this one) holds it.
+    [[nodiscard]] static Result<DeviceClaim> acquire(const std::string& lock_dir, const Bdf& bdf);
+
+private:
+    explicit DeviceClaim(UniqueFd fd) : fd_(std::move(fd)) {}
+    UniqueFd fd_;
+};
+
+}  // namespace tio::kernel

@@ -1,0 +1,200 @@
+#include "kernel/ioctl_table.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+#include "kernel/uapi/iommufd.hpp"
+#include "kernel/uapi/iommufd_tsm_proposed.hpp"
+#include "kernel/uapi/kvm.hpp"
+#include "kernel/uapi/vfio.hpp"
+
+namespace tio::kernel {
+namespace {
+
+using namespace tio::uapi;
+
+template <typename T>
+constexpr std::uint32_t sz() {
+    return static_cast<std::uint32_t>(sizeof(T));
+}
+
+#define TIO_OFF(T, f) static_cast<std::uint32_t>(offsetof(T, f))
+
+// min_size values: kernel-uapi.md 1.3 (iommufd ioctl table in main.c) and 2.2.
+const std::array kTable = {
+    IoctlDesc{.request = IOMMU_DESTROY, .name = "IOMMU_DESTROY", .size_in_struct = true, .min_size = 8,
+              .our_size = sz<iommu_destroy>()},
+    IoctlDesc{.request = IOMMU_IOAS_ALLOC, .name = "IOMMU_IOAS_ALLOC", .size_in_struct = true, .min_size = 12,
+              .our_size = sz<iommu_ioas_alloc>()},
+    IoctlDesc{.request = IOMMU_IOAS_IOVA_RANGES,
+              .name = "IOMMU_IOAS_IOVA_RANGES",
+              .size_in_struct = true,
+              .min_size = 32,
+              .our_size = sz<iommu_ioas_iova_ranges>(),
+              .pointers = {PointerField{.ptr_offset = TIO_OFF(iommu_ioas_iova_ranges, allowed_iovas),
+                                        .len_offset = TIO_OFF(iommu_ioas_iova_ranges, num_iovas),
+                                        .elem_size = sz<iommu_iova_range>(),
+                                        .dir = Direction::Out}}},
+    IoctlDesc{.request = IOMMU_IOAS_MAP, .name = "IOMMU_IOAS_MAP", .size_in_struct = true, .min_size = 40,
+              .our_size = sz<iommu_ioas_map>()},
+    IoctlDesc{.request = IOMMU_IOAS_UNMAP, .name = "IOMMU_IOAS_UNMAP", .size_in_struct = true, .min_size = 24,
+              .our_size = sz<iommu_ioas_unmap>()},
+    IoctlDesc{.request = IOMMU_OPTION, .name = "IOMMU_OPTION", .size_in_struct = true, .min_size = 24,
+              .our_size = sz<iommu_option>()},
+    IoctlDesc{.request = IOMMU_HWPT_ALLOC,
+              .name = "IOMMU_HWPT_ALLOC",
+              .size_in_struct = true,
+              .min_size = 24,
+              .our_size = sz<iommu_hwpt_alloc>(),
+              .pointers = {PointerField{.ptr_offset = TIO_OFF(iommu_hwpt_alloc, data_uptr),
+                                        .len_offset = TIO_OFF(iommu_hwpt_alloc, data_len),
+                                        .dir = Direction::In}}},
+    IoctlDesc{.request = IOMMU_GET_HW_INFO,
+              .name = "IOMMU_GET_HW_INFO",
+              .size_in_struct = true,
+              .min_size = 32,
+              .our_size = sz<iommu_hw_info>(),
+              .pointers = {PointerField{.ptr_offset = TIO_OFF(iommu_hw_info, data_uptr),
+                                        .len_offset = TIO_OFF(iommu_hw_info, data_len),
+                                        .dir = Direction::Out}}},
+    IoctlDesc{.request = IOMMU_IOAS_MAP_FILE,
+              .name = "IOMMU_IOAS_MAP_FILE",
+              .size_in_struct = true,
+              .min_size = 40,
+              .our_size = sz<iommu_ioas_map_file>(),
+              .fd_in = FdField{.offset = TIO_OFF(iommu_ioas_map_file, fd)}},
+    IoctlDesc{.request = IOMMU_VIOMMU_ALLOC,
+              .name = "IOMMU_VIOMMU_ALLOC",
+              .size_in_struct = true,
+              .min_size = 24,
+              .our_size = sz<iommu_viommu_alloc>(),
+              .pointers = {PointerField{.ptr_offset = TIO_OFF(iommu_viommu_alloc, data_uptr),
+                                        .len_offset = TIO_OFF(iommu_viommu_alloc, data_len),
+                                        .dir = Direction::InOut}}},
+    IoctlDesc{.request = IOMMU_VDEVICE_ALLOC, .name = "IOMMU_VDEVICE_ALLOC", .size_in_struct = true,
+              .min_size = 24, .our_size = sz<iommu_vdevice_alloc>()},
+    IoctlDesc{.request = IOMMU_VDEVICE_TSM_OP, .name = "IOMMU_VDEVICE_TSM_OP", .size_in_struct = true,
+              .min_size = 16, .our_size = sz<iommu_vdevice_tsm_op>()},
+    IoctlDesc{.request = IOMMU_VDEVICE_TSM_REQ,
+              .name = "IOMMU_VDEVICE_TSM_REQ",
+              .size_in_struct = true,
+              .min_size = 40,
+              .our_size = sz<iommu_vdevice_tsm_req>(),
+              .pointers = {PointerField{.ptr_offset = TIO_OFF(iommu_vdevice_tsm_req, req_uptr),
+                                        .len_offset = TIO_OFF(iommu_vdevice_tsm_req, req_len),
+                                        .dir = Direction::In},
+                           PointerField{.ptr_offset = TIO_OFF(iommu_vdevice_tsm_req, resp_uptr),
+                                        .len_offset = TIO_OFF(iommu_vdevice_tsm_req, resp_len),
+                                        .dir = Direction::Out}}},
+    IoctlDesc{.request = VFIO_DEVICE_GET_INFO, .name = "VFIO_DEVICE_GET_INFO", .size_in_struct = true,
+              .min_size = 16, .our_size = sz<vfio_device_info>()},
+    IoctlDesc{.request = VFIO_DEVICE_RESET, .name = "VFIO_DEVICE_RESET", .kind = ArgKind::None},
+    IoctlDesc{.request = VFIO_DEVICE_BIND_IOMMUFD,
+              .name = "VFIO_DEVICE_BIND_IOMMUFD",
+              .size_in_struct = true,
+              .min_size = 16,
+              .our_size = sz<vfio_device_bind_iommufd>(),
+              .fd_in = FdField{.offset = TIO_OFF(vfio_device_bind_iommufd, iommufd)}},
+    IoctlDesc{.request = VFIO_DEVICE_ATTACH_IOMMUFD_PT, .name = "VFIO_DEVICE_ATTACH_IOMMUFD_PT",
+              .size_in_struct = true, .min_size = 12, .our_size = sz<vfio_device_attach_iommufd_pt>()},
+    IoctlDesc{.request = VFIO_DEVICE_DETACH_IOMMUFD_PT, .name = "VFIO_DEVICE_DETACH_IOMMUFD_PT",
+              .size_in_struct = true, .min_size = 8, .our_size = sz<vfio_device_detach_iommufd_pt>()},
+    IoctlDesc{.request = KVM_GET_API_VERSION, .name = "KVM_GET_API_VERSION", .kind = ArgKind::Value},
+    IoctlDesc{.request = KVM_CREATE_VM, .name = "KVM_CREATE_VM", .kind = ArgKind::Value, .returns_fd = true},
+    IoctlDesc{.request = KVM_CHECK_EXTENSION, .name = "KVM_CHECK_EXTENSION", .kind = ArgKind::Value},
+    IoctlDesc{.request = KVM_SET_USER_MEMORY_REGION2,
+              .name = "KVM_SET_USER_MEMORY_REGION2",
+              .min_size = sz<kvm_userspace_memory_region2>(),
+              .our_size = sz<kvm_userspace_memory_region2>(),
+              .fd_in = FdField{.offset = TIO_OFF(kvm_userspace_memory_region2, guest_memfd),
+                               .flag_offset = TIO_OFF(kvm_userspace_memory_region2, flags),
+                               .flag_mask = KVM_MEM_GUEST_MEMFD}},
+    IoctlDesc{.request = KVM_SET_MEMORY_ATTRIBUTES, .name = "KVM_SET_MEMORY_ATTRIBUTES",
+              .min_size = sz<kvm_memory_attributes>(), .our_size = sz<kvm_memory_attributes>()},
+    IoctlDesc{.request = KVM_CREATE_GUEST_MEMFD, .name = "KVM_CREATE_GUEST_MEMFD",
+              .min_size = sz<kvm_create_guest_memfd>(), .our_size = sz<kvm_create_guest_memfd>(),
+              .returns_fd = true},
+    IoctlDesc{.request = KVM_CREATE_DEVICE, .name = "KVM_CREATE_DEVICE", .min_size = sz<kvm_create_device>(),
+              .our_size = sz<kvm_create_device>(), .out_fd_offset = TIO_OFF(kvm_create_device, fd)},
+    // Only the KVM_DEV_VFIO_FILE group is issued through this table; its addr points
+    // at an int32 fd, which travels as a file descriptor.
+    IoctlDesc{.request = KVM_SET_DEVICE_ATTR,
+              .name = "KVM_SET_DEVICE_ATTR",
+              .min_size = sz<kvm_device_attr>(),
+              .our_size = sz<kvm_device_attr>(),
+              .pointers = {PointerField{.ptr_offset = TIO_OFF(kvm_device_attr, addr),
+                                        .fixed_len = 4,
+                                        .dir = Direction::In,
+                                        .holds_fd = true}}},
+    IoctlDesc{.request = KVM_HAS_DEVICE_ATTR, .name = "KVM_HAS_DEVICE_ATTR", .min_size = sz<kvm_device_attr>(),
+              .our_size = sz<kvm_device_attr>()},
+};
+#undef TIO_OFF
+
+std::uint32_t readU32(std::span<const std::uint8_t> s, std::uint32_t off) {
+    std::uint32_t v = 0;
+    std::memcpy(&v, s.data() + off, sizeof v);
+    return v;
+}
+
+struct ErrnoName {
+    int err;
+    std::string_view name;
+};
+constexpr std::array kErrnos = {
+    ErrnoName{EPERM, "EPERM"},     ErrnoName{ENOENT, "ENOENT"},   ErrnoName{EINTR, "EINTR"},
+    ErrnoName{EIO, "EIO"},         ErrnoName{ENXIO, "ENXIO"},     ErrnoName{E2BIG, "E2BIG"},
+    ErrnoName{EBADF, "EBADF"},     ErrnoName{EAGAIN, "EAGAIN"},   ErrnoName{ENOMEM, "ENOMEM"},
+    ErrnoName{EACCES, "EACCES"},   ErrnoName{EFAULT, "EFAULT"},   ErrnoName{EBUSY, "EBUSY"},
+    ErrnoName{EEXIST, "EEXIST"},   ErrnoName{ENODEV, "ENODEV"},   ErrnoName{EINVAL, "EINVAL"},
+    ErrnoName{ENOSPC, "ENOSPC"},   ErrnoName{ENOTTY, "ENOTTY"},   ErrnoName{EMFILE, "EMFILE"},
+    ErrnoName{ERANGE, "ERANGE"},   ErrnoName{EMSGSIZE, "EMSGSIZE"}, ErrnoName{EOPNOTSUPP, "EOPNOTSUPP"},
+    ErrnoName{EOVERFLOW, "EOVERFLOW"}, ErrnoName{ETIMEDOUT, "ETIMEDOUT"}, ErrnoName{EBADFD, "EBADFD"},
+    ErrnoName{EPIPE, "EPIPE"},     ErrnoName{ECONNREFUSED, "ECONNREFUSED"}, ErrnoName{EPROTO, "EPROTO"},
+};
+
+}  // namespace
+
+const IoctlDesc* findIoctl(unsigned long request) noexcept {
+    for (const auto& d : kTable)
+        if (d.request == request) return &d;
+    return nullptr;
+}
+
+const IoctlDesc* findIoctl(std::string_view name) noexcept {
+    for (const auto& d : kTable)
+        if (d.name == name) return &d;
+    return nullptr;
+}
+
+std::span<const IoctlDesc> allIoctls() noexcept { return kTable; }
+
+std::optional<std::uint32_t> pointerLength(const PointerField& p, std::span<const std::uint8_t> s) {
+    if (p.ptr_offset == kNoField) return std::uint32_t{0};
+    if (p.len_offset == kNoField) return p.fixed_len;
+    if (p.len_offset + 4U > s.size()) return std::nullopt;
+    const std::uint64_t len = std::uint64_t{readU32(s, p.len_offset)} * p.elem_size;
+    if (len > kMaxPointerBuffer) return std::nullopt;
+    return static_cast<std::uint32_t>(len);
+}
+
+bool fdFieldPresent(const FdField& f, std::span<const std::uint8_t> s) {
+    if (f.offset == kNoField || f.offset + 4U > s.size()) return false;
+    if (f.flag_offset == kNoField) return true;
+    if (f.flag_offset + 4U > s.size()) return false;
+    return (readU32(s, f.flag_offset) & f.flag_mask) != 0;
+}
+
+std::string_view errnoName(int err) noexcept {
+    for (const auto& e : kErrnos)
+        if (e.err == err) return e.name;
+    return "";
+}
+
+int errnoFromName(std::string_view name) noexcept {
+    for (const auto& e : kErrnos)
+        if (e.name == name) return e.err;
+    return 0;
+}
+
+}  // namespace tio::kernel

@@ -1,0 +1,70 @@
+#pragma once
+// Typed access to one iommufd context (/dev/iommu open file). Object ids are the
+// kernel's (u32, never 0). Each method is one ioctl; ordering and references are the
+// core's business. Not thread-safe.
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "common/error.hpp"
+#include "common/platform.hpp"
+#include "kernel/syscalls.hpp"
+
+namespace tio::kernel {
+
+struct IovaRange {
+    std::uint64_t start = 0;
+    std::uint64_t last = 0;  // inclusive
+};
+
+struct HwInfo {
+    std::uint32_t type = 0;  // iommu_hw_info_type
+    std::uint64_t capabilities = 0;
+};
+
+// The vIOMMU type a confidential vIOMMU uses on `platform` (see iommufd_tsm_proposed.hpp).
+[[nodiscard]] std::uint32_t viommuTypeFor(Platform platform);
+[[nodiscard]] std::string_view viommuTypeName(std::uint32_t type);
+
+enum class TsmRequestScope : std::uint32_t { Info = 0, StateChange = 1 };
+
+// TDISP DEVICE_INTERFACE_STATE values, also the one-byte state-change request payload.
+enum class TdispState : std::uint8_t { ConfigUnlocked = 0x00, ConfigLocked = 0x01, Run = 0x02, Error = 0x03 };
+
+class Iommufd {
+public:
+    [[nodiscard]] static Result<Iommufd> open(Syscalls& sys);
+
+    [[nodiscard]] int fd() const noexcept { return fd_.get(); }
+
+    [[nodiscard]] Result<std::uint32_t> allocIoas();
+    [[nodiscard]] Result<> destroy(std::uint32_t id);
+    // Maps [start, start+length) of `file_fd` at `iova` (FIXED_IOVA | READABLE [| WRITEABLE]).
+    [[nodiscard]] Result<> mapFile(std::uint32_t ioas, int file_fd, std::uint64_t start, std::uint64_t length,
+                                   std::uint64_t iova, bool writeable);
+    // Unmaps whole areas inside [iova, iova+length); returns the bytes unmapped.
+    [[nodiscard]] Result<std::uint64_t> unmap(std::uint32_t ioas, std::uint64_t iova, std::uint64_t length);
+    [[nodiscard]] Result<std::vector<IovaRange>> iovaRanges(std::uint32_t ioas);
+    [[nodiscard]] Result<std::uint32_t> allocNestParentHwpt(std::uint32_t dev_id, std::uint32_t ioas);
+    [[nodiscard]] Result<HwInfo> hwInfo(std::uint32_t dev_id);
+    [[nodiscard]] Result<std::uint32_t> allocViommu(std::uint32_t dev_id, std::uint32_t hwpt, std::uint32_t type);
+    [[nodiscard]] Result<std::uint32_t> allocVdevice(std::uint32_t viommu, std::uint32_t dev_id,
+                                                     std::uint64_t virt_id);
+    // Proposed uAPI (iommufd_tsm_proposed.hpp).
+    [[nodiscard]] Result<> tsmBind(std::uint32_t vdevice);
+    [[nodiscard]] Result<> tsmUnbind(std::uint32_t vdevice);
+    [[nodiscard]] Result<std::vector<std::uint8_t>> tsmRequest(std::uint32_t vdevice, TsmRequestScope scope,
+                                                               std::span<const std::uint8_t> request,
+                                                               std::uint32_t response_capacity);
+    // GET_DEVICE_INTERFACE_STATE through the TSM request tunnel.
+    [[nodiscard]] Result<TdispState> tdiState(std::uint32_t vdevice);
+
+private:
+    Iommufd(Syscalls& sys, UniqueFd fd) : sys_(&sys), fd_(std::move(fd)) {}
+    Result<> tsmOp(std::uint32_t vdevice, std::uint32_t type);
+
+    Syscalls* sys_;
+    UniqueFd fd_;
+};
+
+}  // namespace tio::kernel

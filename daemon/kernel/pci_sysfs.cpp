@@ -1,0 +1,87 @@
+#include "kernel/pci_sysfs.hpp"
+
+#include <sys/sysmacros.h>
+
+#include <cerrno>
+
+#include "kernel/kernel_error.hpp"
+
+namespace tio::kernel {
+namespace {
+
+std::string trimNewline(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+// "major:minor\n" -> dev_t; nothing else parses (style B.4 item 70: never fall back
+// to a permissive default on a garbage attribute).
+std::optional<dev_t> parseDevNumber(const std::string& text) {
+    unsigned major_n = 0;
+    unsigned minor_n = 0;
+    char tail = 0;
+    const std::string t = trimNewline(text);
+    if (std::sscanf(t.c_str(), "%u:%u%c", &major_n, &minor_n, &tail) != 2) return std::nullopt;
+    return makedev(major_n, minor_n);
+}
+
+}  // namespace
+
+std::string PciSysfs::devicePath(const Bdf& bdf) { return "/sys/bus/pci/devices/" + bdf.toString(); }
+
+Result<VfioCdev> PciSysfs::vfioCdev(const Bdf& bdf) {
+    const std::string dev = devicePath(bdf);
+    auto entries = sys_->listDirectory(dev + "/vfio-dev");
+    if (!entries) {
+        if (entries.error() == ENOENT) {
+            auto exists = sys_->listDirectory(dev);
+            if (!exists) return fail(Code::NotFound, "no PCI function " + bdf.toString());
+            return fail(Code::NotSupported, bdf.toString() + " is not bound to vfio-pci (no vfio-dev)");
+        }
+        return std::unexpected(kernelError("list " + dev + "/vfio-dev", entries.error()));
+    }
+    for (const auto& name : *entries) {
+        if (name.rfind("vfio", 0) != 0) continue;
+        auto number = sys_->readAttribute(dev + "/vfio-dev/" + name + "/dev");
+        if (!number) return std::unexpected(kernelError("read vfio-dev/" + name + "/dev", number.error()));
+        const auto rdev = parseDevNumber(*number);
+        if (!rdev) return fail(Code::Kernel, "unparsable vfio-dev/" + name + "/dev attribute");
+        return VfioCdev{name, "/dev/vfio/devices/" + name, *rdev};
+    }
+    return fail(Code::NotSupported, bdf.toString() + " has no VFIO device cdev");
+}
+
+Result<bool> PciSysfs::hasTsm(const Bdf& bdf) {
+    auto r = sys_->listDirectory(devicePath(bdf) + "/tsm");
+    if (r) return true;
+    if (r.error() == ENOENT) return false;
+    return std::unexpected(kernelError("list tsm/", r.error()));
+}
+
+Result<std::string> PciSysfs::tsmConnected(const Bdf& bdf) {
+    auto r = sys_->readAttribute(devicePath(bdf.dsm()) + "/tsm/connect");
+    if (!r) return std::unexpected(kernelError("read tsm/connect", r.error()));
+    return trimNewline(*r);
+}
+
+Result<> PciSysfs::tsmConnect(const Bdf& bdf) {
+    auto tsms = sys_->listDirectory("/sys/class/tsm");
+    if (!tsms || tsms->empty()) return fail(Code::NotSupported, "no platform TSM (/sys/class/tsm is empty)");
+    auto r = sys_->writeAttribute(devicePath(bdf.dsm()) + "/tsm/connect", tsms->front());
+    if (!r) return std::unexpected(kernelError("write tsm/connect", r.error()));
+    return {};
+}
+
+Result<> PciSysfs::tsmDisconnect(const Bdf& bdf, const std::string& tsm) {
+    auto r = sys_->writeAttribute(devicePath(bdf.dsm()) + "/tsm/disconnect", tsm);
+    if (!r) return std::unexpected(kernelError("write tsm/disconnect", r.error()));
+    return {};
+}
+
+Result<std::string> PciSysfs::tsmBound(const Bdf& bdf) {
+    auto r = sys_->readAttribute(devicePath(bdf) + "/tsm/bound");
+    if (!r) return std::unexpected(kernelError("read tsm/bound", r.error()));
+    return trimNewline(*r);
+}
+
+}  // namespace tio::kernel

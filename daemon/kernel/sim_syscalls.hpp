@@ -1,0 +1,49 @@
+#pragma once
+#include <sys/types.h>
+
+#include <memory>
+
+#include "kernel/linux_syscalls.hpp"
+#include "kernel/sim_wire.hpp"
+
+namespace tio::kernel {
+
+// The simulated kernel's implementation of the boundary: device nodes, sysfs and
+// ioctls on simulator files go to tio-simkernel over its kernel socket, with the
+// exact uAPI struct bytes (ioctl_table.hpp says how to read them). Fds that are not
+// simulator files (a real memfd, a real KVM VM when the host has /dev/kvm) go to the
+// real kernel, so one process can mix real KVM with simulated VFIO/iommufd.
+class SimSyscalls final : public Syscalls {
+public:
+    // `use_host_kvm`: open the host's /dev/kvm instead of the simulated one.
+    [[nodiscard]] static SysResult<std::unique_ptr<SimSyscalls>> connect(const std::string& socket_path,
+                                                                         bool use_host_kvm);
+
+    SysResult<UniqueFd> open(const std::string& path, int flags) override;
+    SysResult<long> ioctl(int fd, unsigned long request, unsigned long arg) override;
+    SysResult<> fallocate(int fd, int mode, std::uint64_t offset, std::uint64_t length) override;
+    SysResult<std::string> readAttribute(const std::string& path) override;
+    SysResult<> writeAttribute(const std::string& path, const std::string& value) override;
+    SysResult<std::vector<std::string>> listDirectory(const std::string& path) override;
+    SysResult<FdIdentity> identify(int fd) override;
+
+    // True when `fd` is a file description served by this simulator: a SEQPACKET
+    // socket whose peer (checked by the kernel, SO_PEERCRED) is the simulator process.
+    [[nodiscard]] bool isSimFile(int fd) const;
+    [[nodiscard]] pid_t simulatorPid() const noexcept { return sim_pid_; }
+
+private:
+    SimSyscalls(UniqueFd broker, pid_t sim_pid, bool use_host_kvm)
+        : broker_(std::move(broker)), sim_pid_(sim_pid), use_host_kvm_(use_host_kvm) {}
+
+    SysResult<wire::Message> call(int sock, const wire::Request& req, std::span<const std::uint8_t> payload,
+                                  std::span<const int> fds);
+    SysResult<long> simIoctl(int fd, unsigned long request, unsigned long arg);
+
+    UniqueFd broker_;  // connection for open/sysfs (calls not tied to an open file)
+    pid_t sim_pid_;
+    bool use_host_kvm_;
+    LinuxSyscalls host_;
+};
+
+}  // namespace tio::kernel

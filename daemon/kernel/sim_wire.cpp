@@ -1,0 +1,67 @@
+#include "kernel/sim_wire.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace tio::kernel::wire {
+
+SysResult<> send(int sock, std::span<const std::uint8_t> header, std::span<const std::uint8_t> payload,
+                 std::span<const int> fds) {
+    if (fds.size() > kMaxFds || header.size() + payload.size() > kMaxMessage) return std::unexpected(E2BIG);
+    iovec iov[2] = {{const_cast<std::uint8_t*>(header.data()), header.size()},
+                    {const_cast<std::uint8_t*>(payload.data()), payload.size()}};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = payload.empty() ? 1 : 2;
+    if (!fds.empty()) {
+        msg.msg_control = control;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+        std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+    }
+    for (;;) {
+        const ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+        if (n >= 0) return {};
+        if (errno != EINTR) return std::unexpected(errno);
+    }
+}
+
+SysResult<Message> receive(int sock) {
+    Message m;
+    m.bytes.resize(kMaxMessage);
+    iovec iov{m.bytes.data(), m.bytes.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = 0;
+    for (;;) {
+        n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+        if (n >= 0) break;
+        if (errno != EINTR) return std::unexpected(errno);
+    }
+    // Take ownership of every received fd before any check can return early.
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < count; ++i) {
+            int fd = -1;
+            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            m.fds.emplace_back(fd);
+        }
+    }
+    if (n == 0) return std::unexpected(EPIPE);
+    if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return std::unexpected(EPROTO);
+    m.bytes.resize(static_cast<std::size_t>(n));
+    return m;
+}
+
+}  // namespace tio::kernel::wire

@@ -1,0 +1,118 @@
+#pragma once
+// tio-simkernel's model: the simulated files, PCI functions with their TDISP state,
+// the platform, counters, and fail-nth injection. Single-threaded (one sd-event loop).
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/bdf.hpp"
+#include "common/platform.hpp"
+#include "kernel/sim_wire.hpp"
+#include "simkernel/sim_file.hpp"
+
+namespace tio::sim {
+
+
+enum class TdiState : std::uint8_t { Unlocked, Locked, Run, Error };
+[[nodiscard]] std::string_view toString(TdiState s);
+
+class VfioDeviceFile;
+
+// A PCI function of the simulated host, always bound to vfio-pci.
+struct PciFunction {
+    Bdf bdf;
+    bool tdisp = true;            // has the TEE capability (tsm/ directory)
+    unsigned vfio_index = 0;      // /dev/vfio/devices/vfioN
+    bool tsm_connected = false;   // meaningful on function 0 (the DSM)
+    TdiState tdi = TdiState::Unlocked;
+    VfioDeviceFile* bound = nullptr;  // the cdev file bound to an iommufd, if any
+};
+
+inline constexpr unsigned kVfioMajor = 243;  // simulated char major for vfio cdevs
+
+class SimKernel {
+public:
+    SimKernel(Platform platform, std::vector<PciFunction> functions);
+    ~SimKernel();
+
+    [[nodiscard]] Platform platform() const { return platform_; }
+
+    // Serves one request that arrived on `sock`; `file` is null for the broker socket.
+    // Returns false when the reply could not be sent.
+    bool serve(int sock, SimFile* file, kernel::wire::Message msg);
+
+    // A new file for userspace: creates the socketpair, registers the client end's
+    // inode, returns the client end (to send back) and the server end (to poll).
+    struct NewFile {
+        UniqueFd client;
+        UniqueFd server;
+        SimFile* file = nullptr;
+    };
+    [[nodiscard]] kernel::SysResult<NewFile> install(std::unique_ptr<SimFile> file);
+    // Called by the event loop for the server end of each NewFile.
+    using Watcher = void (*)(void* ctx, int server_fd, SimFile* file);
+    void setWatcher(Watcher w, void* ctx) {
+        watcher_ = w;
+        watcher_ctx_ = ctx;
+    }
+    // Userspace closed the last fd of `file`.
+    void closedByUser(SimFile* file);
+
+    // Resolves an fd received over SCM_RIGHTS to the simulator file it is, or null.
+    [[nodiscard]] SimFile* resolve(int fd) const;
+    void destroyFile(SimFile* file);
+
+    [[nodiscard]] PciFunction* function(const Bdf& bdf);
+    [[nodiscard]] PciFunction* functionByVfioIndex(unsigned index);
+    [[nodiscard]] std::vector<PciFunction>& functions() { return functions_; }
+
+    // Counters (the test oracle).
+    void count(const std::string& name, std::uint64_t n = 1) { counters_[name] += n; }
+    [[nodiscard]] std::map<std::string, std::uint64_t> counters() const;
+    void registerObjects(long delta) { objects_ = static_cast<std::uint64_t>(static_cast<long>(objects_) + delta); }
+
+    // fail-nth: the nth next call of `op` ("*" = any operation) fails with `err`.
+    void injectFailure(std::string op, unsigned nth, int err);
+    // 0, or the errno to fail this call of `op` with.
+    [[nodiscard]] int shouldFail(std::string_view op);
+
+    // Device side events.
+    [[nodiscard]] std::string dma(const Bdf& bdf, std::uint64_t iova, std::uint64_t size, bool write);
+    // A host config-space write: breaks a locked/running TDI (TDISP: -> ERROR).
+    void configWrite(PciFunction& fn);
+    void setTdi(PciFunction& fn, TdiState to);
+
+private:
+    void serveBroker(int sock, const kernel::wire::Request& rq, std::span<const std::uint8_t> payload);
+    void serveIoctl(int sock, SimFile& file, const kernel::wire::Request& rq, kernel::wire::Message& msg);
+    bool reply(int sock, int err, std::int64_t ret, std::span<const std::uint8_t> payload = {},
+               int fd = -1, std::uint64_t a = 0);
+    kernel::SysResult<std::string> readAttr(const std::string& path);
+    int writeAttr(const std::string& path, const std::string& value);
+    kernel::SysResult<std::vector<std::string>> listDir(const std::string& path);
+    kernel::SysResult<std::unique_ptr<SimFile>> openNode(const std::string& path);
+
+    Platform platform_;
+    std::vector<PciFunction> functions_;
+    std::map<ino_t, SimFile*> by_inode_;
+    std::map<SimFile*, std::unique_ptr<SimFile>> files_;
+    std::map<SimFile*, ino_t> inode_of_;
+    std::map<std::string, std::uint64_t> counters_;
+    std::uint64_t objects_ = 0;
+    struct PendingFailure {
+        std::string op;
+        unsigned countdown;
+        int err;
+    };
+    std::vector<PendingFailure> pending_;
+    Watcher watcher_ = nullptr;
+    void* watcher_ctx_ = nullptr;
+    bool sent_ok_ = true;
+};
+
+}  // namespace tio::sim

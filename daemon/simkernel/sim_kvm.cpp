@@ -1,0 +1,240 @@
+// Simulated KVM for hosts without a usable /dev/kvm: the system fd, VMs, guest_memfd
+// and the KVM-VFIO device, with the checks kernel-uapi.md section 3 documents.
+#include <sys/sysmacros.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "common/checked_math.hpp"
+#include "kernel/uapi/kvm.hpp"
+#include "simkernel/sim_files.hpp"
+
+namespace tio::sim {
+
+using namespace tio::uapi;
+
+namespace {
+
+std::uint64_t supportedVmTypes(Platform p) {
+    std::uint64_t types = 1ULL << KVM_X86_DEFAULT_VM;
+    if (p == Platform::Tdx) types |= (1ULL << KVM_X86_SW_PROTECTED_VM) | (1ULL << KVM_X86_TDX_VM);
+    if (p == Platform::Snp) types |= (1ULL << KVM_X86_SW_PROTECTED_VM) | (1ULL << KVM_X86_SNP_VM);
+    return types;
+}
+
+bool isCocoType(std::uint32_t type) { return type != KVM_X86_DEFAULT_VM; }
+
+// Installs a new file as the ioctl's returned fd.
+long returnNewFile(SimKernel& k, IoctlCall& call, std::unique_ptr<SimFile> f) {
+    auto nf = k.install(std::move(f));
+    if (!nf) return -nf.error();
+    call.out_fd = std::move(nf->client);
+    return 0;
+}
+
+}  // namespace
+
+dev_t KvmSystemFile::rdev() const { return makedev(10, 232); }
+
+long KvmSystemFile::ioctl(IoctlCall& call) {
+    const unsigned long req = call.desc->request;
+    if (req == KVM_GET_API_VERSION) return kKvmApiVersion;
+    if (req == KVM_CHECK_EXTENSION) {
+        switch (call.value) {
+            case KVM_CAP_VM_TYPES: return static_cast<long>(supportedVmTypes(kernel_.platform()));
+            case KVM_CAP_DEVICE_CTRL:
+            case KVM_CAP_USER_MEMORY2:
+            case KVM_CAP_GUEST_MEMFD: return 1;
+            case KVM_CAP_MEMORY_ATTRIBUTES: return static_cast<long>(KVM_MEMORY_ATTRIBUTE_PRIVATE);
+            case KVM_CAP_GUEST_MEMFD_FLAGS: return static_cast<long>(GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED);
+            default: return 0;
+        }
+    }
+    if (req == KVM_CREATE_VM) {
+        if (call.value > 31 || (supportedVmTypes(kernel_.platform()) & (1ULL << call.value)) == 0) return -EINVAL;
+        return returnNewFile(kernel_, call, std::make_unique<KvmVmFile>(kernel_, static_cast<std::uint32_t>(call.value)));
+    }
+    // KVM_CREATE_DEVICE on the system fd is not a VM ioctl: kvm_dev_ioctl answers EINVAL.
+    if (req == KVM_CREATE_DEVICE) return -EINVAL;
+    return -ENOTTY;
+}
+
+long KvmVmFile::checkExtension(std::uint64_t cap) const {
+    switch (cap) {
+        case KVM_CAP_DEVICE_CTRL:
+        case KVM_CAP_USER_MEMORY2:
+        case KVM_CAP_GUEST_MEMFD: return 1;
+        case KVM_CAP_MEMORY_ATTRIBUTES: return static_cast<long>(KVM_MEMORY_ATTRIBUTE_PRIVATE);
+        // INIT_SHARED is not offered for VMs with private memory (kvm_arch_supports_gmem_init_shared).
+        case KVM_CAP_GUEST_MEMFD_FLAGS:
+            return static_cast<long>(isCocoType(type_) ? GUEST_MEMFD_FLAG_MMAP
+                                                       : GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED);
+        case KVM_CAP_VM_TYPES: return static_cast<long>(supportedVmTypes(kernel_.platform()));
+        default: return 0;
+    }
+}
+
+long KvmVmFile::ioctl(IoctlCall& call) {
+    const unsigned long req = call.desc->request;
+    if (req == KVM_CHECK_EXTENSION) return checkExtension(call.value);
+    if (req == KVM_CREATE_GUEST_MEMFD) {
+        const auto g = call.get<kvm_create_guest_memfd>();
+        for (auto r : g.reserved)
+            if (r != 0) return -EINVAL;
+        if (g.size == 0 || !pageAligned(g.size)) return -EINVAL;
+        if ((g.flags & ~static_cast<std::uint64_t>(checkExtension(KVM_CAP_GUEST_MEMFD_FLAGS))) != 0) return -EINVAL;
+        return returnNewFile(kernel_, call, std::make_unique<GuestMemfdFile>(kernel_, this, g.size, g.flags));
+    }
+    if (req == KVM_SET_USER_MEMORY_REGION2) return setMemslot(call);
+    if (req == KVM_SET_MEMORY_ATTRIBUTES) return setAttributes(call);
+    if (req == KVM_CREATE_DEVICE) return createDevice(call);
+    return -ENOTTY;
+}
+
+long KvmVmFile::setMemslot(IoctlCall& call) {
+    const auto m = call.get<kvm_userspace_memory_region2>();
+    if ((m.flags & ~KVM_MEM_GUEST_MEMFD) != 0) return -EINVAL;
+    if (m.memory_size == 0) {  // delete
+        auto it = slots_.find(m.slot);
+        if (it == slots_.end()) return 0;
+        if (it->second.gmem != nullptr) it->second.gmem->bindings_.erase({this, m.slot});
+        slots_.erase(it);
+        return 0;
+    }
+    if (slots_.contains(m.slot)) return -EEXIST;  // moving/resizing a gmem slot is not allowed
+    const auto end = checkedEnd(m.guest_phys_addr, m.memory_size);
+    if (!end || !pageAligned(m.guest_phys_addr) || !pageAligned(m.memory_size)) return -EINVAL;
+    for (const auto& [id, s] : slots_)
+        if (m.guest_phys_addr < s.gpa + s.size && s.gpa < *end) return -EEXIST;
+    GuestMemfdFile* gmem = nullptr;
+    if ((m.flags & KVM_MEM_GUEST_MEMFD) != 0) {
+        if (call.fds.empty()) return -EBADF;
+        gmem = dynamic_cast<GuestMemfdFile*>(kernel_.resolve(call.fds.front().get()));
+        // A guest_memfd is bound to one VM; anything else is EINVAL (kvm_gmem_bind).
+        if (gmem == nullptr || gmem->vm_.get() != this) return -EINVAL;
+        const auto gend = checkedEnd(m.guest_memfd_offset, m.memory_size);
+        if (!gend || *gend > gmem->size_ || !pageAligned(m.guest_memfd_offset)) return -EINVAL;
+        // At most one mapping per guest_memfd page.
+        for (const auto& [vm, slot] : gmem->bindings_) {
+            const auto& o = vm->slots_.at(slot);
+            if (m.guest_memfd_offset < o.offset + o.size && o.offset < *gend) return -EEXIST;
+        }
+        gmem->bindings_.insert({this, m.slot});
+    }
+    slots_[m.slot] = Memslot{m.guest_phys_addr, m.memory_size, gmem, m.guest_memfd_offset};
+    return 0;
+}
+
+long KvmVmFile::setAttributes(IoctlCall& call) {
+    const auto a = call.get<kvm_memory_attributes>();
+    const auto end = checkedEnd(a.address, a.size);
+    if (a.flags != 0 || (a.attributes & ~KVM_MEMORY_ATTRIBUTE_PRIVATE) != 0) return -EINVAL;
+    if (a.size == 0 || !end || !pageAligned(a.address) || !pageAligned(a.size)) return -EINVAL;
+    // Carve [address, end) out of the private set, then add it back if now private.
+    std::map<std::uint64_t, std::uint64_t> next;
+    for (const auto& [s, e] : private_) {
+        if (e <= a.address || s >= *end) {
+            next[s] = e;
+            continue;
+        }
+        if (s < a.address) next[s] = a.address;
+        if (e > *end) next[*end] = e;
+    }
+    if ((a.attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE) != 0) next[a.address] = *end;
+    // Coalesce neighbours so the set stays one entry per fragment.
+    private_.clear();
+    for (const auto& [s, e] : next) {
+        if (!private_.empty() && std::prev(private_.end())->second == s) std::prev(private_.end())->second = e;
+        else private_[s] = e;
+    }
+    return 0;
+}
+
+bool KvmVmFile::isPrivate(std::uint64_t gpa) const {
+    auto it = private_.upper_bound(gpa);
+    if (it == private_.begin()) return false;
+    --it;
+    return gpa < it->second;
+}
+
+long KvmVmFile::createDevice(IoctlCall& call) {
+    auto d = call.get<kvm_create_device>();
+    if ((d.flags & ~KVM_CREATE_DEVICE_TEST) != 0) return -EINVAL;
+    if (d.type != KVM_DEV_TYPE_VFIO) return -ENODEV;
+    if ((d.flags & KVM_CREATE_DEVICE_TEST) != 0) return 0;
+    if (has_vfio_device_) return -EEXIST;  // only one VFIO device per VM
+    auto nf = kernel_.install(std::make_unique<KvmVfioDeviceFile>(kernel_, this));
+    if (!nf) return -nf.error();
+    has_vfio_device_ = true;
+    call.out_fd = std::move(nf->client);
+    return 0;
+}
+
+void KvmVmFile::unbindGuestMemfd(GuestMemfdFile* gmem) {
+    for (auto& [id, s] : slots_)
+        if (s.gmem == gmem) s.gmem = nullptr;
+}
+
+void KvmVmFile::release() {
+    for (auto& [id, s] : slots_)
+        if (s.gmem != nullptr) s.gmem->bindings_.erase({this, id});
+    slots_.clear();
+}
+
+int GuestMemfdFile::fallocate(int mode, std::uint64_t offset, std::uint64_t length) {
+    const auto end = checkedEnd(offset, length);
+    if (!end || !pageAligned(offset) || !pageAligned(length) || length == 0) return -EINVAL;
+    if (mode == (kFallocPunchHole | kFallocKeepSize)) {
+        if (*end > size_) return -EINVAL;
+        kernel_.count("gmem_punched_pages", length / kPageSize);
+        return 0;
+    }
+    if (mode == 0 || mode == kFallocKeepSize) return *end <= size_ ? 0 : -EINVAL;  // size is fixed for life
+    return -EOPNOTSUPP;
+}
+
+void GuestMemfdFile::release() {
+    for (const auto& [vm, slot] : bindings_) vm->unbindGuestMemfd(this);
+    bindings_.clear();
+    vm_.reset();
+}
+
+long KvmVfioDeviceFile::ioctl(IoctlCall& call) {
+    const auto a = call.get<kvm_device_attr>();
+    const unsigned long req = call.desc->request;
+    if (req == KVM_HAS_DEVICE_ATTR) {
+        return (a.group == KVM_DEV_VFIO_FILE && (a.attr == KVM_DEV_VFIO_FILE_ADD || a.attr == KVM_DEV_VFIO_FILE_DEL))
+                   ? 0
+                   : -ENXIO;
+    }
+    if (req != KVM_SET_DEVICE_ATTR) return -ENOTTY;
+    if (a.group != KVM_DEV_VFIO_FILE) return -ENXIO;
+    if (call.fds.empty()) return -EBADF;
+    // iommufd fds and anything that is not a VFIO file are refused (virt/kvm/vfio.c).
+    auto* vfio = dynamic_cast<VfioDeviceFile*>(kernel_.resolve(call.fds.front().get()));
+    if (vfio == nullptr) return -EINVAL;
+    auto it = std::find_if(files_.begin(), files_.end(), [&](const auto& f) { return f.get() == vfio; });
+    if (a.attr == KVM_DEV_VFIO_FILE_ADD) {
+        if (it != files_.end()) return -EEXIST;
+        files_.emplace_back(vfio);
+        vfio->setKvm(vm_.get());
+        return 0;
+    }
+    if (a.attr == KVM_DEV_VFIO_FILE_DEL) {
+        if (it == files_.end()) return -ENOENT;
+        (*it)->setKvm(nullptr);
+        files_.erase(it);
+        return 0;
+    }
+    return -ENXIO;
+}
+
+void KvmVfioDeviceFile::release() {
+    // kvm_vfio_release: every file forgets the VM, then its reference is dropped.
+    for (auto& f : files_) f->setKvm(nullptr);
+    files_.clear();
+    if (vm_) vm_->has_vfio_device_ = false;
+    vm_.reset();
+}
+
+}  // namespace tio::sim

@@ -1,0 +1,204 @@
+#include "simkernel/sim_server.hpp"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "kernel/ioctl_table.hpp"
+
+namespace tio::sim {
+
+kernel::SysResult<UniqueFd> listenUnix(const std::string& path, int type) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path) return std::unexpected(ENAMETOOLONG);
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    UniqueFd fd(::socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) return std::unexpected(errno);
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0) return std::unexpected(errno);
+    if (::listen(fd.get(), 64) < 0) return std::unexpected(errno);
+    return fd;
+}
+
+SimServer::~SimServer() {
+    sd_event_source_disable_unref(kernel_accept_);
+    kernel_.setWatcher(nullptr, nullptr);
+    // Dropping every userspace reference releases every file: the references files
+    // hold on each other form a DAG (VFIO -> iommufd -> guest_memfd -> VM), so the
+    // cascade of releases reaches them all, exactly as at process exit in the kernel.
+    while (!conns_.empty()) closeConn(conns_.begin()->first);
+}
+
+int SimServer::listen(const std::string& kernel_path, const std::string& control_path) {
+    auto k = listenUnix(kernel_path, SOCK_SEQPACKET);
+    if (!k) return -k.error();
+    kernel_listen_ = std::move(*k);
+    int r = sd_event_add_io(event_, &kernel_accept_, kernel_listen_.get(), EPOLLIN, onKernelAccept, this);
+    if (r < 0) return r;
+    kernel_.setWatcher(watchFile, this);
+    auto c = listenUnix(control_path, SOCK_STREAM);
+    if (!c) return -c.error();
+    control_ = std::make_unique<dbus::P2pServer>(event_, std::move(*c), "org.tio.Sim1",
+                                                 [this](sd_bus* bus) { return setupControl(bus); });
+    return control_->start();
+}
+
+int SimServer::onKernelAccept(sd_event_source*, int fd, std::uint32_t, void* userdata) {
+    auto* self = static_cast<SimServer*>(userdata);
+    UniqueFd c(::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC));
+    if (c) self->addConn(std::move(c), nullptr);
+    return 0;
+}
+
+void SimServer::watchFile(void* ctx, int server_fd, SimFile* file) {
+    static_cast<SimServer*>(ctx)->addConn(UniqueFd(server_fd), file);
+}
+
+void SimServer::addConn(UniqueFd fd, SimFile* file) {
+    auto conn = std::make_unique<Conn>();
+    conn->server = this;
+    conn->fd = std::move(fd);
+    conn->file = file;
+    if (sd_event_add_io(event_, &conn->source, conn->fd.get(), EPOLLIN, onConn, conn.get()) < 0) {
+        if (file != nullptr) kernel_.closedByUser(file);
+        return;
+    }
+    // Syscalls and EOFs (= releases) outrank the control door: a close() that happened
+    // before a Counters call is released before the call is answered, as it would be
+    // in the kernel, so the oracle never reports a file its user already closed.
+    sd_event_source_set_priority(conn->source, SD_EVENT_PRIORITY_IMPORTANT);
+    conns_[conn.get()] = std::move(conn);
+}
+
+void SimServer::closeConn(Conn* c) {
+    sd_event_source_disable_unref(c->source);
+    SimFile* file = c->file;
+    conns_.erase(c);
+    // The last userspace copy of this file is gone: the kernel's fput -> release.
+    if (file != nullptr) kernel_.closedByUser(file);
+}
+
+int SimServer::onConn(sd_event_source*, int fd, std::uint32_t revents, void* userdata) {
+    auto* c = static_cast<Conn*>(userdata);
+    SimServer* self = c->server;
+    if ((revents & EPOLLIN) == 0) {
+        self->closeConn(c);
+        return 0;
+    }
+    auto msg = kernel::wire::receive(fd);
+    if (!msg) {
+        self->closeConn(c);  // EOF (every client copy closed) or a broken peer
+        return 0;
+    }
+    if (!self->kernel_.serve(fd, c->file, std::move(*msg))) self->closeConn(c);
+    return 0;
+}
+
+namespace {
+
+constexpr const char* kErrInvalid = "org.tio.Error.InvalidArgument";
+constexpr const char* kErrNotFound = "org.tio.Error.NotFound";
+
+PciFunction* functionArg(SimKernel& k, const char* text, sd_bus_error* err, int* r) {
+    const auto bdf = Bdf::parse(text);
+    if (!bdf) {
+        *r = sd_bus_error_set(err, kErrInvalid, "malformed BDF");
+        return nullptr;
+    }
+    PciFunction* fn = k.function(*bdf);
+    if (fn == nullptr) *r = sd_bus_error_set(err, kErrNotFound, "no such PCI function");
+    return fn;
+}
+
+int methodDma(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    auto& k = *static_cast<SimKernel*>(userdata);
+    const char* bdf = nullptr;
+    std::uint64_t iova = 0;
+    std::uint64_t size = 0;
+    int write = 0;
+    int r = sd_bus_message_read(m, "sttb", &bdf, &iova, &size, &write);
+    if (r < 0) return r;
+    if (functionArg(k, bdf, err, &r) == nullptr) return r;
+    const std::string outcome = k.dma(*Bdf::parse(bdf), iova, size, write != 0);
+    return sd_bus_reply_method_return(m, "s", outcome.c_str());
+}
+
+int methodCounters(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto& k = *static_cast<SimKernel*>(userdata);
+    sd_bus_message* reply = nullptr;
+    int r = sd_bus_message_new_method_return(m, &reply);
+    if (r >= 0) r = sd_bus_message_open_container(reply, 'a', "{st}");
+    for (const auto& [name, value] : k.counters()) {
+        if (r >= 0) r = sd_bus_message_append(reply, "{st}", name.c_str(), value);
+    }
+    if (r >= 0) r = sd_bus_message_close_container(reply);
+    if (r >= 0) r = sd_bus_send(nullptr, reply, nullptr);
+    sd_bus_message_unref(reply);
+    return r;
+}
+
+int methodConfigWrite(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    auto& k = *static_cast<SimKernel*>(userdata);
+    const char* bdf = nullptr;
+    int r = sd_bus_message_read(m, "s", &bdf);
+    if (r < 0) return r;
+    PciFunction* fn = functionArg(k, bdf, err, &r);
+    if (fn == nullptr) return r;
+    k.configWrite(*fn);
+    return sd_bus_reply_method_return(m, "");
+}
+
+int methodInjectFailure(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    auto& k = *static_cast<SimKernel*>(userdata);
+    const char* op = nullptr;
+    std::uint32_t nth = 0;
+    const char* name = nullptr;
+    int r = sd_bus_message_read(m, "sus", &op, &nth, &name);
+    if (r < 0) return r;
+    const int e = kernel::errnoFromName(name);
+    const std::string_view o = op;
+    const bool known_op = o == "*" || o == "OPEN" || o == "FALLOCATE" || o == "SYSFS_READ" || o == "SYSFS_WRITE" ||
+                          o == "SYSFS_LIST" || kernel::findIoctl(o) != nullptr;
+    if (e == 0 || nth == 0 || !known_op) return sd_bus_error_set(err, kErrInvalid, "unknown op or errno, or nth 0");
+    k.injectFailure(op, nth, e);
+    return sd_bus_reply_method_return(m, "");
+}
+
+int methodTdiState(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    auto& k = *static_cast<SimKernel*>(userdata);
+    const char* bdf = nullptr;
+    int r = sd_bus_message_read(m, "s", &bdf);
+    if (r < 0) return r;
+    PciFunction* fn = functionArg(k, bdf, err, &r);
+    if (fn == nullptr) return r;
+    const std::string state = fn->tdisp ? std::string(toString(fn->tdi)) : "unsupported";
+    return sd_bus_reply_method_return(m, "s", state.c_str());
+}
+
+const sd_bus_vtable kSimVtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_METHOD_WITH_NAMES("Dma", "sttb", SD_BUS_PARAM(bdf) SD_BUS_PARAM(iova) SD_BUS_PARAM(size) SD_BUS_PARAM(write),
+                             "s", SD_BUS_PARAM(outcome), methodDma, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("Counters", "", , "a{st}", SD_BUS_PARAM(counters), methodCounters,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("ConfigWrite", "s", SD_BUS_PARAM(bdf), "", , methodConfigWrite,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("InjectFailure", "sus", SD_BUS_PARAM(op) SD_BUS_PARAM(nth) SD_BUS_PARAM(errno_name), "",
+                             , methodInjectFailure, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("TdiState", "s", SD_BUS_PARAM(bdf), "s", SD_BUS_PARAM(state), methodTdiState,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_VTABLE_END,
+};
+
+}  // namespace
+
+int SimServer::setupControl(sd_bus* bus) {
+    return sd_bus_add_object_vtable(bus, nullptr, "/org/tio/Sim1", "org.tio.Sim1", kSimVtable, &kernel_);
+}
+
+}  // namespace tio::sim

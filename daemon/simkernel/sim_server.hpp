@@ -1,0 +1,49 @@
+#pragma once
+// tio-simkernel's event loop: the kernel socket (syscall transport), one source per
+// open simulated file, and the org.tio.Sim1 control door.
+#include <systemd/sd-event.h>
+
+#include <map>
+#include <memory>
+
+#include "dbus/p2p_server.hpp"
+#include "simkernel/sim_kernel.hpp"
+
+namespace tio::sim {
+
+class SimServer {
+public:
+    SimServer(sd_event* event, SimKernel& kernel) : event_(event), kernel_(kernel) {}
+    SimServer(const SimServer&) = delete;
+    SimServer& operator=(const SimServer&) = delete;
+    ~SimServer();
+
+    // Both listening sockets are bound before this returns; 0 or a negative errno.
+    [[nodiscard]] int listen(const std::string& kernel_path, const std::string& control_path);
+
+private:
+    struct Conn {
+        SimServer* server = nullptr;
+        UniqueFd fd;
+        SimFile* file = nullptr;  // null for a broker connection
+        sd_event_source* source = nullptr;
+    };
+    static int onKernelAccept(sd_event_source*, int, std::uint32_t, void*);
+    static int onConn(sd_event_source*, int, std::uint32_t, void*);
+    static void watchFile(void* ctx, int server_fd, SimFile* file);
+    void addConn(UniqueFd fd, SimFile* file);
+    void closeConn(Conn* c);
+    int setupControl(sd_bus* bus);
+
+    sd_event* event_;
+    SimKernel& kernel_;
+    UniqueFd kernel_listen_;
+    sd_event_source* kernel_accept_ = nullptr;
+    std::map<Conn*, std::unique_ptr<Conn>> conns_;
+    std::unique_ptr<dbus::P2pServer> control_;
+};
+
+// Binds a listening AF_UNIX socket at `path` (replacing a stale socket file).
+[[nodiscard]] kernel::SysResult<UniqueFd> listenUnix(const std::string& path, int type);
+
+}  // namespace tio::sim
