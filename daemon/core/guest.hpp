@@ -1,0 +1,115 @@
+#pragma once
+// One guest's model and every decision about it (architecture.md section 5). Plain
+// C++: the kernel is reached only through kernel/ wrappers on the Syscalls given at
+// construction. Every public mutator either succeeds or changes nothing (kernel
+// steps roll back in reverse); teardown() always makes progress.
+// Not thread-safe: one event loop owns a Guest.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "common/platform.hpp"
+#include "core/objects.hpp"
+#include "kernel/iommufd.hpp"
+#include "kernel/kvm.hpp"
+#include "kernel/syscalls.hpp"
+
+namespace tio::core {
+
+struct GuestConfig {
+    std::string name;
+    Platform platform = Platform::Tdx;
+    std::string claim_dir;  // host-wide device locks (/run/tio-manager/devices)
+};
+
+enum class GuestRequestScope : std::uint8_t { Info, StateChange };
+
+// The VM, its KVM-VFIO device and the iommufd context with the guest's IOAS and
+// (once a device is attached) its nest-parent page table.
+struct VmContext {
+    kernel::KvmVm vm;
+    kernel::VmType type;
+    kernel::Iommufd iommufd;
+    std::uint32_t ioas = 0;
+    std::optional<kernel::KvmVfioDevice> kvm_vfio;
+    std::uint32_t hwpt = 0;       // nest-parent HWPT, 0 until the first device attaches
+    std::uint32_t hwpt_pins = 0;  // attached devices + vIOMMUs
+    bool has_memory_attributes = false;
+};
+
+class Guest {
+public:
+    Guest(GuestConfig config, kernel::Syscalls& sys);
+    Guest(const Guest&) = delete;
+    Guest& operator=(const Guest&) = delete;
+    ~Guest();
+
+    // --- VM ---
+    [[nodiscard]] Result<UniqueFd> createVm(kernel::VmType type);  // returns a duplicate for the caller
+    [[nodiscard]] Result<> attachVm(UniqueFd vm_fd, kernel::VmType type);
+    [[nodiscard]] Result<UniqueFd> createGuestMemory(std::uint64_t size, kernel::GuestMemfdFlags flags);
+
+    // --- memory ---
+    [[nodiscard]] Result<ObjectId> addMemory(std::uint64_t gpa, std::uint64_t size, UniqueFd gmem,
+                                             std::uint64_t offset, MemoryState initial);
+    [[nodiscard]] Result<> removeMemory(ObjectId region);
+
+    // --- devices, vIOMMUs, vDEVICEs, TDIs ---
+    [[nodiscard]] Result<ObjectId> addDevice(const Bdf& bdf);
+    [[nodiscard]] Result<> removeDevice(ObjectId device);
+    [[nodiscard]] Result<ObjectId> createViommu(ObjectId device);
+    [[nodiscard]] Result<> destroyViommu(ObjectId viommu);
+    [[nodiscard]] Result<> createVdevice(ObjectId device, ObjectId viommu, std::uint64_t virtual_id);
+    [[nodiscard]] Result<> destroyVdevice(ObjectId device);
+    [[nodiscard]] Result<> bind(ObjectId device);
+    [[nodiscard]] Result<std::vector<std::uint8_t>> guestRequest(ObjectId device, GuestRequestScope scope,
+                                                                 std::span<const std::uint8_t> request);
+    [[nodiscard]] Result<> unbind(ObjectId device);
+    [[nodiscard]] Result<> reset(ObjectId device);
+    [[nodiscard]] Result<UniqueFd> vfioFd(ObjectId device);
+
+    // Leaf-first unwind of everything; returns what failed along the way (each
+    // failure was stepped over: closing the fds makes the kernel converge).
+    std::vector<Error> teardown();
+
+    // --- read model ---
+    [[nodiscard]] const GuestConfig& config() const { return config_; }
+    [[nodiscard]] GuestState state() const { return state_; }
+    [[nodiscard]] const VmContext* vm() const { return vm_ ? &*vm_ : nullptr; }
+    [[nodiscard]] const std::map<ObjectId, Device>& devices() const { return devices_; }
+    [[nodiscard]] const std::map<ObjectId, VIommu>& viommus() const { return viommus_; }
+    [[nodiscard]] const std::map<ObjectId, MemoryRegion>& memory() const { return memory_; }
+    [[nodiscard]] std::optional<ObjectId> findDevice(const Bdf& bdf) const;
+    // A stable text rendering of the whole model, for "a failed call changed nothing" checks.
+    [[nodiscard]] std::string describe() const;
+
+private:
+    [[nodiscard]] Result<> requireVm(std::string_view step) const;
+    [[nodiscard]] Result<Device*> lookupDevice(ObjectId id);
+    [[nodiscard]] Result<> adoptVm(kernel::KvmVm vm, kernel::VmType type);
+    // Re-reads the TDI state from the device (a config write or reset may have moved
+    // it to error behind the daemon's back).
+    [[nodiscard]] Result<> refreshTdi(Device& dev);
+    void releaseHwptIfUnused();
+    [[nodiscard]] std::uint32_t viommuType() const;
+
+    GuestConfig config_;
+    kernel::Syscalls& sys_;
+    GuestState state_ = GuestState::Empty;
+    std::optional<VmContext> vm_;
+    std::map<ObjectId, Device> devices_;
+    std::map<ObjectId, VIommu> viommus_;
+    std::map<ObjectId, MemoryRegion> memory_;
+    ObjectId next_id_ = 1;
+    std::uint32_t next_memslot_ = 0;
+};
+
+[[nodiscard]] std::optional<kernel::VmType> parseVmType(std::string_view s);
+[[nodiscard]] std::string_view toString(kernel::VmType t);
+
+}  // namespace tio::core

@@ -1,0 +1,277 @@
+// Guest: devices, vIOMMUs, vDEVICEs and TDIs (architecture.md section 5):
+//   AddDevice: claim -> open cdev -> KVM_DEV_VFIO_FILE_ADD -> BIND_IOMMUFD -> attach
+//   CreateVIommu -> CreateVDevice -> Bind -> (guest) RUN -> Unbind -> destroy, leaf-first.
+#include <cerrno>
+
+#include "core/guest.hpp"
+#include "core/rollback.hpp"
+#include "kernel/pci_sysfs.hpp"
+
+namespace tio::core {
+
+namespace {
+// A TDISP interface report fits in a few KiB; the kernel cap for pointer buffers is 64 KiB.
+constexpr std::uint32_t kMaxTsmResponse = 16U * 1024U;
+}  // namespace
+
+Result<Device*> Guest::lookupDevice(ObjectId id) {
+    auto it = devices_.find(id);
+    if (it == devices_.end()) return fail(Code::NotFound, "no such device in this guest");
+    return &it->second;
+}
+
+std::uint32_t Guest::viommuType() const { return kernel::viommuTypeFor(config_.platform); }
+
+void Guest::releaseHwptIfUnused() {
+    // The nest-parent page table is ours to destroy (a manual HWPT, not an autodomain)
+    // once nothing uses it; if the kernel refuses, teardown tries again.
+    if (vm_ && vm_->hwpt != 0 && vm_->hwpt_pins == 0) {
+        if (vm_->iommufd.destroy(vm_->hwpt)) vm_->hwpt = 0;
+    }
+}
+
+Result<ObjectId> Guest::addDevice(const Bdf& bdf) {
+    if (auto r = requireVm("AddDevice"); !r) return std::unexpected(r.error());
+    if (findDevice(bdf)) return fail(Code::Busy, bdf.toString() + " is already a device of this guest");
+    auto claim = kernel::DeviceClaim::acquire(config_.claim_dir, bdf);
+    if (!claim) return std::unexpected(claim.error());
+
+    kernel::PciSysfs sysfs(sys_);
+    auto cdev = sysfs.vfioCdev(bdf);
+    if (!cdev) return std::unexpected(cdev.error());
+    auto has_tsm = sysfs.hasTsm(bdf);
+    if (!has_tsm) return std::unexpected(has_tsm.error());
+    auto vfio = kernel::VfioDevice::open(sys_, cdev->path, cdev->rdev);
+    if (!vfio) return std::unexpected(vfio.error());
+
+    Rollback undo;
+    VmContext& vm = *vm_;
+    if (!vm.kvm_vfio) {
+        auto kv = vm.vm.createVfioDevice();
+        if (!kv) return std::unexpected(kv.error());
+        vm.kvm_vfio.emplace(std::move(*kv));
+        undo.add([&] { vm.kvm_vfio.reset(); });
+    }
+    // FILE_ADD before BIND: VFIO hands the VM to the device at bind time, and the
+    // vIOMMU (hence TSM bind) learns it from there (kernel-uapi.md 3.7).
+    if (auto r = vm.kvm_vfio->addFile(vfio->fd()); !r) return std::unexpected(r.error());
+    undo.add([&] { (void)vm.kvm_vfio->removeFile(vfio->fd()); });
+    auto dev_id = vfio->bindIommufd(vm.iommufd.fd());
+    if (!dev_id) return std::unexpected(dev_id.error());
+    // (Unbinding happens when the device fd closes, which the rollback of `vfio` does.)
+    const bool new_hwpt = vm.hwpt == 0;
+    if (new_hwpt) {
+        auto hwpt = vm.iommufd.allocNestParentHwpt(*dev_id, vm.ioas);
+        if (!hwpt) return std::unexpected(hwpt.error());
+        vm.hwpt = *hwpt;
+        undo.add([&] {
+            (void)vfio->detach();  // harmless when not attached; required before destroy
+            (void)vm.iommufd.destroy(vm.hwpt);
+            vm.hwpt = 0;
+        });
+    }
+    if (auto r = vfio->attach(vm.hwpt); !r) return std::unexpected(r.error());
+    undo.commit();
+
+    ++vm.hwpt_pins;
+    const ObjectId id = next_id_++;
+    devices_.emplace(id, Device{.id = id,
+                                .bdf = bdf,
+                                .vfio_name = cdev->name,
+                                .claim = std::move(*claim),
+                                .vfio = std::move(*vfio),
+                                .dev_id = *dev_id,
+                                .attached = true,
+                                .tdi = *has_tsm ? TdiState::Unlocked : TdiState::Unsupported});
+    return id;
+}
+
+Result<> Guest::removeDevice(ObjectId id) {
+    if (auto r = requireVm("RemoveDevice"); !r) return std::unexpected(r.error());
+    auto dev = lookupDevice(id);
+    if (!dev) return std::unexpected(dev.error());
+    Device& d = **dev;
+    if (d.vdevice) return fail(Code::Busy, "the device still has a vDEVICE (DestroyVDevice first)");
+    if (d.attached) {
+        if (auto r = d.vfio.detach(); !r) return std::unexpected(r.error());
+    }
+    if (auto r = vm_->kvm_vfio->removeFile(d.vfio.fd()); !r) {
+        if (d.attached) (void)d.vfio.attach(vm_->hwpt);
+        return std::unexpected(r.error());
+    }
+    if (d.attached) --vm_->hwpt_pins;
+    devices_.erase(id);  // closes the cdev: unbinds from iommufd; drops the claim
+    releaseHwptIfUnused();
+    return {};
+}
+
+Result<ObjectId> Guest::createViommu(ObjectId device) {
+    if (auto r = requireVm("CreateVIommu"); !r) return std::unexpected(r.error());
+    auto dev = lookupDevice(device);
+    if (!dev) return std::unexpected(dev.error());
+    if (!(*dev)->attached || vm_->hwpt == 0) return fail(Code::InvalidState, "the device is not attached (AddDevice first)");
+    const std::uint32_t type = viommuType();
+    auto kid = vm_->iommufd.allocViommu((*dev)->dev_id, vm_->hwpt, type);
+    if (!kid) return std::unexpected(kid.error());
+    ++vm_->hwpt_pins;
+    const ObjectId id = next_id_++;
+    viommus_.emplace(id, VIommu{.id = id, .kernel_id = *kid, .type = type});
+    return id;
+}
+
+Result<> Guest::destroyViommu(ObjectId viommu) {
+    if (auto r = requireVm("DestroyVIommu"); !r) return std::unexpected(r.error());
+    auto it = viommus_.find(viommu);
+    if (it == viommus_.end()) return fail(Code::NotFound, "no such vIOMMU in this guest");
+    if (it->second.pins != 0) return fail(Code::Busy, "vDEVICEs still use this vIOMMU (DestroyVDevice first)");
+    if (auto r = vm_->iommufd.destroy(it->second.kernel_id); !r) return std::unexpected(r.error());
+    viommus_.erase(it);
+    --vm_->hwpt_pins;
+    releaseHwptIfUnused();
+    return {};
+}
+
+Result<> Guest::createVdevice(ObjectId device, ObjectId viommu, std::uint64_t virtual_id) {
+    if (auto r = requireVm("CreateVDevice"); !r) return std::unexpected(r.error());
+    auto dev = lookupDevice(device);
+    if (!dev) return std::unexpected(dev.error());
+    Device& d = **dev;
+    auto v = viommus_.find(viommu);
+    if (v == viommus_.end()) return fail(Code::NotFound, "no such vIOMMU in this guest");
+    if (d.vdevice) return fail(Code::InvalidState, "the device already has a vDEVICE (DestroyVDevice first)");
+    for (const auto& [id, other] : devices_) {
+        if (other.vdevice && other.vdevice->viommu == viommu && other.vdevice->virtual_id == virtual_id) {
+            return fail(Code::InvalidArgument, "virtual id " + std::to_string(virtual_id) + " is taken on this vIOMMU");
+        }
+    }
+    auto kid = vm_->iommufd.allocVdevice(v->second.kernel_id, d.dev_id, virtual_id);
+    if (!kid) return std::unexpected(kid.error());
+    d.vdevice = VDevice{.kernel_id = *kid, .viommu = viommu, .virtual_id = virtual_id};
+    ++v->second.pins;
+    return {};
+}
+
+Result<> Guest::destroyVdevice(ObjectId device) {
+    if (auto r = requireVm("DestroyVDevice"); !r) return std::unexpected(r.error());
+    auto dev = lookupDevice(device);
+    if (!dev) return std::unexpected(dev.error());
+    Device& d = **dev;
+    if (!d.vdevice) return fail(Code::InvalidState, "the device has no vDEVICE (CreateVDevice first)");
+    if (auto r = refreshTdi(d); !r) return std::unexpected(r.error());
+    if (d.tdi != TdiState::Unlocked && d.tdi != TdiState::Unsupported) {
+        return fail(Code::InvalidState, "the TDI is " + std::string(toString(d.tdi)) + " (Unbind first)");
+    }
+    if (auto r = vm_->iommufd.destroy(d.vdevice->kernel_id); !r) return std::unexpected(r.error());
+    --viommus_.at(d.vdevice->viommu).pins;
+    d.vdevice.reset();
+    return {};
+}
+
+Result<> Guest::refreshTdi(Device& d) {
+    if (!d.vdevice || d.tdi == TdiState::Unsupported || d.tdi == TdiState::Unlocked) return {};
+    auto state = vm_->iommufd.tdiState(d.vdevice->kernel_id);
+    if (!state) return std::unexpected(state.error());
+    if (*state == kernel::TdispState::Error && d.tdi != TdiState::Error) {
+        return transition(kTdiTransitions, d.tdi, TdiState::Error);
+    }
+    return {};
+}
+
+Result<> Guest::bind(ObjectId device) {
+    if (auto r = requireVm("Bind"); !r) return std::unexpected(r.error());
+    auto dev = lookupDevice(device);
+    if (!dev) return std::unexpected(dev.error());
+    Device& d = **dev;
+    if (d.tdi == TdiState::Unsupported) return fail(Code::NotSupported, d.bdf.toString() + " has no TDISP capability");
+    if (!d.vdevice) return fail(Code::InvalidState, "Bind needs a vDEVICE (CreateVDevice first)");
+    if (auto r = refreshTdi(d); !r) return std::unexpected(r.error());
+    if (!permitted(kTdiTransitions, d.tdi, TdiState::Locked)) {
+        return fail(Code::InvalidState, whatFirst(d.tdi, TdiState::Locked));
+    }
+    kernel::PciSysfs sysfs(sys_);
+    auto connected = sysfs.tsmConnected(d.bdf);
+    if (!connected) return std::unexpected(connected.error());
+    Rollback undo;
+    if (connected->empty()) {
+        // SPDM/IDE with the device's security manager first (tsm/connect of its DSM).
+        if (auto r = sysfs.tsmConnect(d.bdf); !r) return std::unexpected(r.error());
+        // Undoing is safe: the DSM was not connected, so no TDI under it can be bound.
+        undo.add([&] {
+            if (auto name = sysfs.tsmConnected(d.bdf); name && !name->empty()) {
+                (void)sysfs.tsmDisconnect(d.bdf, *name);
+            }
+        });
+    }
+    if (auto r = vm_->iommufd.tsmBind(d.vdevice->kernel_id); !r) return std::unexpected(r.error());
+    undo.commit();
+    d.tsm_connected = true;  // the DSM stays connected after Unbind (disconnect is an admin act)
+    return transition(kTdiTransitions, d.tdi, TdiState::Locked);
+}
+
+Result<std::vector<std::uint8_t>> Guest::guestRequest(ObjectId device, GuestRequestScope scope,
+                                                      std::span<const std::uint8_t> request) {
+    if (auto r = requireVm("GuestRequest"); !r) return std::unexpected(r.error());
+    auto dev = lookupDevice(device);
+    if (!dev) return std::unexpected(dev.error());
+    Device& d = **dev;
+    if (!d.vdevice) return fail(Code::InvalidState, "GuestRequest needs a vDEVICE (CreateVDevice first)");
+    if (request.empty() || request.size() > kMaxTsmResponse) {
+        return fail(Code::InvalidArgument, "a request is 1 to 16384 bytes");
+    }
+    if (auto r = refreshTdi(d); !r) return std::unexpected(r.error());
+    std::optional<TdiState> target;
+    if (scope == GuestRequestScope::StateChange) {
+        if (request.size() != 1) return fail(Code::InvalidArgument, "a state-change request is one byte");
+        if (request[0] == static_cast<std::uint8_t>(kernel::TdispState::Run)) target = TdiState::Run;
+        else if (request[0] == static_cast<std::uint8_t>(kernel::TdispState::ConfigUnlocked)) target = TdiState::Unlocked;
+        else return fail(Code::InvalidArgument, "state-change asks for 0x02 (RUN) or 0x00 (unlocked)");
+        if (!permitted(kTdiTransitions, d.tdi, *target)) return fail(Code::InvalidState, whatFirst(d.tdi, *target));
+    } else if (d.tdi != TdiState::Locked && d.tdi != TdiState::Run) {
+        return fail(Code::InvalidState, "the TDI is " + std::string(toString(d.tdi)) + "; info needs it bound (Bind first)");
+    }
+    auto resp = vm_->iommufd.tsmRequest(d.vdevice->kernel_id,
+                                        scope == GuestRequestScope::Info ? kernel::TsmRequestScope::Info
+                                                                         : kernel::TsmRequestScope::StateChange,
+                                        request, kMaxTsmResponse);
+    if (!resp) return std::unexpected(resp.error());
+    if (target) {
+        if (auto r = transition(kTdiTransitions, d.tdi, *target); !r) return std::unexpected(r.error());
+    }
+    return resp;
+}
+
+Result<> Guest::unbind(ObjectId device) {
+    if (auto r = requireVm("Unbind"); !r) return std::unexpected(r.error());
+    auto dev = lookupDevice(device);
+    if (!dev) return std::unexpected(dev.error());
+    Device& d = **dev;
+    if (!d.vdevice || d.tdi == TdiState::Unsupported) return fail(Code::InvalidState, "the device is not bound (Bind first)");
+    if (auto r = refreshTdi(d); !r) return std::unexpected(r.error());
+    if (!permitted(kTdiTransitions, d.tdi, TdiState::Unlocked)) {
+        return fail(Code::InvalidState, whatFirst(d.tdi, TdiState::Unlocked));
+    }
+    if (auto r = vm_->iommufd.tsmUnbind(d.vdevice->kernel_id); !r) return std::unexpected(r.error());
+    return transition(kTdiTransitions, d.tdi, TdiState::Unlocked);
+}
+
+Result<> Guest::reset(ObjectId device) {
+    if (auto r = requireVm("Reset"); !r) return std::unexpected(r.error());
+    auto dev = lookupDevice(device);
+    if (!dev) return std::unexpected(dev.error());
+    Device& d = **dev;
+    if (auto r = refreshTdi(d); !r) return std::unexpected(r.error());
+    // A reset of a bound TDI destroys its TDISP state: never do it (kernel-uapi.md 2.5).
+    if (d.tdi != TdiState::Unlocked && d.tdi != TdiState::Unsupported) {
+        return fail(Code::InvalidState, "the TDI is " + std::string(toString(d.tdi)) + " (Unbind first)");
+    }
+    return d.vfio.reset();
+}
+
+Result<UniqueFd> Guest::vfioFd(ObjectId device) {
+    if (auto r = requireVm("GetVfioFd"); !r) return std::unexpected(r.error());
+    auto dev = lookupDevice(device);
+    if (!dev) return std::unexpected(dev.error());
+    return (*dev)->vfio.duplicateFd();
+}
+
+}  // namespace tio::core

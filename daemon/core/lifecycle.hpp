@@ -1,0 +1,67 @@
+#pragma once
+// The lifecycles the daemon enforces, one transition table each (style rule 13):
+// every state change goes through transition(), which refuses any pair that is not
+// in the table with InvalidState and a message naming the step that must come first.
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "common/error.hpp"
+
+namespace tio::core {
+
+enum class GuestState : std::uint8_t { Empty, Active, TearingDown };
+enum class TdiState : std::uint8_t { Unlocked, Locked, Run, Error, Unsupported };
+enum class MemoryState : std::uint8_t { Private, Shared };
+
+[[nodiscard]] std::string_view toString(GuestState s);
+[[nodiscard]] std::string_view toString(TdiState s);
+[[nodiscard]] std::string_view toString(MemoryState s);
+[[nodiscard]] std::optional<MemoryState> parseMemoryState(std::string_view s);
+
+template <typename State>
+struct Transition {
+    State from;
+    State to;
+};
+
+// Guest: a VM makes it active; Teardown passes through tearing-down back to empty.
+inline constexpr std::array kGuestTransitions = {
+    Transition<GuestState>{GuestState::Empty, GuestState::Active},
+    Transition<GuestState>{GuestState::Active, GuestState::TearingDown},
+    Transition<GuestState>{GuestState::Empty, GuestState::TearingDown},
+    Transition<GuestState>{GuestState::TearingDown, GuestState::Empty},
+};
+
+// TDI (PCIe TDISP): Bind locks, the guest's START request runs, a config write or
+// reset while locked/running is an error, Unbind (STOP) returns from any bound state.
+inline constexpr std::array kTdiTransitions = {
+    Transition<TdiState>{TdiState::Unlocked, TdiState::Locked}, Transition<TdiState>{TdiState::Locked, TdiState::Run},
+    Transition<TdiState>{TdiState::Locked, TdiState::Error},    Transition<TdiState>{TdiState::Run, TdiState::Error},
+    Transition<TdiState>{TdiState::Locked, TdiState::Unlocked}, Transition<TdiState>{TdiState::Run, TdiState::Unlocked},
+    Transition<TdiState>{TdiState::Error, TdiState::Unlocked},
+};
+
+template <typename State, std::size_t N>
+[[nodiscard]] constexpr bool permitted(const std::array<Transition<State>, N>& table, State from, State to) {
+    for (const auto& t : table)
+        if (t.from == from && t.to == to) return true;
+    return false;
+}
+
+// What must happen before `to` can be reached from `from` (the InvalidState message).
+[[nodiscard]] std::string whatFirst(GuestState from, GuestState to);
+[[nodiscard]] std::string whatFirst(TdiState from, TdiState to);
+
+// Moves `state` to `to` if the table allows it; InvalidState naming the missing step otherwise.
+template <typename State, std::size_t N>
+[[nodiscard]] Result<> transition(const std::array<Transition<State>, N>& table, State& state, State to) {
+    if (!permitted(table, state, to)) return fail(Code::InvalidState, whatFirst(state, to));
+    state = to;
+    return {};
+}
+
+}  // namespace tio::core
