@@ -1,0 +1,152 @@
+// fail-nth over the whole lifecycle (style-and-reliability.md B.3 T3, after the
+// kernel's iommufd_fail_nth.c): for n = 1, 2, ... the n-th kernel call fails. The
+// step that hit it must fail with a named error and change nothing (model and
+// kernel), the same step must then succeed, the rest of the lifecycle and the
+// teardown must complete, and afterwards the simulator holds no object and no file
+// and this process holds no extra fd. The sweep ends when a run no longer reaches
+// the n-th call: then every call has failed once.
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "kernel/fault_injecting_syscalls.hpp"
+#include "kernel/ioctl_table.hpp"
+#include "support/fd_count.hpp"
+#include "support/guest_rig.hpp"
+
+namespace tio::test {
+namespace {
+
+using core::Guest;
+using core::MemoryState;
+using core::ObjectId;
+
+// What the steps share: ids they created, fds handed to the "VMM".
+struct Context {
+    UniqueFd vm_fd;
+    UniqueFd gmem;
+    ObjectId shared = 0, priv = 0, dev = 0, plain = 0, viommu = 0;
+};
+
+struct Step {
+    const char* name;
+    std::function<Result<>(Guest&, Context&)> run;
+};
+
+template <typename T>
+Result<> keep(Result<T> r, T& into) {
+    if (!r) return std::unexpected(r.error());
+    into = std::move(*r);
+    return {};
+}
+
+std::vector<Step> lifecycle() {
+    const std::uint8_t run[] = {0x02};
+    const std::uint8_t state_query[] = {0x81};
+    return {
+        {"CreateVm", [](Guest& g, Context& c) { return keep(g.createVm(kernel::VmType::Sim), c.vm_fd); }},
+        {"CreateGuestMemory", [](Guest& g, Context& c) { return keep(g.createGuestMemory(32 * kMiB, {}), c.gmem); }},
+        {"AddMemory(shared)",
+         [](Guest& g, Context& c) {
+             return keep(g.addMemory(kGuestRamGpa, 8 * kMiB, std::move(*c.gmem.duplicate()), 0, MemoryState::Shared),
+                         c.shared);
+         }},
+        {"AddMemory(private)",
+         [](Guest& g, Context& c) {
+             return keep(g.addMemory(kGuestRamGpa + 8 * kMiB, 8 * kMiB, std::move(*c.gmem.duplicate()), 8 * kMiB,
+                                     MemoryState::Private),
+                         c.priv);
+         }},
+        {"AddDevice", [](Guest& g, Context& c) { return keep(g.addDevice(*Bdf::parse(kDevA)), c.dev); }},
+        {"AddDevice(no TDISP)", [](Guest& g, Context& c) { return keep(g.addDevice(*Bdf::parse(kDevPlain)), c.plain); }},
+        {"CreateVIommu", [](Guest& g, Context& c) { return keep(g.createViommu(c.dev), c.viommu); }},
+        {"CreateVDevice", [](Guest& g, Context& c) { return g.createVdevice(c.dev, c.viommu, 0x42); }},
+        {"Bind", [](Guest& g, Context& c) { return g.bind(c.dev); }},
+        {"GuestRequest(info)",
+         [state_query](Guest& g, Context& c) {
+             auto r = g.guestRequest(c.dev, core::GuestRequestScope::Info, state_query);
+             return r ? Result<>{} : Result<>{std::unexpected(r.error())};
+         }},
+        {"GuestRequest(RUN)",
+         [run](Guest& g, Context& c) {
+             auto r = g.guestRequest(c.dev, core::GuestRequestScope::StateChange, run);
+             return r ? Result<>{} : Result<>{std::unexpected(r.error())};
+         }},
+        {"Unbind", [](Guest& g, Context& c) { return g.unbind(c.dev); }},
+        {"DestroyVDevice", [](Guest& g, Context& c) { return g.destroyVdevice(c.dev); }},
+        {"DestroyVIommu", [](Guest& g, Context& c) { return g.destroyViommu(c.viommu); }},
+        {"RemoveDevice(no TDISP)", [](Guest& g, Context& c) { return g.removeDevice(c.plain); }},
+        {"RemoveDevice", [](Guest& g, Context& c) { return g.removeDevice(c.dev); }},
+        {"RemoveMemory(shared)", [](Guest& g, Context& c) { return g.removeMemory(c.shared); }},
+        {"AddDevice again", [](Guest& g, Context& c) { return keep(g.addDevice(*Bdf::parse(kDevB)), c.dev); }},
+    };
+}
+
+struct SweepParam {
+    const char* platform;
+    const char* errno_name;
+};
+
+void PrintTo(const SweepParam& p, std::ostream* os) { *os << p.platform << "/" << p.errno_name; }
+
+class FailNthTest : public ::testing::TestWithParam<SweepParam> {};
+
+TEST_P(FailNthTest, EveryKernelCallFailsOnceAndNothingLeaks) {
+    GuestRig rig(GetParam().platform);
+    const int err = kernel::errnoFromName(GetParam().errno_name);
+    const auto steps = lifecycle();
+    const std::size_t fds_baseline = openFdCount();
+    const auto config = rig.guest->config();
+    rig.guest.reset();
+
+    unsigned n = 1;
+    for (;; ++n) {
+        // iommufd_fail_nth.c caps its sweep at 400 injection points; so do we.
+        ASSERT_LT(n, 400U) << "the sweep does not terminate";
+        SCOPED_TRACE("failing call " + std::to_string(n));
+        kernel::FaultInjectingSyscalls sys(*rig.sys);
+        Context ctx;
+        bool failed = false;
+        {
+            Guest g(config, sys);
+            sys.armFailNth(n, err);
+            for (const auto& step : steps) {
+                SCOPED_TRACE(step.name);
+                const auto model = g.describe();
+                const auto objects = rig.sim.counter("objects");
+                const auto files = rig.sim.counter("open_files");
+                auto r = step.run(g, ctx);
+                if (r) continue;
+                ASSERT_TRUE(sys.consumed() && !failed) << "a failure that was not injected: " << r.error().message;
+                failed = true;
+                EXPECT_NE(r.error().code, Code::Internal) << r.error().message;
+                EXPECT_EQ(g.describe(), model) << "a failed call changed the model";
+                EXPECT_TRUE(eventually([&] {
+                    return rig.sim.counter("objects") == objects && rig.sim.counter("open_files") == files;
+                })) << "a failed call changed the kernel";
+                auto retry = step.run(g, ctx);
+                ASSERT_TRUE(retry) << "retry without injection: " << retry.error().message;
+            }
+            // Teardown runs under the same armed counter: a failure there must still converge.
+            (void)g.teardown();
+        }
+        ctx = Context{};
+        EXPECT_TRUE(rig.kernelIsEmpty()) << "objects=" << rig.sim.counter("objects")
+                                         << " open_files=" << rig.sim.counter("open_files");
+        EXPECT_EQ(openFdCount(), fds_baseline) << "the daemon side leaked an fd";
+        EXPECT_EQ(rig.sim.tdiState(kDevA), "unlocked");
+        if (::testing::Test::HasFatalFailure()) return;
+        if (!sys.consumed()) break;  // the run ended before the n-th call: all swept
+    }
+    EXPECT_GT(n, 60U) << "the lifecycle makes fewer kernel calls than expected; is the sweep real?";
+}
+
+INSTANTIATE_TEST_SUITE_P(Sweeps, FailNthTest,
+                         ::testing::Values(SweepParam{"tdx", "ENOMEM"}, SweepParam{"tdx", "EBUSY"},
+                                           SweepParam{"snp", "ENOMEM"}, SweepParam{"cca", "EIO"}),
+                         [](const auto& p) {
+                             return std::string(p.param.platform) + "_" + p.param.errno_name;
+                         });
+
+}  // namespace
+}  // namespace tio::test

@@ -1,0 +1,214 @@
+// The lifecycle of architecture.md section 5, driven through the core against the
+// simulated kernel; the simulator is the oracle for TDI states, DMA and leaks.
+#include <gtest/gtest.h>
+
+#include "support/assert_ok.hpp"
+#include "support/fd_count.hpp"
+#include "support/guest_rig.hpp"
+
+namespace tio::test {
+namespace {
+
+using core::GuestRequestScope;
+using core::MemoryState;
+using core::ObjectId;
+using core::TdiState;
+
+
+template <typename R>
+void expectError(const R& r, Code code, std::string_view needle = {}) {
+    ASSERT_FALSE(r) << "expected " << toString(code);
+    EXPECT_EQ(r.error().code, code) << r.error().message;
+    if (!needle.empty()) {
+        EXPECT_NE(r.error().message.find(needle), std::string::npos) << r.error().message;
+    }
+}
+
+class LifecycleTest : public ::testing::TestWithParam<const char*> {
+protected:
+    GuestRig rig{GetParam()};
+    core::Guest& g = *rig.guest;
+};
+
+TEST_P(LifecycleTest, WholeSequenceThenNothingLeft) {
+    const std::size_t fds_before = openFdCount();
+    {
+        auto vm = g.createVm(kernel::VmType::Sim);
+        ASSERT_OK(vm);
+        auto gmem = g.createGuestMemory(64 * kMiB, {});
+        ASSERT_OK(gmem);
+        auto shared = g.addMemory(kGuestRamGpa, 16 * kMiB, std::move(*gmem->duplicate()), 0, MemoryState::Shared);
+        ASSERT_OK(shared);
+        auto priv = g.addMemory(kGuestRamGpa + 16 * kMiB, 16 * kMiB, std::move(*gmem->duplicate()), 16 * kMiB,
+                                MemoryState::Private);
+        ASSERT_OK(priv);
+
+        auto dev = g.addDevice(*Bdf::parse(kDevA));
+        ASSERT_OK(dev);
+        EXPECT_EQ(g.devices().at(*dev).tdi, TdiState::Unlocked);
+        EXPECT_EQ(g.devices().at(*dev).vfio_name, "vfio0");
+        // The device DMAs into shared guest memory through the nest-parent page table.
+        const std::uint64_t shared_iova = std::string_view(GetParam()) == "cca" ? kGuestRamGpa | (1ULL << 47U) : kGuestRamGpa;
+        EXPECT_EQ(rig.sim.dma(kDevA, shared_iova, 16 * kMiB, true), "ok");
+
+        auto viommu = g.createViommu(*dev);
+        ASSERT_OK(viommu);
+        ASSERT_OK(g.createVdevice(*dev, *viommu, 0x42));
+        EXPECT_EQ(rig.sim.tdiState(kDevA), "unlocked");
+        ASSERT_OK(g.bind(*dev));
+        EXPECT_EQ(rig.sim.tdiState(kDevA), "locked");
+        EXPECT_TRUE(g.devices().at(*dev).tsm_connected);
+
+        const std::uint8_t report_req[] = {0x82};
+        auto report = g.guestRequest(*dev, GuestRequestScope::Info, report_req);
+        ASSERT_OK(report);
+        EXPECT_NE(std::string(report->begin(), report->end()).find(kDevA), std::string::npos);
+        const std::uint8_t run[] = {0x02};
+        auto ran = g.guestRequest(*dev, GuestRequestScope::StateChange, run);
+        ASSERT_OK(ran);
+        EXPECT_EQ(*ran, std::vector<std::uint8_t>{0x02});
+        EXPECT_EQ(rig.sim.tdiState(kDevA), "run");
+        EXPECT_EQ(g.devices().at(*dev).tdi, TdiState::Run);
+
+        ASSERT_OK(g.unbind(*dev));
+        EXPECT_EQ(rig.sim.tdiState(kDevA), "unlocked");
+        ASSERT_OK(g.destroyVdevice(*dev));
+        ASSERT_OK(g.destroyViommu(*viommu));
+        ASSERT_OK(g.removeDevice(*dev));
+        EXPECT_EQ(rig.sim.dma(kDevA, shared_iova, 4096, false), "blocked");
+        ASSERT_OK(g.removeMemory(*shared));
+        ASSERT_OK(g.removeMemory(*priv));
+        EXPECT_TRUE(g.teardown().empty());
+        EXPECT_EQ(g.state(), core::GuestState::Empty);
+    }
+    EXPECT_TRUE(rig.kernelIsEmpty()) << "objects=" << rig.sim.counter("objects")
+                                     << " open_files=" << rig.sim.counter("open_files");
+    EXPECT_EQ(openFdCount(), fds_before);
+}
+
+// Every step refused when its precondition is missing, with the step to do first named.
+TEST_P(LifecycleTest, OutOfOrderCallsAreRefusedAndChangeNothing) {
+    const Bdf a = *Bdf::parse(kDevA);
+    expectError(g.addDevice(a), Code::InvalidState, "CreateVm or AttachVm first");
+    expectError(g.createGuestMemory(kMiB, {}), Code::InvalidState, "CreateVm");
+    ASSERT_OK(g.createVm(kernel::VmType::Sim));
+    expectError(g.createVm(kernel::VmType::Sim), Code::InvalidState, "Teardown first");
+    auto dev = g.addDevice(a);
+    ASSERT_OK(dev);
+    expectError(g.addDevice(a), Code::Busy);
+    expectError(g.bind(*dev), Code::InvalidState, "CreateVDevice first");
+    const std::uint8_t run[] = {0x02};
+    expectError(g.guestRequest(*dev, GuestRequestScope::StateChange, run), Code::InvalidState, "CreateVDevice first");
+    expectError(g.unbind(*dev), Code::InvalidState, "Bind first");
+    expectError(g.destroyVdevice(*dev), Code::InvalidState, "CreateVDevice first");
+    expectError(g.createVdevice(*dev, 999, 1), Code::NotFound);
+    expectError(g.destroyViommu(999), Code::NotFound);
+    expectError(g.removeDevice(999), Code::NotFound);
+
+    auto viommu = g.createViommu(*dev);
+    ASSERT_OK(viommu);
+    ASSERT_OK(g.createVdevice(*dev, *viommu, 7));
+    expectError(g.createVdevice(*dev, *viommu, 8), Code::InvalidState, "DestroyVDevice first");
+    expectError(g.guestRequest(*dev, GuestRequestScope::StateChange, run), Code::InvalidState, "Bind first");
+    expectError(g.destroyViommu(*viommu), Code::Busy, "DestroyVDevice first");
+    expectError(g.removeDevice(*dev), Code::Busy, "DestroyVDevice first");
+    ASSERT_OK(g.bind(*dev));
+    expectError(g.bind(*dev), Code::InvalidState, "Unbind first");
+    expectError(g.destroyVdevice(*dev), Code::InvalidState, "Unbind first");
+    expectError(g.reset(*dev), Code::InvalidState, "Unbind first");
+    ASSERT_OK(g.guestRequest(*dev, GuestRequestScope::StateChange, run));
+    expectError(g.guestRequest(*dev, GuestRequestScope::StateChange, run), Code::InvalidState, "locked");
+    EXPECT_EQ(rig.sim.tdiState(kDevA), "run") << "refused calls did not touch the TDI";
+    const auto before = g.describe();
+    const auto objects = rig.sim.counter("objects");
+    expectError(g.destroyViommu(*viommu), Code::Busy);
+    EXPECT_EQ(g.describe(), before);
+    EXPECT_EQ(rig.sim.counter("objects"), objects);
+}
+
+TEST_P(LifecycleTest, ConfigWriteBreaksTheTdiAndOnlyUnbindHelps) {
+    ASSERT_OK(g.createVm(kernel::VmType::Sim));
+    auto dev = g.addDevice(*Bdf::parse(kDevB));
+    ASSERT_OK(dev);
+    auto viommu = g.createViommu(*dev);
+    ASSERT_OK(viommu);
+    ASSERT_OK(g.createVdevice(*dev, *viommu, 3));
+    ASSERT_OK(g.bind(*dev));
+    const std::uint8_t run[] = {0x02};
+    ASSERT_OK(g.guestRequest(*dev, GuestRequestScope::StateChange, run));
+    rig.sim.configWrite(kDevB);
+    EXPECT_EQ(rig.sim.tdiState(kDevB), "error");
+    expectError(g.reset(*dev), Code::InvalidState, "error");
+    EXPECT_EQ(g.devices().at(*dev).tdi, TdiState::Error) << "the model follows the device";
+    const std::uint8_t info[] = {0x82};
+    expectError(g.guestRequest(*dev, GuestRequestScope::Info, info), Code::InvalidState);
+    ASSERT_OK(g.unbind(*dev));
+    EXPECT_EQ(rig.sim.tdiState(kDevB), "unlocked");
+    ASSERT_OK(g.reset(*dev)) << "an unlocked function may be reset";
+}
+
+TEST_P(LifecycleTest, FunctionWithoutTdispCannotBind) {
+    ASSERT_OK(g.createVm(kernel::VmType::Sim));
+    auto dev = g.addDevice(*Bdf::parse(kDevPlain));
+    ASSERT_OK(dev);
+    EXPECT_EQ(g.devices().at(*dev).tdi, TdiState::Unsupported);
+    auto viommu = g.createViommu(*dev);
+    ASSERT_OK(viommu);
+    ASSERT_OK(g.createVdevice(*dev, *viommu, 1));
+    expectError(g.bind(*dev), Code::NotSupported);
+    ASSERT_OK(g.destroyVdevice(*dev));
+}
+
+TEST_P(LifecycleTest, TeardownFromEveryStepLeavesNothing) {
+    // Step k: run the first k steps of bring-up, then tear down.
+    for (int k = 0; k <= 8; ++k) {
+        SCOPED_TRACE("after step " + std::to_string(k));
+        std::optional<ObjectId> dev, viommu;
+        int step = 0;
+        auto more = [&] { return step++ < k; };
+        if (more()) {
+            ASSERT_OK(g.createVm(kernel::VmType::Sim));
+        }
+        if (more()) {
+            auto gmem = g.createGuestMemory(8 * kMiB, {});
+            ASSERT_OK(gmem);
+            ASSERT_OK(g.addMemory(kGuestRamGpa, 8 * kMiB, std::move(*gmem), 0, MemoryState::Shared));
+        }
+        if (more()) dev = *g.addDevice(*Bdf::parse(kDevA));
+        if (more()) viommu = *g.createViommu(*dev);
+        if (more()) {
+            ASSERT_OK(g.createVdevice(*dev, *viommu, 5));
+        }
+        if (more()) {
+            ASSERT_OK(g.bind(*dev));
+        }
+        const std::uint8_t run[] = {0x02};
+        if (more()) {
+            ASSERT_OK(g.guestRequest(*dev, GuestRequestScope::StateChange, run));
+        }
+        if (more()) (void)g.addDevice(*Bdf::parse(kDevB));
+        EXPECT_TRUE(g.teardown().empty());
+        EXPECT_TRUE(rig.kernelIsEmpty());
+        EXPECT_EQ(rig.sim.tdiState(kDevA), "unlocked");
+    }
+}
+
+TEST_P(LifecycleTest, SecondGuestCannotClaimAHeldDevice) {
+    ASSERT_OK(g.createVm(kernel::VmType::Sim));
+    ASSERT_OK(g.addDevice(*Bdf::parse(kDevA)));
+    auto sys2 = rig.sim.connect();
+    core::Guest other({.name = "vm2", .platform = g.config().platform, .claim_dir = rig.claim_dir}, *sys2);
+    ASSERT_OK(other.createVm(kernel::VmType::Sim));
+    const auto objects = rig.sim.counter("objects");
+    expectError(other.addDevice(*Bdf::parse(kDevA)), Code::Busy, "claimed");
+    EXPECT_EQ(rig.sim.counter("objects"), objects);
+    ASSERT_OK(other.addDevice(*Bdf::parse(kDevB)));
+    (void)g.teardown();
+    ASSERT_OK(other.addDevice(*Bdf::parse(kDevA))) << "released by teardown";
+}
+
+INSTANTIATE_TEST_SUITE_P(Platforms, LifecycleTest, ::testing::Values("tdx", "snp", "cca"),
+                         [](const auto& p) { return std::string(p.param); });
+
+}  // namespace
+}  // namespace tio::test

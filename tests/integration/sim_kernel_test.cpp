@@ -1,0 +1,331 @@
+// The kernel wrappers (the daemon's Linux code path) against a real tio-simkernel
+// process; every expectation about the kernel is asked of the simulator.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "kernel/iommufd.hpp"
+#include "kernel/kvm.hpp"
+#include "kernel/pci_sysfs.hpp"
+#include "kernel/vfio_device.hpp"
+#include "support/eventually.hpp"
+#include "support/fd_count.hpp"
+#include "support/sim_process.hpp"
+
+namespace tio::kernel {
+namespace {
+
+using test::eventually;
+using test::SimProcess;
+
+constexpr std::uint64_t kMiB = 1ULL << 20U;
+
+class SimKernelTest : public ::testing::Test {
+protected:
+    SimProcess sim{"tdx", {"0000:3a:00.0", "0000:3b:00.0", "0000:3c:00.0,notdisp"}};
+    std::unique_ptr<SimSyscalls> sys = sim.connect();
+
+    KvmVm vm() {
+        auto kvm = Kvm::open(*sys);
+        EXPECT_TRUE(kvm) << kvm.error().message;
+        auto v = kvm->createVm(VmType::Default);
+        EXPECT_TRUE(v) << v.error().message;
+        return std::move(*v);
+    }
+    VfioDevice device(const char* bdf) {
+        PciSysfs sysfs(*sys);
+        auto cdev = sysfs.vfioCdev(*Bdf::parse(bdf));
+        EXPECT_TRUE(cdev) << cdev.error().message;
+        auto d = VfioDevice::open(*sys, cdev->path, cdev->rdev);
+        EXPECT_TRUE(d) << d.error().message;
+        return std::move(*d);
+    }
+    bool settledAt(std::uint64_t files, std::uint64_t objects) {
+        return eventually([&] { return sim.counter("open_files") == files && sim.counter("objects") == objects; });
+    }
+};
+
+TEST_F(SimKernelTest, LastCloseReleasesTheFileAndItsObjects) {
+    {
+        auto ictx = Iommufd::open(*sys);
+        ASSERT_TRUE(ictx);
+        auto ioas = ictx->allocIoas();
+        ASSERT_TRUE(ioas);
+        EXPECT_EQ(*ioas, 1U) << "ids start at 1 (xarray ALLOC1)";
+        ASSERT_TRUE(ictx->allocIoas());
+        EXPECT_EQ(sim.counter("open_files"), 1U);
+        EXPECT_EQ(sim.counter("objects"), 2U);
+    }
+    EXPECT_TRUE(settledAt(0, 0)) << "iommufd_fops_release destroys every object";
+}
+
+TEST_F(SimKernelTest, DuplicatedFdKeepsTheFileAlive) {
+    auto ictx = Iommufd::open(*sys);
+    ASSERT_TRUE(ictx);
+    UniqueFd copy(::fcntl(ictx->fd(), F_DUPFD_CLOEXEC, 3));
+    ASSERT_TRUE(ictx->allocIoas());
+    ictx = std::unexpected(Error{});  // closes the original
+    EXPECT_FALSE(eventually([&] { return sim.counter("open_files") == 0; }, std::chrono::milliseconds(100)));
+    copy.reset();
+    EXPECT_TRUE(settledAt(0, 0));
+}
+
+TEST_F(SimKernelTest, DestroyIsRefusedWhileReferencedAndUnmapNeverSplitsAnArea) {
+    auto v = vm();
+    auto gmem = v.createGuestMemfd(8 * kMiB, {});
+    ASSERT_TRUE(gmem) << gmem.error().message;
+    auto ictx = Iommufd::open(*sys);
+    ASSERT_TRUE(ictx);
+    const auto ioas = *ictx->allocIoas();
+    ASSERT_TRUE(ictx->mapFile(ioas, gmem->fd(), 0, 4 * kMiB, 0x100000000ULL, true));
+    ASSERT_TRUE(ictx->mapFile(ioas, gmem->fd(), 4 * kMiB, 4 * kMiB, 0x200000000ULL, true));
+
+    auto overlap = ictx->mapFile(ioas, gmem->fd(), 0, 4 * kMiB, 0x100200000ULL, true);
+    ASSERT_FALSE(overlap);
+    EXPECT_EQ(overlap.error().sys_errno, EEXIST);
+    auto beyond = ictx->mapFile(ioas, gmem->fd(), 6 * kMiB, 4 * kMiB, 0x300000000ULL, true);
+    ASSERT_FALSE(beyond);
+    EXPECT_EQ(beyond.error().sys_errno, EINVAL) << "offset+length beyond the guest_memfd";
+    auto msi = ictx->mapFile(ioas, gmem->fd(), 0, 4 * kMiB, 0xfec00000ULL, true);
+    ASSERT_FALSE(msi);
+    EXPECT_EQ(msi.error().sys_errno, EADDRINUSE) << "the MSI window is reserved";
+
+    auto partial = ictx->unmap(ioas, 0x100000000ULL, kMiB);
+    ASSERT_FALSE(partial);
+    EXPECT_EQ(partial.error().sys_errno, EINVAL) << "no partial unmap of an area";
+    auto nothing = ictx->unmap(ioas, 0x900000000ULL, kMiB);
+    ASSERT_FALSE(nothing);
+    EXPECT_EQ(nothing.error().sys_errno, ENOENT);
+    auto whole = ictx->unmap(ioas, 0x100000000ULL, 4 * kMiB);
+    ASSERT_TRUE(whole);
+    EXPECT_EQ(*whole, 4 * kMiB);
+
+    auto ranges = ictx->iovaRanges(ioas);
+    ASSERT_TRUE(ranges);
+    ASSERT_EQ(ranges->size(), 2U);
+    EXPECT_EQ((*ranges)[0].last, 0xfedfffffULL);
+
+    // A nest-parent HWPT needs a bound device, and pins the IOAS.
+    auto dev = device("0000:3a:00.0");
+    auto dev_id = dev.bindIommufd(ictx->fd());
+    ASSERT_TRUE(dev_id) << dev_id.error().message;
+    auto hwpt = ictx->allocNestParentHwpt(*dev_id, ioas);
+    ASSERT_TRUE(hwpt);
+    const auto maps_before = sim.counter("iopte_map");
+    ASSERT_TRUE(ictx->mapFile(ioas, gmem->fd(), 0, 4 * kMiB, 0x400000000ULL, true));
+    EXPECT_EQ(sim.counter("iopte_map") - maps_before, 1024U) << "4 MiB of 4 KiB IOPTEs in one HWPT";
+
+    auto busy = ictx->destroy(ioas);
+    ASSERT_FALSE(busy);
+    EXPECT_EQ(busy.error().code, Code::Busy);
+    auto device_obj = ictx->destroy(*dev_id);
+    ASSERT_FALSE(device_obj);
+    EXPECT_EQ(device_obj.error().code, Code::Busy) << "DEVICE objects belong to VFIO";
+    auto unknown = ictx->destroy(999);
+    ASSERT_FALSE(unknown);
+    EXPECT_EQ(unknown.error().sys_errno, ENOENT);
+
+    ASSERT_TRUE(dev.attach(*hwpt));
+    auto attached = ictx->destroy(*hwpt);
+    ASSERT_FALSE(attached);
+    EXPECT_EQ(attached.error().code, Code::Busy);
+    ASSERT_TRUE(dev.detach());
+    ASSERT_TRUE(ictx->destroy(*hwpt));
+    ASSERT_TRUE(ictx->destroy(ioas));
+}
+
+TEST_F(SimKernelTest, VdeviceRulesAndTombstoneOnDeviceClose) {
+    auto v = vm();
+    auto kv = v.createVfioDevice();
+    ASSERT_TRUE(kv);
+    auto ictx = Iommufd::open(*sys);
+    const auto ioas = *ictx->allocIoas();
+    auto a = device("0000:3a:00.0");
+    auto b = device("0000:3b:00.0");
+    ASSERT_TRUE(kv->addFile(a.fd()));
+    ASSERT_TRUE(kv->addFile(b.fd()));
+    auto dup = kv->addFile(a.fd());
+    ASSERT_FALSE(dup);
+    EXPECT_EQ(dup.error().sys_errno, EEXIST);
+    auto not_vfio = kv->addFile(ictx->fd());
+    ASSERT_FALSE(not_vfio);
+    EXPECT_EQ(not_vfio.error().sys_errno, EINVAL) << "KVM-VFIO refuses iommufd fds";
+
+    const auto da = *a.bindIommufd(ictx->fd());
+    const auto db = *b.bindIommufd(ictx->fd());
+    const auto hwpt = *ictx->allocNestParentHwpt(da, ioas);
+    ASSERT_TRUE(a.attach(hwpt));
+    ASSERT_TRUE(b.attach(hwpt));
+    auto viommu = ictx->allocViommu(da, hwpt, viommuTypeFor(Platform::Tdx));
+    ASSERT_TRUE(viommu) << viommu.error().message;
+    auto wrong_type = ictx->allocViommu(da, hwpt, 0);
+    ASSERT_FALSE(wrong_type);
+    EXPECT_EQ(wrong_type.error().code, Code::NotSupported) << "type DEFAULT is EOPNOTSUPP";
+
+    auto va = ictx->allocVdevice(*viommu, da, 0x10);
+    ASSERT_TRUE(va);
+    auto second = ictx->allocVdevice(*viommu, da, 0x11);
+    ASSERT_FALSE(second);
+    EXPECT_EQ(second.error().sys_errno, EEXIST) << "one vDEVICE per device";
+    auto same_virt = ictx->allocVdevice(*viommu, db, 0x10);
+    ASSERT_FALSE(same_virt);
+    EXPECT_EQ(same_virt.error().sys_errno, EEXIST) << "virt_id unique per vIOMMU";
+    auto busy = ictx->destroy(*viommu);
+    ASSERT_FALSE(busy);
+    EXPECT_EQ(busy.error().code, Code::Busy);
+
+    // Closing the device file force-destroys its vDEVICE and tombstones the id. KVM-VFIO
+    // holds a reference on the file, so it must let go first (as in the kernel).
+    ASSERT_TRUE(kv->removeFile(a.fd()));
+    a = device("0000:3b:00.0");  // replaces (closes) the first device's fd
+    ASSERT_TRUE(settledAt(5, 4)) << "IOAS, HWPT, device b, vIOMMU remain";
+    auto gone = ictx->destroy(*va);
+    ASSERT_FALSE(gone);
+    EXPECT_EQ(gone.error().sys_errno, ENOENT);
+    ASSERT_TRUE(ictx->destroy(*viommu)) << "the vIOMMU is free again";
+}
+
+TEST_F(SimKernelTest, TsmBindNeedsTheVmAndAConnectedDsm) {
+    auto v = vm();
+    auto kv = v.createVfioDevice();
+    auto ictx = Iommufd::open(*sys);
+    const auto ioas = *ictx->allocIoas();
+    auto a = device("0000:3a:00.0");
+    auto b = device("0000:3b:00.0");
+    ASSERT_TRUE(kv->addFile(a.fd()));  // b is never FILE_ADDed: its vIOMMU has no VM
+    const auto da = *a.bindIommufd(ictx->fd());
+    const auto db = *b.bindIommufd(ictx->fd());
+    const auto hwpt = *ictx->allocNestParentHwpt(da, ioas);
+    ASSERT_TRUE(a.attach(hwpt));
+    ASSERT_TRUE(b.attach(hwpt));
+    const auto va_viommu = *ictx->allocViommu(da, hwpt, viommuTypeFor(Platform::Tdx));
+    const auto vb_viommu = *ictx->allocViommu(db, hwpt, viommuTypeFor(Platform::Tdx));
+    const auto va = *ictx->allocVdevice(va_viommu, da, 1);
+    const auto vb = *ictx->allocVdevice(vb_viommu, db, 2);
+
+    auto no_vm = ictx->tsmBind(vb);
+    ASSERT_FALSE(no_vm);
+    EXPECT_EQ(no_vm.error().sys_errno, ENODEV);
+    auto no_tsm = ictx->tsmBind(va);
+    ASSERT_FALSE(no_tsm);
+    EXPECT_EQ(no_tsm.error().sys_errno, EINVAL) << "no TSM context before tsm/connect";
+
+    PciSysfs sysfs(*sys);
+    const Bdf bdf = *Bdf::parse("0000:3a:00.0");
+    EXPECT_EQ(*sysfs.tsmConnected(bdf), "");
+    ASSERT_TRUE(sysfs.tsmConnect(bdf));
+    EXPECT_EQ(*sysfs.tsmConnected(bdf), "tsm0");
+    auto again = sysfs.tsmConnect(bdf);
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().code, Code::Busy);
+
+    ASSERT_TRUE(ictx->tsmBind(va));
+    EXPECT_EQ(sim.tdiState("0000:3a:00.0"), "locked");
+    EXPECT_EQ(*sysfs.tsmBound(bdf), "tsm0");
+    EXPECT_EQ(*ictx->tdiState(va), TdispState::ConfigLocked);
+    const std::uint8_t run[] = {0x02};
+    ASSERT_TRUE(ictx->tsmRequest(va, TsmRequestScope::StateChange, run, 1));
+    EXPECT_EQ(sim.tdiState("0000:3a:00.0"), "run");
+    auto run_again = ictx->tsmRequest(va, TsmRequestScope::StateChange, run, 1);
+    ASSERT_FALSE(run_again);
+    EXPECT_EQ(run_again.error().sys_errno, EINVAL) << "RUN only from LOCKED";
+
+    sim.configWrite("0000:3a:00.0");
+    EXPECT_EQ(*ictx->tdiState(va), TdispState::Error);
+    EXPECT_EQ(sim.counter("tdi_errors"), 1U);
+    ASSERT_TRUE(ictx->tsmUnbind(va));
+    EXPECT_EQ(sim.tdiState("0000:3a:00.0"), "unlocked");
+    EXPECT_EQ(*sysfs.tsmBound(bdf), "");
+}
+
+TEST_F(SimKernelTest, SysfsNamesTheCdevAndRefusesUnknownFunctions) {
+    PciSysfs sysfs(*sys);
+    auto cdev = sysfs.vfioCdev(*Bdf::parse("0000:3b:00.0"));
+    ASSERT_TRUE(cdev);
+    EXPECT_EQ(cdev->name, "vfio1");
+    EXPECT_EQ(cdev->path, "/dev/vfio/devices/vfio1");
+    auto missing = sysfs.vfioCdev(*Bdf::parse("0000:99:00.0"));
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().code, Code::NotFound);
+    EXPECT_TRUE(*sysfs.hasTsm(*Bdf::parse("0000:3a:00.0")));
+    EXPECT_FALSE(*sysfs.hasTsm(*Bdf::parse("0000:3c:00.0")));
+    // The cdev opened must be the one sysfs names (devt check).
+    auto wrong = VfioDevice::open(*sys, "/dev/vfio/devices/vfio0", cdev->rdev);
+    ASSERT_FALSE(wrong);
+    EXPECT_EQ(wrong.error().code, Code::Busy);
+}
+
+TEST_F(SimKernelTest, VfioDeviceIsRestrictedUntilBoundAndBindsOnce) {
+    auto d = device("0000:3a:00.0");
+    auto early = d.info();
+    ASSERT_FALSE(early);
+    EXPECT_EQ(early.error().sys_errno, EINVAL);
+    auto ictx = Iommufd::open(*sys);
+    auto bad = d.bindIommufd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    ASSERT_FALSE(bad);
+    ASSERT_TRUE(d.bindIommufd(ictx->fd()));
+    auto info = d.info();
+    ASSERT_TRUE(info);
+    EXPECT_EQ(info->num_regions, 9U);
+    auto other = device("0000:3a:00.0");
+    auto taken = other.bindIommufd(ictx->fd());
+    ASSERT_FALSE(taken);
+    EXPECT_EQ(taken.error().code, Code::Busy);
+}
+
+TEST_F(SimKernelTest, DmaWalksTheIommu) {
+    auto v = vm();
+    auto gmem = *v.createGuestMemfd(4 * kMiB, {});
+    auto kv = v.createVfioDevice();
+    auto ictx = Iommufd::open(*sys);
+    const auto ioas = *ictx->allocIoas();
+    auto d = device("0000:3a:00.0");
+    EXPECT_EQ(sim.dma("0000:3a:00.0", 0x100000, 4096, false), "blocked");
+    const auto dev_id = *d.bindIommufd(ictx->fd());
+    const auto hwpt = *ictx->allocNestParentHwpt(dev_id, ioas);
+    EXPECT_EQ(sim.dma("0000:3a:00.0", 0x100000, 4096, false), "blocked") << "bound but not attached";
+    ASSERT_TRUE(d.attach(hwpt));
+    EXPECT_EQ(sim.dma("0000:3a:00.0", 0x100000, 4096, false), "iommu-fault");
+    ASSERT_TRUE(ictx->mapFile(ioas, gmem.fd(), 0, 4 * kMiB, 0x100000, true));
+    EXPECT_EQ(sim.dma("0000:3a:00.0", 0x100000, 4 * kMiB, true), "ok");
+    EXPECT_EQ(sim.dma("0000:3a:00.0", 0x100000, 4 * kMiB + 1, true), "iommu-fault");
+    EXPECT_EQ(sim.counter("iommu_faults"), 2U);
+}
+
+TEST_F(SimKernelTest, InjectedFailureHitsTheNamedCallOnce) {
+    auto ictx = Iommufd::open(*sys);
+    sim.injectFailure("IOMMU_IOAS_ALLOC", 2, "ENOMEM");
+    EXPECT_EQ(sim.counter("failures_pending"), 1U);
+    ASSERT_TRUE(ictx->allocIoas());
+    auto second = ictx->allocIoas();
+    ASSERT_FALSE(second);
+    EXPECT_EQ(second.error().code, Code::Kernel);
+    EXPECT_EQ(second.error().message, "IOMMU_IOAS_ALLOC failed: ENOMEM");
+    ASSERT_TRUE(ictx->allocIoas());
+    EXPECT_EQ(sim.counter("failures_injected"), 1U);
+    EXPECT_EQ(sim.counter("failures_pending"), 0U);
+    EXPECT_EQ(sim.counter("objects"), 2U) << "the failed call created nothing";
+}
+
+TEST_F(SimKernelTest, RealMemfdIsMappableButOtherFilesAreNot) {
+    UniqueFd memfd(::memfd_create("guest", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    ASSERT_TRUE(memfd);
+    ASSERT_EQ(::ftruncate(memfd.get(), 2 * kMiB), 0);
+    auto ictx = Iommufd::open(*sys);
+    const auto ioas = *ictx->allocIoas();
+    ASSERT_TRUE(ictx->mapFile(ioas, memfd.get(), 0, 2 * kMiB, 0x10000000, true));
+    int pipefd[2];
+    ASSERT_EQ(::pipe2(pipefd, O_CLOEXEC), 0);
+    UniqueFd r(pipefd[0]), w(pipefd[1]);
+    auto pipe_map = ictx->mapFile(ioas, r.get(), 0, 2 * kMiB, 0x20000000, true);
+    ASSERT_FALSE(pipe_map);
+    EXPECT_EQ(pipe_map.error().sys_errno, EINVAL);
+    auto self_map = ictx->mapFile(ioas, ictx->fd(), 0, 2 * kMiB, 0x20000000, true);
+    ASSERT_FALSE(self_map);
+    EXPECT_EQ(self_map.error().sys_errno, EINVAL);
+}
+
+}  // namespace
+}  // namespace tio::kernel

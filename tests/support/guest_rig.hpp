@@ -1,0 +1,41 @@
+#pragma once
+// A core Guest wired to a real tio-simkernel process, with a private claim directory.
+#include <filesystem>
+#include <memory>
+
+#include "core/guest.hpp"
+#include "support/eventually.hpp"
+#include "support/sim_process.hpp"
+
+namespace tio::test {
+
+inline constexpr std::uint64_t kMiB = 1ULL << 20U;
+inline constexpr std::uint64_t kGuestRamGpa = 0x100000000ULL;
+inline constexpr const char* kDevA = "0000:3a:00.0";
+inline constexpr const char* kDevB = "0000:3b:00.0";
+inline constexpr const char* kDevPlain = "0000:3c:00.0";  // no TDISP
+
+struct GuestRig {
+    explicit GuestRig(std::string platform = "tdx")
+        : sim(platform, {kDevA, kDevB, std::string(kDevPlain) + ",notdisp"}),
+          sys(sim.connect()),
+          claim_dir(sim.dir() + "/claims") {
+        std::filesystem::create_directory(claim_dir);
+        // Open the control connection now, so fd baselines taken after construction
+        // already include it.
+        (void)sim.counters();
+        guest = std::make_unique<core::Guest>(
+            core::GuestConfig{.name = "vm1", .platform = *parsePlatform(platform), .claim_dir = claim_dir}, *sys);
+    }
+    // True once the simulator holds no file and no object (bounded wait).
+    [[nodiscard]] bool kernelIsEmpty() {
+        return eventually([&] { return sim.counter("open_files") == 0 && sim.counter("objects") == 0; });
+    }
+
+    SimProcess sim;
+    std::unique_ptr<kernel::SimSyscalls> sys;
+    std::string claim_dir;
+    std::unique_ptr<core::Guest> guest;
+};
+
+}  // namespace tio::test

@@ -1,0 +1,110 @@
+#include "support/sim_process.hpp"
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <stdexcept>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <sdbus-c++/sdbus-c++.h>
+
+#include "sim1-proxy.h"
+
+extern char** environ;
+
+namespace tio::test {
+
+class SimControl final : public sdbus::ProxyInterfaces<org::tio::Sim1_proxy> {
+public:
+    SimControl(sdbus::IConnection& conn, std::string path)
+        : ProxyInterfaces(conn, "org.tio.Sim1", std::move(path)) {
+        registerProxy();
+    }
+    ~SimControl() { unregisterProxy(); }
+};
+
+SimProcess::SimProcess(std::string platform, std::vector<std::string> devices) {
+    char tmpl[] = "/tmp/tio-sim-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir_ = tmpl;
+    control_socket_ = dir_ + "/sim.ctl";
+    kernel_socket_ = dir_ + "/sim.kernel";
+    std::vector<std::string> args = {TIO_SIMKERNEL_PATH, "--platform", platform,      "--control",
+                                     control_socket_,    "--kernel",   kernel_socket_};
+    for (const auto& d : devices) {
+        args.emplace_back("--device");
+        args.push_back(d);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (::posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
+        throw std::runtime_error("cannot start tio-simkernel");
+    }
+    // Both sockets are bound before the loop starts; wait (bounded) for them.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!std::filesystem::exists(control_socket_)) {
+        if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("tio-simkernel did not start");
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+}
+
+SimProcess::~SimProcess() {
+    control_.reset();
+    connection_.reset();
+    if (pid_ > 0) {
+        ::kill(pid_, SIGTERM);
+        int status = 0;
+        ::waitpid(pid_, &status, 0);
+        // The simulator exits 0 on SIGTERM after releasing every file; anything else
+        // (a sanitizer report, a crash, a leak at exit) fails the test that used it.
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            ADD_FAILURE() << "tio-simkernel did not exit cleanly (status " << status << ")";
+        }
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+}
+
+std::unique_ptr<kernel::SimSyscalls> SimProcess::connect() const {
+    auto s = kernel::SimSyscalls::connect(kernel_socket_, false);
+    if (!s) throw std::runtime_error("cannot connect to tio-simkernel");
+    return std::move(*s);
+}
+
+SimControl& SimProcess::control() {
+    if (!control_) {
+        // sdbus-c++ 1.2 sends Hello on p2p, which the simulator's shim answers.
+        connection_ = sdbus::createSessionBusConnectionWithAddress("unix:path=" + control_socket_);
+        control_ = std::make_unique<SimControl>(*connection_, "/org/tio/Sim1");
+    }
+    return *control_;
+}
+
+std::map<std::string, std::uint64_t> SimProcess::counters() { return control().Counters(); }
+
+std::uint64_t SimProcess::counter(const std::string& name) {
+    const auto c = counters();
+    auto it = c.find(name);
+    if (it == c.end()) throw std::runtime_error("no counter " + name);
+    return it->second;
+}
+
+std::string SimProcess::dma(const std::string& bdf, std::uint64_t iova, std::uint64_t size, bool write) {
+    return control().Dma(bdf, iova, size, write);
+}
+
+void SimProcess::configWrite(const std::string& bdf) { control().ConfigWrite(bdf); }
+
+void SimProcess::injectFailure(const std::string& op, std::uint32_t nth, const std::string& errno_name) {
+    control().InjectFailure(op, nth, errno_name);
+}
+
+std::string SimProcess::tdiState(const std::string& bdf) { return control().TdiState(bdf); }
+
+}  // namespace tio::test

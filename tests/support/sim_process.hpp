@@ -1,0 +1,57 @@
+#pragma once
+// A real tio-simkernel process for one test: its own temp directory, kernel socket
+// and control door. The control door is reached through the sdbus-c++ proxy
+// generated from org.tio.Sim1.xml, exactly as any client would.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernel/sim_syscalls.hpp"
+
+namespace sdbus {
+class IConnection;
+}
+
+namespace tio::test {
+
+class SimControl;
+
+class SimProcess {
+public:
+    // `devices`: --device arguments ("0000:3a:00.0" or "0000:3c:00.0,notdisp"); empty
+    // means the simulator's defaults.
+    explicit SimProcess(std::string platform = "tdx", std::vector<std::string> devices = {});
+    SimProcess(const SimProcess&) = delete;
+    SimProcess& operator=(const SimProcess&) = delete;
+    ~SimProcess();
+
+    [[nodiscard]] const std::string& dir() const { return dir_; }
+    [[nodiscard]] const std::string& kernelSocket() const { return kernel_socket_; }
+    [[nodiscard]] const std::string& controlSocket() const { return control_socket_; }
+    // A fresh connection to the simulated kernel (the daemon's Linux code path).
+    [[nodiscard]] std::unique_ptr<kernel::SimSyscalls> connect() const;
+
+    // org.tio.Sim1
+    [[nodiscard]] std::map<std::string, std::uint64_t> counters();
+    [[nodiscard]] std::uint64_t counter(const std::string& name);
+    [[nodiscard]] std::string dma(const std::string& bdf, std::uint64_t iova, std::uint64_t size, bool write);
+    void configWrite(const std::string& bdf);
+    void injectFailure(const std::string& op, std::uint32_t nth, const std::string& errno_name);
+    [[nodiscard]] std::string tdiState(const std::string& bdf);
+
+private:
+    SimControl& control();
+
+    std::string dir_;
+    std::string kernel_socket_;
+    std::string control_socket_;
+    pid_t pid_ = -1;
+    std::unique_ptr<sdbus::IConnection> connection_;  // outlives control_
+    std::unique_ptr<SimControl> control_;
+};
+
+}  // namespace tio::test
