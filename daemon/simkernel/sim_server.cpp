@@ -12,16 +12,23 @@
 namespace tio::sim {
 
 kernel::SysResult<UniqueFd> listenUnix(const std::string& path, int type) {
+    // Bound and listening under a temporary name, then renamed into place: the path
+    // appears only once connect() can succeed, so clients may wait for the file.
+    const std::string tmp = path + ".tmp";
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path) return std::unexpected(ENAMETOOLONG);
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    if (tmp.size() >= sizeof addr.sun_path) return std::unexpected(ENAMETOOLONG);
+    std::memcpy(addr.sun_path, tmp.c_str(), tmp.size() + 1);
     UniqueFd fd(::socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!fd) return std::unexpected(errno);
     struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
+    if (::lstat(tmp.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(tmp.c_str());
     if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0) return std::unexpected(errno);
-    if (::listen(fd.get(), 64) < 0) return std::unexpected(errno);
+    if (::listen(fd.get(), 64) < 0 || ::rename(tmp.c_str(), path.c_str()) < 0) {
+        const int err = errno;
+        ::unlink(tmp.c_str());
+        return std::unexpected(err);
+    }
     return fd;
 }
 

@@ -46,7 +46,8 @@ SimProcess::SimProcess(std::string platform, std::vector<std::string> devices) {
     if (::posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
         throw std::runtime_error("cannot start tio-simkernel");
     }
-    // Both sockets are bound before the loop starts; wait (bounded) for them.
+    // The simulator renames each socket into place once it listens (kernel socket
+    // first, control door last): the control path existing means both accept.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!std::filesystem::exists(control_socket_)) {
         if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("tio-simkernel did not start");
