@@ -67,6 +67,8 @@ Result<> Guest::adoptVm(kernel::KvmVm vm, kernel::VmType type) {
     // IOAS as it is added, before any device exists.
     auto iommufd = kernel::Iommufd::open(sys_);
     if (!iommufd) return std::unexpected(iommufd.error());
+    auto features = kernel::probeFeatures(sys_, *iommufd);
+    if (!features) return std::unexpected(features.error());
     auto ioas = iommufd->allocIoas();
     if (!ioas) return std::unexpected(ioas.error());
     auto attrs = vm.supportsPrivateAttribute();
@@ -74,6 +76,7 @@ Result<> Guest::adoptVm(kernel::KvmVm vm, kernel::VmType type) {
     vm_.emplace(VmContext{.vm = std::move(vm),
                           .type = type,
                           .iommufd = std::move(*iommufd),
+                          .features = *features,
                           .ioas = *ioas,
                           .has_memory_attributes = *attrs});
     return transition(kGuestTransitions, state_, GuestState::Active);
@@ -144,6 +147,9 @@ Result<ObjectId> Guest::addMemory(std::uint64_t gpa, std::uint64_t size, UniqueF
         undo.add([&] { (void)vm_->vm.setMemoryAttributes(gpa, size, false); });
     }
     const auto iova = iommuAddress(config_.platform, initial, gpa);
+    if (iova && !vm_->features.map_file) {
+        return fail(Code::NotSupported, "this kernel's iommufd cannot map files (IOMMU_IOAS_MAP_FILE)");
+    }
     if (iova) {
         if (auto r = vm_->iommufd.mapFile(vm_->ioas, gmem.get(), offset, size, *iova, true); !r) {
             return std::unexpected(r.error());

@@ -15,6 +15,7 @@
 #include "common/error.hpp"
 #include "common/platform.hpp"
 #include "core/objects.hpp"
+#include "kernel/features.hpp"
 #include "kernel/iommufd.hpp"
 #include "kernel/kvm.hpp"
 #include "kernel/syscalls.hpp"
@@ -35,6 +36,7 @@ struct VmContext {
     kernel::KvmVm vm;
     kernel::VmType type;
     kernel::Iommufd iommufd;
+    kernel::IommuFeatures features;  // probed once, when the iommufd is opened
     std::uint32_t ioas = 0;
     std::optional<kernel::KvmVfioDevice> kvm_vfio;
     std::uint32_t hwpt = 0;       // nest-parent HWPT, 0 until the first device attaches

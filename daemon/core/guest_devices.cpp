@@ -6,6 +6,7 @@
 #include "core/guest.hpp"
 #include "core/rollback.hpp"
 #include "kernel/pci_sysfs.hpp"
+#include "kernel/tsm.hpp"
 
 namespace tio::core {
 
@@ -109,6 +110,7 @@ Result<ObjectId> Guest::createViommu(ObjectId device) {
     if (auto r = requireVm("CreateVIommu"); !r) return std::unexpected(r.error());
     auto dev = lookupDevice(device);
     if (!dev) return std::unexpected(dev.error());
+    if (!vm_->features.viommu) return fail(Code::NotSupported, "this kernel's iommufd has no IOMMU_VIOMMU_ALLOC");
     if (!(*dev)->attached || vm_->hwpt == 0) return fail(Code::InvalidState, "the device is not attached (AddDevice first)");
     const std::uint32_t type = viommuType();
     auto kid = vm_->iommufd.allocViommu((*dev)->dev_id, vm_->hwpt, type);
@@ -139,6 +141,7 @@ Result<> Guest::createVdevice(ObjectId device, ObjectId viommu, std::uint64_t vi
     auto v = viommus_.find(viommu);
     if (v == viommus_.end()) return fail(Code::NotFound, "no such vIOMMU in this guest");
     if (d.vdevice) return fail(Code::InvalidState, "the device already has a vDEVICE (DestroyVDevice first)");
+    if (!vm_->features.vdevice) return fail(Code::NotSupported, "this kernel's iommufd has no IOMMU_VDEVICE_ALLOC");
     for (const auto& [id, other] : devices_) {
         if (other.vdevice && other.vdevice->viommu == viommu && other.vdevice->virtual_id == virtual_id) {
             return fail(Code::InvalidArgument, "virtual id " + std::to_string(virtual_id) + " is taken on this vIOMMU");
@@ -168,7 +171,10 @@ Result<> Guest::destroyVdevice(ObjectId device) {
 }
 
 Result<> Guest::refreshTdi(Device& d) {
-    if (!d.vdevice || d.tdi == TdiState::Unsupported || d.tdi == TdiState::Unlocked) return {};
+    // Without the request tunnel the state cannot be asked; Bind was impossible too.
+    if (!d.vdevice || d.tdi == TdiState::Unsupported || d.tdi == TdiState::Unlocked || !vm_->features.tsm_request) {
+        return {};
+    }
     auto state = vm_->iommufd.tdiState(d.vdevice->kernel_id);
     if (!state) return std::unexpected(state.error());
     if (*state == kernel::TdispState::Error && d.tdi != TdiState::Error) {
@@ -183,23 +189,22 @@ Result<> Guest::bind(ObjectId device) {
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
     if (d.tdi == TdiState::Unsupported) return fail(Code::NotSupported, d.bdf.toString() + " has no TDISP capability");
+    if (!vm_->features.tsm_op) return fail(Code::NotSupported, "this kernel has no TSM bind (IOMMU_VDEVICE_TSM_OP)");
     if (!d.vdevice) return fail(Code::InvalidState, "Bind needs a vDEVICE (CreateVDevice first)");
     if (auto r = refreshTdi(d); !r) return std::unexpected(r.error());
     if (!permitted(kTdiTransitions, d.tdi, TdiState::Locked)) {
         return fail(Code::InvalidState, whatFirst(d.tdi, TdiState::Locked));
     }
-    kernel::PciSysfs sysfs(sys_);
-    auto connected = sysfs.tsmConnected(d.bdf);
+    kernel::Tsm tsm(sys_);
+    auto connected = tsm.connectedTo(d.bdf);
     if (!connected) return std::unexpected(connected.error());
     Rollback undo;
     if (connected->empty()) {
         // SPDM/IDE with the device's security manager first (tsm/connect of its DSM).
-        if (auto r = sysfs.tsmConnect(d.bdf); !r) return std::unexpected(r.error());
+        if (auto r = tsm.connect(d.bdf); !r) return std::unexpected(r.error());
         // Undoing is safe: the DSM was not connected, so no TDI under it can be bound.
         undo.add([&] {
-            if (auto name = sysfs.tsmConnected(d.bdf); name && !name->empty()) {
-                (void)sysfs.tsmDisconnect(d.bdf, *name);
-            }
+            if (auto name = tsm.connectedTo(d.bdf); name && !name->empty()) (void)tsm.disconnect(d.bdf, *name);
         });
     }
     if (auto r = vm_->iommufd.tsmBind(d.vdevice->kernel_id); !r) return std::unexpected(r.error());
@@ -214,6 +219,9 @@ Result<std::vector<std::uint8_t>> Guest::guestRequest(ObjectId device, GuestRequ
     auto dev = lookupDevice(device);
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
+    if (!vm_->features.tsm_request) {
+        return fail(Code::NotSupported, "this kernel has no TSM request tunnel (IOMMU_VDEVICE_TSM_REQ)");
+    }
     if (!d.vdevice) return fail(Code::InvalidState, "GuestRequest needs a vDEVICE (CreateVDevice first)");
     if (request.empty() || request.size() > kMaxTsmResponse) {
         return fail(Code::InvalidArgument, "a request is 1 to 16384 bytes");

@@ -58,30 +58,4 @@ Result<bool> PciSysfs::hasTsm(const Bdf& bdf) {
     return std::unexpected(kernelError("list tsm/", r.error()));
 }
 
-Result<std::string> PciSysfs::tsmConnected(const Bdf& bdf) {
-    auto r = sys_->readAttribute(devicePath(bdf.dsm()) + "/tsm/connect");
-    if (!r) return std::unexpected(kernelError("read tsm/connect", r.error()));
-    return trimNewline(*r);
-}
-
-Result<> PciSysfs::tsmConnect(const Bdf& bdf) {
-    auto tsms = sys_->listDirectory("/sys/class/tsm");
-    if (!tsms || tsms->empty()) return fail(Code::NotSupported, "no platform TSM (/sys/class/tsm is empty)");
-    auto r = sys_->writeAttribute(devicePath(bdf.dsm()) + "/tsm/connect", tsms->front());
-    if (!r) return std::unexpected(kernelError("write tsm/connect", r.error()));
-    return {};
-}
-
-Result<> PciSysfs::tsmDisconnect(const Bdf& bdf, const std::string& tsm) {
-    auto r = sys_->writeAttribute(devicePath(bdf.dsm()) + "/tsm/disconnect", tsm);
-    if (!r) return std::unexpected(kernelError("write tsm/disconnect", r.error()));
-    return {};
-}
-
-Result<std::string> PciSysfs::tsmBound(const Bdf& bdf) {
-    auto r = sys_->readAttribute(devicePath(bdf) + "/tsm/bound");
-    if (!r) return std::unexpected(kernelError("read tsm/bound", r.error()));
-    return trimNewline(*r);
-}
-
 }  // namespace tio::kernel

@@ -9,6 +9,7 @@
 #include "kernel/iommufd.hpp"
 #include "kernel/kvm.hpp"
 #include "kernel/pci_sysfs.hpp"
+#include "kernel/tsm.hpp"
 #include "kernel/vfio_device.hpp"
 #include "support/eventually.hpp"
 #include "support/fd_count.hpp"
@@ -212,18 +213,18 @@ TEST_F(SimKernelTest, TsmBindNeedsTheVmAndAConnectedDsm) {
     ASSERT_FALSE(no_tsm);
     EXPECT_EQ(no_tsm.error().sys_errno, EINVAL) << "no TSM context before tsm/connect";
 
-    PciSysfs sysfs(*sys);
+    Tsm tsm(*sys);
     const Bdf bdf = *Bdf::parse("0000:3a:00.0");
-    EXPECT_EQ(*sysfs.tsmConnected(bdf), "");
-    ASSERT_TRUE(sysfs.tsmConnect(bdf));
-    EXPECT_EQ(*sysfs.tsmConnected(bdf), "tsm0");
-    auto again = sysfs.tsmConnect(bdf);
+    EXPECT_EQ(*tsm.connectedTo(bdf), "");
+    ASSERT_TRUE(tsm.connect(bdf));
+    EXPECT_EQ(*tsm.connectedTo(bdf), "tsm0");
+    auto again = tsm.connect(bdf);
     ASSERT_FALSE(again);
     EXPECT_EQ(again.error().code, Code::Busy);
 
     ASSERT_TRUE(ictx->tsmBind(va));
     EXPECT_EQ(sim.tdiState("0000:3a:00.0"), "locked");
-    EXPECT_EQ(*sysfs.tsmBound(bdf), "tsm0");
+    EXPECT_EQ(*tsm.bound(bdf), "tsm0");
     EXPECT_EQ(*ictx->tdiState(va), TdispState::ConfigLocked);
     const std::uint8_t run[] = {0x02};
     ASSERT_TRUE(ictx->tsmRequest(va, TsmRequestScope::StateChange, run, 1));
@@ -237,7 +238,7 @@ TEST_F(SimKernelTest, TsmBindNeedsTheVmAndAConnectedDsm) {
     EXPECT_EQ(sim.counter("tdi_errors"), 1U);
     ASSERT_TRUE(ictx->tsmUnbind(va));
     EXPECT_EQ(sim.tdiState("0000:3a:00.0"), "unlocked");
-    EXPECT_EQ(*sysfs.tsmBound(bdf), "");
+    EXPECT_EQ(*tsm.bound(bdf), "");
 }
 
 TEST_F(SimKernelTest, SysfsNamesTheCdevAndRefusesUnknownFunctions) {

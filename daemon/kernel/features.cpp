@@ -1,0 +1,52 @@
+#include "kernel/features.hpp"
+
+#include <cerrno>
+
+#include "kernel/kernel_error.hpp"
+#include "kernel/uapi/iommufd.hpp"
+#include "kernel/uapi/iommufd_tsm_proposed.hpp"
+
+namespace tio::kernel {
+namespace {
+
+using namespace tio::uapi;
+
+// Issues `request` with an all-zero struct of the right size except `size` (every
+// id 0, which no object has): present ioctls fail with something other than ENOTTY.
+template <typename T>
+Result<bool> present(Syscalls& sys, int fd, unsigned long request) {
+    T arg{};
+    arg.size = sizeof(T);
+    auto r = sys.ioctl(fd, request, reinterpret_cast<unsigned long>(&arg));
+    if (r) return true;  // cannot happen with id 0, but it plainly exists
+    if (r.error() == ENOTTY) return false;
+    if (r.error() == EBADF || r.error() == ENOMEM || r.error() == EINTR) {
+        return std::unexpected(kernelError("probe iommufd", r.error()));
+    }
+    return true;
+}
+
+}  // namespace
+
+Result<IommuFeatures> probeFeatures(Syscalls& sys, const Iommufd& iommufd) {
+    IommuFeatures f;
+    const int fd = iommufd.fd();
+    auto map_file = present<iommu_ioas_map_file>(sys, fd, IOMMU_IOAS_MAP_FILE);
+    if (!map_file) return std::unexpected(map_file.error());
+    auto viommu = present<iommu_viommu_alloc>(sys, fd, IOMMU_VIOMMU_ALLOC);
+    if (!viommu) return std::unexpected(viommu.error());
+    auto vdevice = present<iommu_vdevice_alloc>(sys, fd, IOMMU_VDEVICE_ALLOC);
+    if (!vdevice) return std::unexpected(vdevice.error());
+    auto tsm_op = present<iommu_vdevice_tsm_op>(sys, fd, IOMMU_VDEVICE_TSM_OP);
+    if (!tsm_op) return std::unexpected(tsm_op.error());
+    auto tsm_req = present<iommu_vdevice_tsm_req>(sys, fd, IOMMU_VDEVICE_TSM_REQ);
+    if (!tsm_req) return std::unexpected(tsm_req.error());
+    f.map_file = *map_file;
+    f.viommu = *viommu;
+    f.vdevice = *vdevice;
+    f.tsm_op = *tsm_op;
+    f.tsm_request = *tsm_req;
+    return f;
+}
+
+}  // namespace tio::kernel

@@ -1,0 +1,23 @@
+#pragma once
+// What this kernel's iommufd offers, probed once when a guest gets its iommufd
+// (style B.4 item 67: a missing feature is found at start-up and reported as
+// NotSupported, never discovered half-way through an operation).
+//
+// Each ioctl is issued with an argument the kernel must reject *after* it has
+// recognised the command: ENOTTY means the ioctl does not exist; any other answer
+// (ENOENT for id 0, EINVAL...) means it does.
+#include "kernel/iommufd.hpp"
+
+namespace tio::kernel {
+
+struct IommuFeatures {
+    bool map_file = false;      // IOMMU_IOAS_MAP_FILE (v6.13)
+    bool viommu = false;        // IOMMU_VIOMMU_ALLOC (v6.13)
+    bool vdevice = false;       // IOMMU_VDEVICE_ALLOC (v6.13)
+    bool tsm_op = false;        // IOMMU_VDEVICE_TSM_OP (proposed)
+    bool tsm_request = false;   // IOMMU_VDEVICE_TSM_REQ (proposed)
+};
+
+[[nodiscard]] Result<IommuFeatures> probeFeatures(Syscalls& sys, const Iommufd& iommufd);
+
+}  // namespace tio::kernel

@@ -1,0 +1,115 @@
+// Feature probing: a kernel without an ioctl answers ENOTTY, and the guest learns
+// that once, when it opens its iommufd; later calls that need the feature are
+// NotSupported before any kernel call is made.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "kernel/features.hpp"
+#include "kernel/ioctl_table.hpp"
+#include "support/assert_ok.hpp"
+#include "support/guest_rig.hpp"
+
+namespace tio::test {
+namespace {
+
+// An older kernel: the named ioctls do not exist (ENOTTY); all else passes through.
+class KernelWithout final : public kernel::Syscalls {
+public:
+    KernelWithout(kernel::Syscalls& inner, std::set<std::string_view> missing)
+        : inner_(inner), missing_(std::move(missing)) {}
+    unsigned long refused = 0;
+
+    kernel::SysResult<UniqueFd> open(const std::string& p, int f) override { return inner_.open(p, f); }
+    kernel::SysResult<long> ioctl(int fd, unsigned long req, unsigned long arg) override {
+        const auto* d = kernel::findIoctl(req);
+        if (d != nullptr && missing_.contains(d->name)) {
+            ++refused;
+            return std::unexpected(ENOTTY);
+        }
+        return inner_.ioctl(fd, req, arg);
+    }
+    kernel::SysResult<> fallocate(int fd, int m, std::uint64_t o, std::uint64_t l) override {
+        return inner_.fallocate(fd, m, o, l);
+    }
+    kernel::SysResult<std::string> readAttribute(const std::string& p) override { return inner_.readAttribute(p); }
+    kernel::SysResult<> writeAttribute(const std::string& p, const std::string& v) override {
+        return inner_.writeAttribute(p, v);
+    }
+    kernel::SysResult<std::vector<std::string>> listDirectory(const std::string& p) override {
+        return inner_.listDirectory(p);
+    }
+    kernel::SysResult<kernel::FdIdentity> identify(int fd) override { return inner_.identify(fd); }
+
+private:
+    kernel::Syscalls& inner_;
+    std::set<std::string_view> missing_;
+};
+
+TEST(Features, TheSimulatorOffersEverything) {
+    GuestRig rig("tdx");
+    ASSERT_OK(rig.guest->createVm(kernel::VmType::Sim));
+    const auto& f = rig.guest->vm()->features;
+    EXPECT_TRUE(f.map_file && f.viommu && f.vdevice && f.tsm_op && f.tsm_request);
+}
+
+TEST(Features, KernelWithoutTsmIoctlsRefusesBindUpFront) {
+    GuestRig rig("snp");
+    KernelWithout old(*rig.sys, {"IOMMU_VDEVICE_TSM_OP", "IOMMU_VDEVICE_TSM_REQ"});
+    core::Guest g({.name = "old", .platform = Platform::Snp, .claim_dir = rig.claim_dir}, old);
+    ASSERT_OK(g.createVm(kernel::VmType::Sim));
+    EXPECT_FALSE(g.vm()->features.tsm_op);
+    EXPECT_FALSE(g.vm()->features.tsm_request);
+    EXPECT_TRUE(g.vm()->features.viommu);
+    const auto probes = old.refused;
+    EXPECT_EQ(probes, 2U) << "each missing ioctl was probed once";
+
+    auto dev = g.addDevice(*Bdf::parse(kDevA));
+    ASSERT_OK(dev);
+    auto viommu = g.createViommu(*dev);
+    ASSERT_OK(viommu);
+    ASSERT_OK(g.createVdevice(*dev, *viommu, 1));
+    auto bind = g.bind(*dev);
+    ASSERT_FALSE(bind);
+    EXPECT_EQ(bind.error().code, Code::NotSupported);
+    const std::uint8_t run[] = {0x02};
+    auto req = g.guestRequest(*dev, core::GuestRequestScope::StateChange, run);
+    ASSERT_FALSE(req);
+    EXPECT_EQ(req.error().code, Code::NotSupported);
+    EXPECT_EQ(old.refused, probes) << "refused before reaching the kernel";
+    EXPECT_EQ(rig.sim.tdiState(kDevA), "unlocked");
+    EXPECT_EQ(rig.sim.counter("failures_injected"), 0U);
+}
+
+TEST(Features, KernelWithoutViommuRefusesCreateVIommu) {
+    GuestRig rig("cca");
+    KernelWithout old(*rig.sys, {"IOMMU_VIOMMU_ALLOC", "IOMMU_VDEVICE_ALLOC"});
+    core::Guest g({.name = "old", .platform = Platform::Cca, .claim_dir = rig.claim_dir}, old);
+    ASSERT_OK(g.createVm(kernel::VmType::Sim));
+    auto dev = g.addDevice(*Bdf::parse(kDevA));
+    ASSERT_OK(dev);
+    const auto objects = rig.sim.counter("objects");
+    auto viommu = g.createViommu(*dev);
+    ASSERT_FALSE(viommu);
+    EXPECT_EQ(viommu.error().code, Code::NotSupported);
+    EXPECT_NE(viommu.error().message.find("IOMMU_VIOMMU_ALLOC"), std::string::npos);
+    EXPECT_EQ(rig.sim.counter("objects"), objects);
+}
+
+TEST(Features, KernelWithoutMapFileCannotMapMemory) {
+    GuestRig rig("tdx");
+    KernelWithout old(*rig.sys, {"IOMMU_IOAS_MAP_FILE"});
+    core::Guest g({.name = "old", .platform = Platform::Tdx, .claim_dir = rig.claim_dir}, old);
+    ASSERT_OK(g.createVm(kernel::VmType::Sim));
+    auto gmem = g.createGuestMemory(4 * kMiB, {});
+    ASSERT_OK(gmem);
+    auto shared = g.addMemory(kGuestRamGpa, 4 * kMiB, std::move(*gmem->duplicate()), 0, core::MemoryState::Shared);
+    ASSERT_FALSE(shared);
+    EXPECT_EQ(shared.error().code, Code::NotSupported);
+    EXPECT_TRUE(g.memory().empty());
+    // Private memory on TDX is not mapped in the IOAS at all, so it needs no MAP_FILE.
+    ASSERT_OK(g.addMemory(kGuestRamGpa, 4 * kMiB, std::move(*gmem), 0, core::MemoryState::Private));
+}
+
+}  // namespace
+}  // namespace tio::test
