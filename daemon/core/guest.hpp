@@ -92,7 +92,8 @@ public:
 
 private:
     [[nodiscard]] Result<> requireVm(std::string_view step) const;
-    [[nodiscard]] Result<Device*> lookupDevice(ObjectId id);
+    // The guest has a VM (else InvalidState naming `step`) and a device `id` (else NotFound).
+    [[nodiscard]] Result<Device*> deviceFor(std::string_view step, ObjectId id);
     [[nodiscard]] Result<> adoptVm(kernel::KvmVm vm, kernel::VmType type);
     // Re-reads the TDI state from the device (a config write or reset may have moved
     // it to error behind the daemon's back).

@@ -15,7 +15,8 @@ namespace {
 constexpr std::uint32_t kMaxTsmResponse = 16U * 1024U;
 }  // namespace
 
-Result<Device*> Guest::lookupDevice(ObjectId id) {
+Result<Device*> Guest::deviceFor(std::string_view step, ObjectId id) {
+    if (auto r = requireVm(step); !r) return std::unexpected(r.error());
     auto it = devices_.find(id);
     if (it == devices_.end()) return fail(Code::NotFound, "no such device in this guest");
     return &it->second;
@@ -88,8 +89,7 @@ Result<ObjectId> Guest::addDevice(const Bdf& bdf) {
 }
 
 Result<> Guest::removeDevice(ObjectId id) {
-    if (auto r = requireVm("RemoveDevice"); !r) return std::unexpected(r.error());
-    auto dev = lookupDevice(id);
+    auto dev = deviceFor("RemoveDevice", id);
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
     if (d.vdevice) return fail(Code::Busy, "the device still has a vDEVICE (DestroyVDevice first)");
@@ -107,8 +107,7 @@ Result<> Guest::removeDevice(ObjectId id) {
 }
 
 Result<ObjectId> Guest::createViommu(ObjectId device) {
-    if (auto r = requireVm("CreateVIommu"); !r) return std::unexpected(r.error());
-    auto dev = lookupDevice(device);
+    auto dev = deviceFor("CreateVIommu", device);
     if (!dev) return std::unexpected(dev.error());
     if (!vm_->features.viommu) return fail(Code::NotSupported, "this kernel's iommufd has no IOMMU_VIOMMU_ALLOC");
     if (!(*dev)->attached || vm_->hwpt == 0) return fail(Code::InvalidState, "the device is not attached (AddDevice first)");
@@ -134,8 +133,7 @@ Result<> Guest::destroyViommu(ObjectId viommu) {
 }
 
 Result<> Guest::createVdevice(ObjectId device, ObjectId viommu, std::uint64_t virtual_id) {
-    if (auto r = requireVm("CreateVDevice"); !r) return std::unexpected(r.error());
-    auto dev = lookupDevice(device);
+    auto dev = deviceFor("CreateVDevice", device);
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
     auto v = viommus_.find(viommu);
@@ -155,8 +153,7 @@ Result<> Guest::createVdevice(ObjectId device, ObjectId viommu, std::uint64_t vi
 }
 
 Result<> Guest::destroyVdevice(ObjectId device) {
-    if (auto r = requireVm("DestroyVDevice"); !r) return std::unexpected(r.error());
-    auto dev = lookupDevice(device);
+    auto dev = deviceFor("DestroyVDevice", device);
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
     if (!d.vdevice) return fail(Code::InvalidState, "the device has no vDEVICE (CreateVDevice first)");
@@ -184,8 +181,7 @@ Result<> Guest::refreshTdi(Device& d) {
 }
 
 Result<> Guest::bind(ObjectId device) {
-    if (auto r = requireVm("Bind"); !r) return std::unexpected(r.error());
-    auto dev = lookupDevice(device);
+    auto dev = deviceFor("Bind", device);
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
     if (d.tdi == TdiState::Unsupported) return fail(Code::NotSupported, d.bdf.toString() + " has no TDISP capability");
@@ -215,8 +211,7 @@ Result<> Guest::bind(ObjectId device) {
 
 Result<std::vector<std::uint8_t>> Guest::guestRequest(ObjectId device, GuestRequestScope scope,
                                                       std::span<const std::uint8_t> request) {
-    if (auto r = requireVm("GuestRequest"); !r) return std::unexpected(r.error());
-    auto dev = lookupDevice(device);
+    auto dev = deviceFor("GuestRequest", device);
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
     if (!vm_->features.tsm_request) {
@@ -249,8 +244,7 @@ Result<std::vector<std::uint8_t>> Guest::guestRequest(ObjectId device, GuestRequ
 }
 
 Result<> Guest::unbind(ObjectId device) {
-    if (auto r = requireVm("Unbind"); !r) return std::unexpected(r.error());
-    auto dev = lookupDevice(device);
+    auto dev = deviceFor("Unbind", device);
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
     if (!d.vdevice || d.tdi == TdiState::Unsupported) return fail(Code::InvalidState, "the device is not bound (Bind first)");
@@ -263,8 +257,7 @@ Result<> Guest::unbind(ObjectId device) {
 }
 
 Result<> Guest::reset(ObjectId device) {
-    if (auto r = requireVm("Reset"); !r) return std::unexpected(r.error());
-    auto dev = lookupDevice(device);
+    auto dev = deviceFor("Reset", device);
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
     if (auto r = refreshTdi(d); !r) return std::unexpected(r.error());
@@ -276,8 +269,7 @@ Result<> Guest::reset(ObjectId device) {
 }
 
 Result<UniqueFd> Guest::vfioFd(ObjectId device) {
-    if (auto r = requireVm("GetVfioFd"); !r) return std::unexpected(r.error());
-    auto dev = lookupDevice(device);
+    auto dev = deviceFor("GetVfioFd", device);
     if (!dev) return std::unexpected(dev.error());
     return (*dev)->vfio.duplicateFd();
 }
