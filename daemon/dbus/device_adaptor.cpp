@@ -1,0 +1,132 @@
+// org.tio.Device1 on /org/tio/Guest1/device/SSSS_BB_DD_F.
+#include <spdlog/spdlog.h>
+
+#include "dbus/adaptors.hpp"
+
+namespace tio::dbus {
+namespace {
+
+// The device a call addresses; the find callback already proved it exists.
+Result<core::ObjectId> target(GuestService& svc, sd_bus_message* m) {
+    const auto id = svc.deviceFromPath(sd_bus_message_get_path(m));
+    if (!id) return fail(Code::NotFound, "no such device in this guest");
+    return *id;
+}
+
+template <typename Op>
+int simple(sd_bus_message* m, void* userdata, sd_bus_error* err, const char* method, Op&& op) {
+    return runMethod(m, userdata, err, Access::Mutate, method,
+                     [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message*) -> Result<> {
+                         auto id = target(svc, m);
+                         if (!id) return std::unexpected(id.error());
+                         const std::string bdf = svc.guest().devices().at(*id).bdf.toString();
+                         auto r = op(svc.guest(), *id);
+                         if (r) {
+                             spdlog::info("event=device-{} guest={} bdf={} peer_uid={}", method,
+                                          svc.guest().config().name, bdf, who.caller().uid);
+                         }
+                         return r;
+                     });
+}
+
+int getVfioFd(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Mutate, "GetVfioFd",
+                     [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message* reply) -> Result<> {
+                         auto id = target(svc, m);
+                         if (!id) return std::unexpected(id.error());
+                         auto fd = svc.guest().vfioFd(*id);
+                         if (!fd) return std::unexpected(fd.error());
+                         if (sd_bus_message_append(reply, "h", fd->get()) < 0) {
+                             return fail(Code::LimitExceeded, "cannot pass the fd");
+                         }
+                         return {};
+                     });
+}
+
+int createVdevice(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Mutate, "CreateVDevice",
+                     [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message*) -> Result<> {
+                         const char* viommu = nullptr;
+                         std::uint64_t virtual_id = 0;
+                         if (sd_bus_message_read(m, "ot", &viommu, &virtual_id) < 0) return std::unexpected(malformed());
+                         auto id = target(svc, m);
+                         if (!id) return std::unexpected(id.error());
+                         const auto vid = GuestService::idFromPath(viommu, "/org/tio/Guest1/viommu/");
+                         if (!vid) return fail(Code::NotFound, "no such vIOMMU in this guest");
+                         return svc.guest().createVdevice(*id, *vid, virtual_id);
+                     });
+}
+
+int guestRequest(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Mutate, "GuestRequest",
+                     [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message* reply) -> Result<> {
+                         const char* scope = nullptr;
+                         const void* data = nullptr;
+                         std::size_t size = 0;
+                         if (sd_bus_message_read(m, "s", &scope) < 0 ||
+                             sd_bus_message_read_array(m, 'y', &data, &size) < 0) {
+                             return std::unexpected(malformed());
+                         }
+                         core::GuestRequestScope s;
+                         if (std::string_view(scope) == "info") s = core::GuestRequestScope::Info;
+                         else if (std::string_view(scope) == "state-change") s = core::GuestRequestScope::StateChange;
+                         else return fail(Code::InvalidArgument, "scope is 'info' or 'state-change'");
+                         auto id = target(svc, m);
+                         if (!id) return std::unexpected(id.error());
+                         auto resp = svc.guest().guestRequest(
+                             *id, s, std::span<const std::uint8_t>(static_cast<const std::uint8_t*>(data), size));
+                         if (!resp) return std::unexpected(resp.error());
+                         if (sd_bus_message_append_array(reply, 'y', resp->data(), resp->size()) < 0) {
+                             return std::unexpected(malformed());
+                         }
+                         return {};
+                     });
+}
+
+int destroyVdevice(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return simple(m, u, e, "DestroyVDevice", [](core::Guest& g, core::ObjectId id) { return g.destroyVdevice(id); });
+}
+int bind(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return simple(m, u, e, "Bind", [](core::Guest& g, core::ObjectId id) { return g.bind(id); });
+}
+int unbind(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return simple(m, u, e, "Unbind", [](core::Guest& g, core::ObjectId id) { return g.unbind(id); });
+}
+int reset(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return simple(m, u, e, "Reset", [](core::Guest& g, core::ObjectId id) { return g.reset(id); });
+}
+int remove(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return simple(m, u, e, "Remove", [](core::Guest& g, core::ObjectId id) { return g.removeDevice(id); });
+}
+
+constexpr std::uint64_t kProp = SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE;
+constexpr std::uint64_t kCall = SD_BUS_VTABLE_UNPRIVILEGED;
+
+const sd_bus_vtable kVtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_METHOD_WITH_NAMES("GetVfioFd", "", , "h", SD_BUS_PARAM(fd), getVfioFd, kCall),
+    SD_BUS_METHOD_WITH_NAMES("CreateVDevice", "ot", SD_BUS_PARAM(viommu) SD_BUS_PARAM(virtual_id), "", ,
+                             createVdevice, kCall),
+    SD_BUS_METHOD("DestroyVDevice", "", "", destroyVdevice, kCall),
+    SD_BUS_METHOD("Bind", "", "", bind, kCall),
+    SD_BUS_METHOD_WITH_NAMES("GuestRequest", "say", SD_BUS_PARAM(scope) SD_BUS_PARAM(request), "ay",
+                             SD_BUS_PARAM(response), guestRequest, kCall),
+    SD_BUS_METHOD("Unbind", "", "", unbind, kCall),
+    SD_BUS_METHOD("Reset", "", "", reset, kCall),
+    SD_BUS_METHOD("Remove", "", "", remove, kCall),
+    SD_BUS_PROPERTY("Bdf", "s", getProperty, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("VfioDevice", "s", getProperty, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Attached", "b", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("VIommu", "o", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("VirtualId", "t", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("HasVDevice", "b", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("TdiState", "s", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("TsmConnected", "b", getProperty, 0, kProp),
+    SD_BUS_VTABLE_END,
+};
+
+}  // namespace
+
+const sd_bus_vtable* deviceVtable() { return kVtable; }
+
+}  // namespace tio::dbus

@@ -1,0 +1,17 @@
+#pragma once
+// The one place a tio::Code becomes a D-Bus error name (org.tio.Error.*).
+#include <systemd/sd-bus.h>
+
+#include <string_view>
+
+#include "common/error.hpp"
+
+namespace tio::dbus {
+
+inline constexpr std::string_view kErrorPrefix = "org.tio.Error.";
+
+// Sets `err` from `e` and returns the negative value sd-bus expects from a handler.
+// Internal errors carry a generic message: details belong in the journal only.
+int setError(sd_bus_error* err, const Error& e);
+
+}  // namespace tio::dbus

@@ -1,0 +1,210 @@
+// org.tio.Guest1 on /org/tio/Guest1.
+#include <spdlog/spdlog.h>
+
+#include "core/snapshot.hpp"
+#include "dbus/adaptors.hpp"
+
+namespace tio::dbus {
+namespace {
+
+Result<kernel::GuestMemfdFlags> memfdFlags(const std::vector<std::string>& names) {
+    kernel::GuestMemfdFlags f;
+    for (const auto& n : names) {
+        if (n == "mmap") f.mmap = true;
+        else if (n == "init-shared") f.init_shared = true;
+        else return fail(Code::InvalidArgument, "unknown guest_memfd flag '" + n + "' (mmap, init-shared)");
+    }
+    return f;
+}
+
+int createVm(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Mutate, "CreateVm", [&](GuestService& svc, const AuthorizedCaller&,
+                                                                        sd_bus_message* reply) -> Result<> {
+        const char* type = nullptr;
+        if (sd_bus_message_read(m, "s", &type) < 0) return std::unexpected(malformed());
+        auto opts = readOptions(m, false, false);
+        if (!opts) return std::unexpected(opts.error());
+        const auto vm_type = core::parseVmType(type);
+        if (!vm_type) return fail(Code::InvalidArgument, "unknown VM type (default, sw-protected, snp, tdx, sim)");
+        auto fd = svc.guest().createVm(*vm_type);
+        if (!fd) return std::unexpected(fd.error());
+        spdlog::info("event=vm-created guest={} type={}", svc.guest().config().name, type);
+        if (sd_bus_message_append(reply, "h", fd->get()) < 0) return fail(Code::LimitExceeded, "cannot pass the fd");
+        return {};
+    });
+}
+
+int attachVm(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Mutate, "AttachVm",
+                     [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message*) -> Result<> {
+                         auto fd = readFd(m);
+                         if (!fd) return std::unexpected(fd.error());
+                         auto opts = readOptions(m, false, true);
+                         if (!opts) return std::unexpected(opts.error());
+                         const auto vm_type = core::parseVmType(opts->type.value_or("default"));
+                         if (!vm_type) return fail(Code::InvalidArgument, "unknown VM type in options");
+                         auto r = svc.guest().attachVm(std::move(*fd), *vm_type);
+                         if (r) spdlog::info("event=vm-attached guest={}", svc.guest().config().name);
+                         return r;
+                     });
+}
+
+int createGuestMemory(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Mutate, "CreateGuestMemory",
+                     [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message* reply) -> Result<> {
+                         std::uint64_t size = 0;
+                         if (sd_bus_message_read(m, "t", &size) < 0) return std::unexpected(malformed());
+                         auto opts = readOptions(m, true, false);
+                         if (!opts) return std::unexpected(opts.error());
+                         auto flags = memfdFlags(opts->flags);
+                         if (!flags) return std::unexpected(flags.error());
+                         auto fd = svc.guest().createGuestMemory(size, *flags);
+                         if (!fd) return std::unexpected(fd.error());
+                         if (sd_bus_message_append(reply, "h", fd->get()) < 0) {
+                             return fail(Code::LimitExceeded, "cannot pass the fd");
+                         }
+                         return {};
+                     });
+}
+
+int addMemory(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Mutate, "AddMemory",
+                     [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message* reply) -> Result<> {
+                         std::uint64_t gpa = 0, size = 0, offset = 0;
+                         if (sd_bus_message_read(m, "tt", &gpa, &size) < 0) return std::unexpected(malformed());
+                         auto fd = readFd(m);
+                         if (!fd) return std::unexpected(fd.error());
+                         const char* initial = nullptr;
+                         if (sd_bus_message_read(m, "ts", &offset, &initial) < 0) return std::unexpected(malformed());
+                         auto opts = readOptions(m, false, false);
+                         if (!opts) return std::unexpected(opts.error());
+                         const auto state = core::parseMemoryState(initial);
+                         if (!state) return fail(Code::InvalidArgument, "initial is 'private' or 'shared'");
+                         const auto* gp = svc.policy().guest(svc.guest().config().name);
+                         const std::uint32_t max = gp != nullptr ? gp->max_memory_regions : core::GuestPolicy{}.max_memory_regions;
+                         if (svc.guest().memory().size() >= max) {
+                             return fail(Code::LimitExceeded, "the policy allows " + std::to_string(max) + " memory regions");
+                         }
+                         auto id = svc.guest().addMemory(gpa, size, std::move(*fd), offset, *state);
+                         if (!id) return std::unexpected(id.error());
+                         const std::string path = GuestService::memoryPath(*id);
+                         if (sd_bus_message_append(reply, "o", path.c_str()) < 0) return std::unexpected(malformed());
+                         return {};
+                     });
+}
+
+int addDevice(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Mutate, "AddDevice",
+                     [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message* reply) -> Result<> {
+                         const char* text = nullptr;
+                         if (sd_bus_message_read(m, "s", &text) < 0) return std::unexpected(malformed());
+                         auto opts = readOptions(m, false, false);
+                         if (!opts) return std::unexpected(opts.error());
+                         const auto bdf = Bdf::parse(text);
+                         if (!bdf) return fail(Code::InvalidArgument, "a BDF looks like 0000:3a:00.0");
+                         const std::string& name = svc.guest().config().name;
+                         const auto* gp = svc.policy().guest(name);
+                         if (gp == nullptr || !svc.policy().allowsDevice(name, *bdf)) {
+                             spdlog::warn("event=refused method=AddDevice reason=device-not-in-policy bdf={} peer_uid={} guest={}",
+                                          bdf->toString(), who.caller().uid, name);
+                             return fail(Code::AccessDenied, bdf->toString() + " is not in guest " + name + "'s policy");
+                         }
+                         if (svc.guest().devices().size() >= gp->max_devices) {
+                             return fail(Code::LimitExceeded, "the policy allows " + std::to_string(gp->max_devices) + " devices");
+                         }
+                         auto id = svc.guest().addDevice(*bdf);
+                         if (!id) return std::unexpected(id.error());
+                         spdlog::info("event=device-assigned guest={} bdf={} peer_uid={}", name, bdf->toString(),
+                                      who.caller().uid);
+                         const std::string path = GuestService::devicePath(svc.guest().devices().at(*id));
+                         if (sd_bus_message_append(reply, "o", path.c_str()) < 0) return std::unexpected(malformed());
+                         return {};
+                     });
+}
+
+int createViommu(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Mutate, "CreateVIommu",
+                     [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message* reply) -> Result<> {
+                         const char* device = nullptr;
+                         if (sd_bus_message_read(m, "o", &device) < 0) return std::unexpected(malformed());
+                         auto opts = readOptions(m, false, false);
+                         if (!opts) return std::unexpected(opts.error());
+                         const auto dev = svc.deviceFromPath(device);
+                         if (!dev) return fail(Code::NotFound, "no such device in this guest");
+                         auto id = svc.guest().createViommu(*dev);
+                         if (!id) return std::unexpected(id.error());
+                         const std::string path = GuestService::viommuPath(*id);
+                         if (sd_bus_message_append(reply, "o", path.c_str()) < 0) return std::unexpected(malformed());
+                         return {};
+                     });
+}
+
+int teardown(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Mutate, "Teardown",
+                     [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message*) -> Result<> {
+                         spdlog::info("event=teardown reason=requested guest={} peer_uid={}", svc.guest().config().name,
+                                      who.caller().uid);
+                         for (const auto& e : svc.guest().teardown()) {
+                             spdlog::warn("teardown step failed: {}, ignoring", e.message);
+                         }
+                         return {};
+                     });
+}
+
+int dumpState(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Read, "DumpState",
+                     [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message* reply) -> Result<> {
+                         std::string bytes;
+                         if (!core::snapshot(svc.guest(), svc.backend()).SerializeToString(&bytes)) {
+                             return fail(Code::Internal, "snapshot did not serialize");
+                         }
+                         if (sd_bus_message_append_array(reply, 'y', bytes.data(), bytes.size()) < 0) {
+                             return fail(Code::LimitExceeded, "snapshot too large for a message");
+                         }
+                         return {};
+                     });
+}
+
+constexpr std::uint64_t kProp = SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE;
+constexpr std::uint64_t kCall = SD_BUS_VTABLE_UNPRIVILEGED;  // the daemon authorizes itself
+
+const sd_bus_vtable kVtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_METHOD_WITH_NAMES("CreateVm", "sa{sv}", SD_BUS_PARAM(type) SD_BUS_PARAM(options), "h", SD_BUS_PARAM(vm),
+                             createVm, kCall),
+    SD_BUS_METHOD_WITH_NAMES("AttachVm", "ha{sv}", SD_BUS_PARAM(vm) SD_BUS_PARAM(options), "", , attachVm, kCall),
+    SD_BUS_METHOD_WITH_NAMES("CreateGuestMemory", "ta{sv}", SD_BUS_PARAM(size) SD_BUS_PARAM(options), "h",
+                             SD_BUS_PARAM(gmem), createGuestMemory, kCall),
+    SD_BUS_METHOD_WITH_NAMES("AddMemory", "tthtsa{sv}",
+                             SD_BUS_PARAM(gpa) SD_BUS_PARAM(size) SD_BUS_PARAM(gmem) SD_BUS_PARAM(offset)
+                                 SD_BUS_PARAM(initial) SD_BUS_PARAM(options),
+                             "o", SD_BUS_PARAM(region), addMemory, kCall),
+    SD_BUS_METHOD_WITH_NAMES("AddDevice", "sa{sv}", SD_BUS_PARAM(bdf) SD_BUS_PARAM(options), "o",
+                             SD_BUS_PARAM(device), addDevice, kCall),
+    SD_BUS_METHOD_WITH_NAMES("CreateVIommu", "oa{sv}", SD_BUS_PARAM(device) SD_BUS_PARAM(options), "o",
+                             SD_BUS_PARAM(viommu), createViommu, kCall),
+    SD_BUS_METHOD("Teardown", "", "", teardown, kCall),
+    SD_BUS_METHOD_WITH_NAMES("DumpState", "", , "ay", SD_BUS_PARAM(snapshot), dumpState, kCall),
+    SD_BUS_SIGNAL_WITH_NAMES("MemoryRevoked", "tts", SD_BUS_PARAM(gpa) SD_BUS_PARAM(size) SD_BUS_PARAM(reason), 0),
+    SD_BUS_SIGNAL_WITH_NAMES("Fault", "oss", SD_BUS_PARAM(object) SD_BUS_PARAM(kind) SD_BUS_PARAM(detail), 0),
+    SD_BUS_PROPERTY("Name", "s", getProperty, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Platform", "s", getProperty, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Backend", "s", getProperty, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("VmType", "s", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("State", "s", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("Devices", "ao", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("VIommus", "ao", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("MemoryRegions", "ao", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("PrivateBytes", "t", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("SharedBytes", "t", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("Conversions", "t", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("Revocations", "t", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("Clients", "u", getProperty, 0, kProp),
+    SD_BUS_VTABLE_END,
+};
+
+}  // namespace
+
+const sd_bus_vtable* guestVtable() { return kVtable; }
+
+}  // namespace tio::dbus

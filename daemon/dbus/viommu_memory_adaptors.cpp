@@ -1,0 +1,56 @@
+// org.tio.VIommu1 on /org/tio/Guest1/viommu/N and org.tio.Memory1 on
+// /org/tio/Guest1/memory/N: each one method and a few properties.
+#include "dbus/adaptors.hpp"
+
+namespace tio::dbus {
+namespace {
+
+int destroyViommu(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Mutate, "VIommu.Destroy",
+                     [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message*) -> Result<> {
+                         const auto id = GuestService::idFromPath(sd_bus_message_get_path(m), "/org/tio/Guest1/viommu/");
+                         if (!id) return fail(Code::NotFound, "no such vIOMMU in this guest");
+                         return svc.guest().destroyViommu(*id);
+                     });
+}
+
+int removeMemory(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Mutate, "Memory.Remove",
+                     [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message*) -> Result<> {
+                         const auto id = GuestService::idFromPath(sd_bus_message_get_path(m), "/org/tio/Guest1/memory/");
+                         if (!id) return fail(Code::NotFound, "no such memory region in this guest");
+                         return svc.guest().removeMemory(*id);
+                     });
+}
+
+constexpr std::uint64_t kProp = SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE;
+constexpr std::uint64_t kConst = SD_BUS_VTABLE_PROPERTY_CONST;
+constexpr std::uint64_t kCall = SD_BUS_VTABLE_UNPRIVILEGED;
+
+const sd_bus_vtable kViommu[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_METHOD("Destroy", "", "", destroyViommu, kCall),
+    SD_BUS_PROPERTY("Id", "u", getProperty, 0, kConst),
+    SD_BUS_PROPERTY("Type", "s", getProperty, 0, kConst),
+    SD_BUS_PROPERTY("VDevices", "ao", getProperty, 0, kProp),
+    SD_BUS_VTABLE_END,
+};
+
+const sd_bus_vtable kMemory[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_METHOD("Remove", "", "", removeMemory, kCall),
+    SD_BUS_PROPERTY("Gpa", "t", getProperty, 0, kConst),
+    SD_BUS_PROPERTY("Size", "t", getProperty, 0, kConst),
+    SD_BUS_PROPERTY("Offset", "t", getProperty, 0, kConst),
+    SD_BUS_PROPERTY("PrivateBytes", "t", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("SharedBytes", "t", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("Revoked", "b", getProperty, 0, kProp),
+    SD_BUS_VTABLE_END,
+};
+
+}  // namespace
+
+const sd_bus_vtable* viommuVtable() { return kViommu; }
+const sd_bus_vtable* memoryVtable() { return kMemory; }
+
+}  // namespace tio::dbus
