@@ -10,6 +10,7 @@
 #include <systemd/sd-event.h>
 #include <unistd.h>
 
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -171,6 +172,8 @@ int main(int argc, char** argv) {
         usage();
         return 2;
     }
+    // Log lines go to stderr (the journal under systemd), never to stdout.
+    spdlog::set_default_logger(spdlog::stderr_logger_st("tio-managerd"));
     spdlog::set_pattern("tio-managerd[%P]: %l %v");
     if (!core::validGuestName(args->guest)) {
         spdlog::error("invalid guest name '{}' (^[a-z][a-z0-9_]{{0,31}}$)", args->guest);

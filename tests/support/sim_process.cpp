@@ -13,7 +13,7 @@
 #include <gtest/gtest.h>
 #include <sdbus-c++/sdbus-c++.h>
 
-#include "sim1-proxy.h"
+#include "tio/Sim1-proxy.h"
 
 extern char** environ;
 
