@@ -20,11 +20,13 @@
 
 namespace {
 
-constexpr const char* kService = "org.tio.Guest1";  // ignored on p2p, required by the API
+// The guest's bus name. On p2p it is not used for routing, but sdbus-c++ matches
+// signals on sender=<destination>, and tio-managerd sends as org.tio.Guest1.GUEST.
+std::string service = "org.tio.Guest1.vm1";
 
 class Guest final : public sdbus::ProxyInterfaces<org::tio::Guest1_proxy> {
 public:
-    Guest(sdbus::IConnection& c) : ProxyInterfaces(c, kService, "/org/tio/Guest1") { registerProxy(); }
+    Guest(sdbus::IConnection& c) : ProxyInterfaces(c, service, "/org/tio/Guest1") { registerProxy(); }
     ~Guest() { unregisterProxy(); }
 
 private:
@@ -40,7 +42,7 @@ private:
 template <typename Iface>
 class Child final : public sdbus::ProxyInterfaces<Iface> {
 public:
-    Child(sdbus::IConnection& c, const std::string& path) : sdbus::ProxyInterfaces<Iface>(c, kService, path) {
+    Child(sdbus::IConnection& c, const std::string& path) : sdbus::ProxyInterfaces<Iface>(c, service, path) {
         this->registerProxy();
     }
     ~Child() { this->unregisterProxy(); }
@@ -75,6 +77,7 @@ int main(int argc, char** argv) {
         else if (k == "--sim-control") sim_control = argv[i + 1];
         else if (k == "--device") bdf = argv[i + 1];
         else if (k == "--on-run") on_run = argv[i + 1];
+        else if (k == "--guest") service = std::string("org.tio.Guest1.") + argv[i + 1];
         else {
             std::fprintf(stderr, "unknown option %s\n", k.c_str());
             return 2;
@@ -82,7 +85,8 @@ int main(int argc, char** argv) {
     }
     if (socket.empty()) {
         std::fprintf(stderr,
-                     "usage: tio-vmm-demo --socket GUEST_SOCKET [--sim-control PATH] [--device BDF] [--on-run CMD]\n");
+                     "usage: tio-vmm-demo --socket GUEST_SOCKET [--guest NAME] [--sim-control PATH] [--device BDF]\n"
+                     "                    [--on-run CMD]\n");
         return 2;
     }
     try {

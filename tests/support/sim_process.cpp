@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -28,10 +29,12 @@ public:
     ~SimControl() { unregisterProxy(); }
 };
 
-SimProcess::SimProcess(std::string platform, std::vector<std::string> devices) {
+SimProcess::SimProcess(std::string platform, std::vector<std::string> devices) : platform_(platform) {
     char tmpl[] = "/tmp/tio-sim-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
+    // Traversable, so tests can run clients as another uid (nobody).
+    ::chmod(dir_.c_str(), 0755);
     control_socket_ = dir_ + "/sim.ctl";
     kernel_socket_ = dir_ + "/sim.kernel";
     std::vector<std::string> args = {TIO_SIMKERNEL_PATH, "--platform", platform,      "--control",

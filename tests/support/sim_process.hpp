@@ -30,6 +30,7 @@ public:
     ~SimProcess();
 
     [[nodiscard]] const std::string& dir() const { return dir_; }
+    [[nodiscard]] const std::string& platform() const { return platform_; }
     [[nodiscard]] const std::string& kernelSocket() const { return kernel_socket_; }
     [[nodiscard]] const std::string& controlSocket() const { return control_socket_; }
     // A fresh connection to the simulated kernel (the daemon's Linux code path).
@@ -46,6 +47,7 @@ public:
 private:
     SimControl& control();
 
+    std::string platform_;
     std::string dir_;
     std::string kernel_socket_;
     std::string control_socket_;

@@ -1,0 +1,292 @@
+// tio-managerd as a VMM sees it: the real daemon binary on its guest socket, the
+// simulated kernel as the oracle, the sdbus-c++ proxies generated from the XML.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <sdbus-c++/sdbus-c++.h>
+
+#include <atomic>
+#include <fstream>
+#include <mutex>
+#include <set>
+
+#include "support/daemon_rig.hpp"
+#include "support/eventually.hpp"
+#include "tio/Device1-proxy.h"
+#include "tio/Guest1-proxy.h"
+#include "tio/VIommu1-proxy.h"
+
+namespace tio::test {
+namespace {
+
+constexpr const char* kA = "0000:3a:00.0";
+constexpr const char* kB = "0000:3b:00.0";
+constexpr std::uint64_t kGpa = 0x100000000ULL;
+
+// Records the signals a VMM would react to.
+class GuestClient final : public sdbus::ProxyInterfaces<org::tio::Guest1_proxy, sdbus::ObjectManager_proxy> {
+public:
+    // The destination must be the guest's name: sdbus-c++ matches signals on
+    // sender=<destination>, and tio-managerd sends as org.tio.Guest1.GUEST.
+    explicit GuestClient(sdbus::IConnection& c, const std::string& guest = "vm1")
+        : ProxyInterfaces(c, "org.tio.Guest1." + guest, "/org/tio/Guest1") {
+        registerProxy();
+    }
+    ~GuestClient() { unregisterProxy(); }
+    std::mutex mu;
+    std::set<std::string> added, removed;
+
+private:
+    void onMemoryRevoked(const uint64_t&, const uint64_t&, const std::string&) override {}
+    void onFault(const sdbus::ObjectPath&, const std::string&, const std::string&) override {}
+    void onInterfacesAdded(const sdbus::ObjectPath& path,
+                           const std::map<std::string, std::map<std::string, sdbus::Variant>>&) override {
+        std::lock_guard l(mu);
+        added.insert(path);
+    }
+    void onInterfacesRemoved(const sdbus::ObjectPath& path, const std::vector<std::string>&) override {
+        std::lock_guard l(mu);
+        removed.insert(path);
+    }
+};
+
+class DeviceClient final : public sdbus::ProxyInterfaces<org::tio::Device1_proxy, sdbus::Properties_proxy> {
+public:
+    DeviceClient(sdbus::IConnection& c, const std::string& path) : ProxyInterfaces(c, "org.tio.Guest1.vm1", path) {
+        registerProxy();
+    }
+    ~DeviceClient() { unregisterProxy(); }
+    std::mutex mu;
+    std::vector<std::string> tdi_changes;
+
+private:
+    void onPropertiesChanged(const std::string&, const std::map<std::string, sdbus::Variant>& changed,
+                             const std::vector<std::string>&) override {
+        std::lock_guard l(mu);
+        if (auto it = changed.find("TdiState"); it != changed.end()) tdi_changes.push_back(it->second.get<std::string>());
+    }
+};
+
+class ViommuClient final : public sdbus::ProxyInterfaces<org::tio::VIommu1_proxy> {
+public:
+    ViommuClient(sdbus::IConnection& c, const std::string& path) : ProxyInterfaces(c, "org.tio.Guest1.vm1", path) {
+        registerProxy();
+    }
+    ~ViommuClient() { unregisterProxy(); }
+};
+
+std::string errorName(const std::function<void()>& call) {
+    try {
+        call();
+    } catch (const sdbus::Error& e) {
+        return e.getName();
+    }
+    return "no error";
+}
+
+class ServiceTest : public ::testing::Test {
+protected:
+    SimProcess sim{"tdx", {kA, kB, "0000:3c:00.0,notdisp"}};
+    PrivateSystemBus bus;
+    std::unique_ptr<DaemonProcess> daemon = std::make_unique<DaemonProcess>(sim, "vm1", bus.address());
+
+    std::unique_ptr<sdbus::IConnection> connect() {
+        auto c = sdbus::createSessionBusConnectionWithAddress(daemon->address());
+        c->enterEventLoopAsync();
+        return c;
+    }
+    bool kernelEmpty() {
+        return eventually([&] { return sim.counter("objects") == 0 && sim.counter("open_files") == 0; });
+    }
+};
+
+TEST_F(ServiceTest, WholeLifecycleWithSignalsAndFdsBothWays) {
+    {
+        auto conn = connect();
+        GuestClient g(*conn);
+        EXPECT_EQ(g.State(), "empty");
+        EXPECT_EQ(g.Clients(), 1U);
+        auto vm = g.CreateVm("sim", {});
+        EXPECT_GE(vm.get(), 0);
+        EXPECT_EQ(g.State(), "active");
+        EXPECT_EQ(g.VmType(), "sim");
+        auto gmem = g.CreateGuestMemory(16ULL << 20U, {});
+        auto region = g.AddMemory(kGpa, 16ULL << 20U, gmem, 0, "shared", {});
+        EXPECT_EQ(g.SharedBytes(), 16ULL << 20U);
+        auto dev_path = g.AddDevice(kA, {});
+        EXPECT_EQ(std::string(dev_path), "/org/tio/Guest1/device/0000_3a_00_0");
+        EXPECT_TRUE(eventually([&] {
+            std::lock_guard l(g.mu);
+            return g.added.contains(dev_path) && g.added.contains(region);
+        })) << "InterfacesAdded";
+        EXPECT_EQ(sim.dma(kA, kGpa, 16ULL << 20U, true), "ok");
+
+        DeviceClient dev(*conn, dev_path);
+        auto vfio = dev.GetVfioFd();  // fd from the daemon: a duplicate of its device fd
+        EXPECT_GE(vfio.get(), 0);
+        auto viommu_path = g.CreateVIommu(dev_path, {});
+        ViommuClient viommu(*conn, viommu_path);
+        EXPECT_EQ(viommu.Type(), "tdx-connect");
+        dev.CreateVDevice(viommu_path, 0x42);
+        EXPECT_EQ(viommu.VDevices(), std::vector<sdbus::ObjectPath>{dev_path});
+        EXPECT_EQ(errorName([&] { viommu.Destroy(); }), "org.tio.Error.Busy");
+        dev.Bind();
+        EXPECT_EQ(dev.TdiState(), "locked");
+        EXPECT_EQ(dev.GuestRequest("state-change", {0x02}), std::vector<uint8_t>{0x02});
+        EXPECT_EQ(sim.tdiState(kA), "run");
+        EXPECT_TRUE(eventually([&] {
+            std::lock_guard l(dev.mu);
+            return dev.tdi_changes == std::vector<std::string>{"locked", "run"};
+        })) << "PropertiesChanged(TdiState)";
+        dev.Unbind();
+        dev.DestroyVDevice();
+        viommu.Destroy();
+        dev.Remove();
+        EXPECT_TRUE(eventually([&] {
+            std::lock_guard l(g.mu);
+            return g.removed.contains(dev_path) && g.removed.contains(viommu_path);
+        })) << "InterfacesRemoved";
+        g.Teardown();
+        EXPECT_EQ(g.State(), "empty");
+        EXPECT_TRUE(g.Devices().empty());
+        conn->leaveEventLoop();
+    }
+    EXPECT_TRUE(kernelEmpty());
+}
+
+TEST_F(ServiceTest, EveryErrorIsNamed) {
+    auto conn = connect();
+    GuestClient g(*conn);
+    EXPECT_EQ(errorName([&] { g.AddDevice(kA, {}); }), "org.tio.Error.InvalidState");
+    EXPECT_EQ(errorName([&] { g.CreateVm("quantum", {}); }), "org.tio.Error.InvalidArgument");
+    EXPECT_EQ(errorName([&] { g.CreateVm("sim", {{"bogus", sdbus::Variant(1)}}); }), "org.tio.Error.InvalidArgument");
+    auto vm = g.CreateVm("sim", {});
+    EXPECT_EQ(errorName([&] { g.CreateVm("sim", {}); }), "org.tio.Error.InvalidState");
+    for (const char* bdf : {"", "0000:3a:00", "0000:3a:00.8", "../../etc", "0000:3a:00.0\n"}) {
+        EXPECT_EQ(errorName([&] { g.AddDevice(bdf, {}); }), "org.tio.Error.InvalidArgument") << bdf;
+    }
+    EXPECT_EQ(errorName([&] { g.AddDevice("0000:99:00.0", {}); }), "org.tio.Error.NotFound");
+    EXPECT_EQ(errorName([&] { g.CreateGuestMemory(0, {}); }), "org.tio.Error.InvalidArgument");
+    EXPECT_EQ(errorName([&] { g.CreateGuestMemory(4096, {{"flags", sdbus::Variant(std::vector<std::string>{"huge"})}}); }),
+              "org.tio.Error.InvalidArgument");
+    EXPECT_EQ(errorName([&] { g.CreateGuestMemory(4096, {{"flags", sdbus::Variant(std::string("mmap"))}}); }),
+              "org.tio.Error.InvalidArgument")
+        << "flags must be as";
+    auto gmem = g.CreateGuestMemory(8ULL << 20U, {});
+    EXPECT_EQ(errorName([&] { g.AddMemory(kGpa, 4096, gmem, 0, "secret", {}); }), "org.tio.Error.InvalidArgument");
+    EXPECT_EQ(errorName([&] { g.AddMemory(kGpa + 1, 4096, gmem, 0, "shared", {}); }), "org.tio.Error.InvalidArgument");
+    EXPECT_EQ(errorName([&] { g.AddMemory(0xfffffffffffff000ULL, 0x2000, gmem, 0, "shared", {}); }),
+              "org.tio.Error.InvalidArgument");
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    sdbus::UnixFd pipe_r(p[0], sdbus::adopt_fd), pipe_w(p[1], sdbus::adopt_fd);
+    EXPECT_EQ(errorName([&] { g.AddMemory(kGpa, 4096, pipe_r, 0, "shared", {}); }), "org.tio.Error.InvalidArgument");
+    sdbus::UnixFd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC), sdbus::adopt_fd);
+    EXPECT_EQ(errorName([&] { g.AddMemory(kGpa, 4096, null_fd, 0, "shared", {}); }), "org.tio.Error.InvalidArgument");
+    EXPECT_EQ(errorName([&] { g.CreateVIommu("/org/tio/Guest1/device/0000_3b_00_0", {}); }), "org.tio.Error.NotFound");
+    auto dev = g.AddDevice(kA, {});
+    EXPECT_EQ(errorName([&] { g.AddDevice(kA, {}); }), "org.tio.Error.Busy");
+    DeviceClient d(*conn, dev);
+    EXPECT_EQ(errorName([&] { d.Bind(); }), "org.tio.Error.InvalidState");
+    EXPECT_EQ(errorName([&] { d.GuestRequest("gossip", {0x02}); }), "org.tio.Error.InvalidArgument");
+    EXPECT_EQ(errorName([&] { d.CreateVDevice("/org/tio/Guest1/viommu/999", 1); }), "org.tio.Error.NotFound");
+    // Objects that do not exist are not served at all: no existence oracle.
+    DeviceClient ghost(*conn, "/org/tio/Guest1/device/0000_3b_00_0");
+    EXPECT_EQ(errorName([&] { ghost.Bind(); }), "org.freedesktop.DBus.Error.UnknownObject");
+    EXPECT_EQ(errorName([&] { (void)ghost.TdiState(); }), "org.freedesktop.DBus.Error.UnknownObject");
+    conn->leaveEventLoop();
+}
+
+TEST_F(ServiceTest, LastDisconnectTearsDownFromEveryStep) {
+    for (int k = 1; k <= 7; ++k) {
+        SCOPED_TRACE("disconnect after step " + std::to_string(k));
+        {
+            auto conn = connect();
+            GuestClient g(*conn);
+            int step = 0;
+            auto more = [&] { return ++step <= k; };
+            std::optional<sdbus::ObjectPath> dev, viommu;
+            sdbus::UnixFd vm, gmem;
+            if (more()) vm = g.CreateVm("sim", {});
+            if (more()) {
+                gmem = g.CreateGuestMemory(8ULL << 20U, {});
+                (void)g.AddMemory(kGpa, 8ULL << 20U, gmem, 0, "shared", {});
+            }
+            if (more()) dev = g.AddDevice(kA, {});
+            if (more()) viommu = g.CreateVIommu(*dev, {});
+            std::optional<DeviceClient> d;
+            if (dev) d.emplace(*conn, *dev);
+            if (more()) d->CreateVDevice(*viommu, 7);
+            if (more()) d->Bind();
+            if (more()) (void)d->GuestRequest("state-change", {0x02});
+            conn->leaveEventLoop();
+        }
+        EXPECT_TRUE(kernelEmpty()) << "objects=" << sim.counter("objects") << " files=" << sim.counter("open_files");
+        EXPECT_EQ(sim.tdiState(kA), "unlocked");
+    }
+}
+
+TEST_F(ServiceTest, TwoVmmConnectionsShareTheGuest) {
+    auto c1 = connect();
+    auto c2 = connect();
+    GuestClient g1(*c1);
+    auto g2 = std::make_unique<GuestClient>(*c2);
+    EXPECT_TRUE(eventually([&] { return g1.Clients() == 2U; }));
+    auto vm = g1.CreateVm("sim", {});
+    auto dev = g2->AddDevice(kB, {});
+    EXPECT_EQ(g1.Devices(), std::vector<sdbus::ObjectPath>{dev});
+    g2.reset();  // a proxy never outlives its connection
+    c2->leaveEventLoop();
+    c2.reset();
+    EXPECT_TRUE(eventually([&] { return g1.Clients() == 1U; }));
+    EXPECT_EQ(g1.State(), "active") << "one VMM connection is still there";
+    c1->leaveEventLoop();
+}
+
+TEST_F(ServiceTest, ASecondGuestCannotClaimAHeldDevice) {
+    DaemonProcess other(sim, "vm2", "");
+    auto c1 = connect();
+    GuestClient g1(*c1);
+    auto vm1 = g1.CreateVm("sim", {});
+    (void)g1.AddDevice(kA, {});
+    auto c2 = sdbus::createSessionBusConnectionWithAddress(other.address());
+    GuestClient g2(*c2, "vm2");
+    auto vm2 = g2.CreateVm("sim", {});
+    EXPECT_EQ(errorName([&] { g2.AddDevice(kA, {}); }), "org.tio.Error.Busy");
+    EXPECT_NO_THROW(g2.AddDevice(kB, {}));
+    c1->leaveEventLoop();
+}
+
+TEST_F(ServiceTest, PolicyLimitsAndAllowlist) {
+    const std::string policy = sim.dir() + "/policy.json";
+    std::ofstream(policy) << R"({"version": 1, "guests": {"vm3": {"owners": {"uids": [0]},
+        "devices": ["0000:3b:00.*"], "limits": {"devices": 1, "memory_regions": 1}}}})";
+    DaemonProcess restricted(sim, "vm3", "", {"--policy", policy});
+    auto c = sdbus::createSessionBusConnectionWithAddress(restricted.address());
+    GuestClient g(*c, "vm3");
+    auto vm = g.CreateVm("sim", {});
+    EXPECT_EQ(errorName([&] { g.AddDevice(kA, {}); }), "org.tio.Error.AccessDenied") << "not in the allowlist";
+    EXPECT_NO_THROW(g.AddDevice(kB, {}));
+    auto gmem = g.CreateGuestMemory(8ULL << 20U, {});
+    EXPECT_NO_THROW(g.AddMemory(kGpa, 4ULL << 20U, gmem, 0, "shared", {}));
+    EXPECT_EQ(errorName([&] { g.AddMemory(kGpa + (4ULL << 20U), 4ULL << 20U, gmem, 4ULL << 20U, "shared", {}); }),
+              "org.tio.Error.LimitExceeded");
+}
+
+TEST_F(ServiceTest, SigtermUnwindsAndExitsCleanly) {
+    {
+        // No async event loop here: sdbus-c++ 1.2's loop thread throws (and so
+        // terminates) when the server goes away under it.
+        auto conn = sdbus::createSessionBusConnectionWithAddress(daemon->address());
+        GuestClient g(*conn);
+        auto vm = g.CreateVm("sim", {});
+        (void)g.AddDevice(kA, {});
+        const int status = daemon->stop();
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    }
+    EXPECT_TRUE(kernelEmpty());
+}
+
+}  // namespace
+}  // namespace tio::test

@@ -1,0 +1,116 @@
+#include "support/daemon_rig.hpp"
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace tio::test {
+namespace {
+
+pid_t spawn(std::vector<std::string> args, const std::vector<std::string>& env_extra = {}) {
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_store;
+    for (char** e = environ; *e != nullptr; ++e) env_store.emplace_back(*e);
+    for (const auto& e : env_extra) env_store.push_back(e);
+    std::vector<char*> envp;
+    for (auto& e : env_store) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    pid_t pid = -1;
+    if (::posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), envp.data()) != 0) {
+        throw std::runtime_error("cannot start " + args[0]);
+    }
+    return pid;
+}
+
+void waitFor(const std::function<bool()>& ready, const char* what) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!ready()) {
+        if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error(std::string(what) + " did not start");
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+}
+
+std::string readFile(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+}  // namespace
+
+PrivateSystemBus::PrivateSystemBus() {
+    char tmpl[] = "/tmp/tio-bus-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp");
+    dir_ = tmpl;
+    ::chmod(dir_.c_str(), 0755);  // clients run as nobody must reach the socket
+    std::filesystem::create_directory(dir_ + "/system.d");
+    std::filesystem::copy_file(TIO_SOURCE_DIR "/policy/org.tio.Guest1.conf", dir_ + "/system.d/org.tio.Guest1.conf");
+    std::string conf = readFile(TIO_SOURCE_DIR "/tests/data/system-bus.conf.in");
+    for (auto pos = conf.find("@DIR@"); pos != std::string::npos; pos = conf.find("@DIR@")) conf.replace(pos, 5, dir_);
+    std::ofstream(dir_ + "/bus.conf") << conf;
+    pid_ = spawn({"/usr/bin/dbus-daemon", "--config-file=" + dir_ + "/bus.conf", "--nofork"});
+    const std::string socket = dir_ + "/system_bus_socket";
+    waitFor([&] { return std::filesystem::exists(socket); }, "dbus-daemon");
+    address_ = "unix:path=" + socket;
+}
+
+PrivateSystemBus::~PrivateSystemBus() {
+    if (pid_ > 0) {
+        ::kill(pid_, SIGTERM);
+        ::waitpid(pid_, nullptr, 0);
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+}
+
+DaemonProcess::DaemonProcess(SimProcess& sim, const std::string& guest, const std::string& system_bus_address,
+                             std::vector<std::string> extra) {
+    socket_ = sim.dir() + "/" + guest + ".sock";
+    std::vector<std::string> args = {TIO_MANAGERD_PATH, "--guest",     guest,        "--platform",
+                                     "sim-" + sim.platform(), "--sim-socket", sim.kernelSocket(), "--listen",
+                                     socket_,           "--claim-dir", sim.dir() + "/claims"};
+    for (auto& e : extra) args.push_back(std::move(e));
+    if (system_bus_address.empty()) args.emplace_back("--no-system-bus");
+    pid_ = spawn(args, {"DBUS_SYSTEM_BUS_ADDRESS=" + system_bus_address});
+    waitFor([&] { return std::filesystem::exists(socket_); }, "tio-managerd");
+}
+
+int DaemonProcess::stop() {
+    if (pid_ <= 0) return 0;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+}
+
+DaemonProcess::~DaemonProcess() { (void)stop(); }
+
+CommandResult runCommand(const std::string& command) {
+    CommandResult r;
+    FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+    if (p == nullptr) return r;
+    std::array<char, 4096> buf{};
+    while (std::fgets(buf.data(), buf.size(), p) != nullptr) r.output += buf.data();
+    r.status = ::pclose(p);
+    return r;
+}
+
+}  // namespace tio::test
