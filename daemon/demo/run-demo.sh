@@ -13,7 +13,8 @@ platform=${TIO_DEMO_PLATFORM:-tdx}
 
 "$top/packaging/install-deps.sh"
 cmake -S "$top" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTIO_BUILD_TESTS=OFF >/dev/null
-cmake --build "$build" -j "$(nproc)" --target tio-simkernel tio-managerd tio-vmm-demo >/dev/null
+cmake --build "$build" -j "$(nproc)" --target tio-simkernel tio-managerd tio-vmm-demo tioctl >/dev/null
+export TIOCTL="$build/daemon/tioctl"
 
 run=$(mktemp -d /tmp/tio-demo-XXXXXX)
 pids=()
@@ -49,6 +50,8 @@ echo "--- admin view on the system bus: busctl tree org.tio.Guest1.vm1"
 busctl tree org.tio.Guest1.vm1
 echo "--- busctl introspect org.tio.Guest1.vm1 /org/tio/Guest1/device/0000_3a_00_0"
 busctl introspect org.tio.Guest1.vm1 /org/tio/Guest1/device/0000_3a_00_0
+echo "--- tioctl show vm1"
+"$TIOCTL" show vm1
 VIEW
 
 echo "=== tio-vmm-demo (the first connection starts the daemon)"

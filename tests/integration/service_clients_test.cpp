@@ -100,5 +100,22 @@ TEST_F(ClientsTest, TheDemoVmmCompletes) {
     EXPECT_EQ(sim.counter("machine_checks"), 0U);
 }
 
+TEST_F(ClientsTest, TioctlShowsTheGuestOnTheAdminDoor) {
+    const std::string env = "DBUS_SYSTEM_BUS_ADDRESS=" + bus.address() + " ";
+    const std::string tioctl = env + TIO_TIOCTL_PATH;
+    // The demo VMM runs tioctl while its device is in RUN.
+    auto r = runCommand(std::string(TIO_VMM_DEMO_PATH) + " --socket " + daemon.socket() + " --on-run \"" + tioctl +
+                        " list; " + tioctl + " show vm1; " + tioctl + " dump vm1\"");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("vm1              active"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("device 0000:3a:00.0 (vfio0): attached yes, TDI run"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("\"tdiState\": \"run\""), std::string::npos) << r.output;
+    auto bad = runCommand(tioctl + " show ../etc");
+    EXPECT_NE(bad.status, 0);
+    auto gone = runCommand(tioctl + " show vm9");
+    EXPECT_NE(gone.status, 0) << gone.output;
+    EXPECT_NE(gone.output.find("tioctl: org.freedesktop.DBus.Error.ServiceUnknown"), std::string::npos) << gone.output;
+}
+
 }  // namespace
 }  // namespace tio::test
