@@ -3,7 +3,6 @@
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-daemon.h>
@@ -24,6 +23,7 @@
 #include "core/guest.hpp"
 #include "core/policy.hpp"
 #include "dbus/guest_service.hpp"
+#include "dbus/listen_socket.hpp"
 #include "dbus/p2p_server.hpp"
 #include "kernel/linux_syscalls.hpp"
 #include "kernel/sim_syscalls.hpp"
@@ -114,24 +114,6 @@ std::optional<std::string> startPrivateSim(PrivateSim& sim, const std::string& p
     }
     spdlog::info("event=private-simulator control={} kernel={}", control, kernel);
     return kernel;
-}
-
-UniqueFd listenOn(const std::string& path) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path) return {};
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
-    if (!fd || ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0 ||
-        ::listen(fd.get(), 16) < 0) {
-        return {};
-    }
-    // Anyone may connect; who may drive the guest is decided per call from
-    // SO_PEERCRED against the policy (units set a tighter SocketMode=).
-    ::chmod(path.c_str(), 0666);
-    return fd;
 }
 
 struct Daemon {
@@ -247,7 +229,9 @@ int main(int argc, char** argv) {
     if (sd_listen_fds(1) >= 1) {
         listen_fd.reset(SD_LISTEN_FDS_START);
     } else if (!args->listen.empty()) {
-        listen_fd = listenOn(args->listen);
+        // Anyone may connect; who may drive the guest is decided per call from
+        // SO_PEERCRED against the policy (the units set a tighter SocketMode=).
+        if (auto fd = dbus::listenUnix(args->listen, SOCK_STREAM, 0666)) listen_fd = std::move(*fd);
     }
     if (!listen_fd) {
         spdlog::error("no guest socket: pass --listen PATH or start me by socket activation");

@@ -214,13 +214,14 @@ Result<std::vector<std::uint8_t>> Guest::guestRequest(ObjectId device, GuestRequ
     auto dev = deviceFor("GuestRequest", device);
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
+    // The request is validated before any state is looked at (style rule 19).
+    if (request.empty() || request.size() > kMaxTsmResponse) {
+        return fail(Code::InvalidArgument, "a request is 1 to 16384 bytes");
+    }
     if (!vm_->features.tsm_request) {
         return fail(Code::NotSupported, "this kernel has no TSM request tunnel (IOMMU_VDEVICE_TSM_REQ)");
     }
     if (!d.vdevice) return fail(Code::InvalidState, "GuestRequest needs a vDEVICE (CreateVDevice first)");
-    if (request.empty() || request.size() > kMaxTsmResponse) {
-        return fail(Code::InvalidArgument, "a request is 1 to 16384 bytes");
-    }
     if (auto r = refreshTdi(d); !r) return std::unexpected(r.error());
     std::optional<TdiState> target;
     if (scope == GuestRequestScope::StateChange) {

@@ -1,36 +1,14 @@
 #include "simkernel/sim_server.hpp"
 
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "dbus/listen_socket.hpp"
 #include "kernel/ioctl_table.hpp"
 
 namespace tio::sim {
-
-kernel::SysResult<UniqueFd> listenUnix(const std::string& path, int type) {
-    // Bound and listening under a temporary name, then renamed into place: the path
-    // appears only once connect() can succeed, so clients may wait for the file.
-    const std::string tmp = path + ".tmp";
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (tmp.size() >= sizeof addr.sun_path) return std::unexpected(ENAMETOOLONG);
-    std::memcpy(addr.sun_path, tmp.c_str(), tmp.size() + 1);
-    UniqueFd fd(::socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!fd) return std::unexpected(errno);
-    struct stat st {};
-    if (::lstat(tmp.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(tmp.c_str());
-    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0) return std::unexpected(errno);
-    if (::listen(fd.get(), 64) < 0 || ::rename(tmp.c_str(), path.c_str()) < 0) {
-        const int err = errno;
-        ::unlink(tmp.c_str());
-        return std::unexpected(err);
-    }
-    return fd;
-}
 
 SimServer::~SimServer() {
     sd_event_source_disable_unref(kernel_accept_);
@@ -42,13 +20,13 @@ SimServer::~SimServer() {
 }
 
 int SimServer::listen(const std::string& kernel_path, const std::string& control_path) {
-    auto k = listenUnix(kernel_path, SOCK_SEQPACKET);
+    auto k = dbus::listenUnix(kernel_path, SOCK_SEQPACKET, 0666);
     if (!k) return -k.error();
     kernel_listen_ = std::move(*k);
     int r = sd_event_add_io(event_, &kernel_accept_, kernel_listen_.get(), EPOLLIN, onKernelAccept, this);
     if (r < 0) return r;
     kernel_.setWatcher(watchFile, this);
-    auto c = listenUnix(control_path, SOCK_STREAM);
+    auto c = dbus::listenUnix(control_path, SOCK_STREAM, 0666);
     if (!c) return -c.error();
     control_ = std::make_unique<dbus::P2pServer>(event_, std::move(*c), "org.tio.Sim1",
                                                  [this](sd_bus* bus) { return setupControl(bus); });

@@ -43,7 +43,5 @@ private:
     std::unique_ptr<dbus::P2pServer> control_;
 };
 
-// Binds a listening AF_UNIX socket at `path` (replacing a stale socket file).
-[[nodiscard]] kernel::SysResult<UniqueFd> listenUnix(const std::string& path, int type);
 
 }  // namespace tio::sim

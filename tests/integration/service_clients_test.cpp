@@ -4,6 +4,10 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <sdbus-c++/sdbus-c++.h>
+
+#include <fstream>
+#include <map>
 
 #include "support/daemon_rig.hpp"
 #include "support/eventually.hpp"
@@ -46,21 +50,60 @@ TEST_F(ClientsTest, DbusPythonDrivesTheGuestAndSeesErrorNames) {
     EXPECT_TRUE(eventually([&] { return sim.counter("objects") == 0; })) << "python disconnected: torn down";
 }
 
-TEST_F(ClientsTest, UnauthorisedUidIsDeniedOnTheGuestSocket) {
+TEST_F(ClientsTest, UnauthorisedUidIsDeniedEveryMethodOnTheGuestSocket) {
     if (!haveRootAndSetpriv()) GTEST_SKIP() << "needs root and setpriv to run a client as nobody";
-    const std::string code = pyConnect() +
-                             "for m, sig, args in [(\"CreateVm\", \"sa{sv}\", [\"sim\", {}]), (\"Teardown\", \"\", []),"
-                             " (\"AddDevice\", \"sa{sv}\", [\"0000:3a:00.0\", {}]), (\"DumpState\", \"\", [])]:\n"
-                             "    try:\n"
-                             "        g(m, sig, args); print(m, \"allowed\")\n"
-                             "    except dbus.exceptions.DBusException as e:\n"
-                             "        print(m, e.get_dbus_name())\n";
-    const auto out = python(code, "setpriv --reuid=65534 --regid=65534 --clear-groups ");
-    for (const char* m : {"CreateVm", "Teardown", "AddDevice", "DumpState"}) {
+    // Root (an owner) holds a VMM connection with one object of every kind.
+    auto conn = sdbus::createSessionBusConnectionWithAddress(daemon.address());
+    auto root = sdbus::createProxy(*conn, "org.tio.Guest1.vm1", "/org/tio/Guest1");
+    constexpr const char* kI = "org.tio.Guest1";
+    sdbus::UnixFd vm, gmem;
+    root->callMethod("CreateVm").onInterface(kI).withArguments(std::string("sim"), std::map<std::string, sdbus::Variant>{}).storeResultsTo(vm);
+    root->callMethod("CreateGuestMemory").onInterface(kI).withArguments(uint64_t{8} << 20U, std::map<std::string, sdbus::Variant>{}).storeResultsTo(gmem);
+    sdbus::ObjectPath mem, dev, viommu;
+    root->callMethod("AddMemory").onInterface(kI).withArguments(uint64_t{1} << 32U, uint64_t{8} << 20U, gmem, uint64_t{0}, std::string("shared"), std::map<std::string, sdbus::Variant>{}).storeResultsTo(mem);
+    root->callMethod("AddDevice").onInterface(kI).withArguments(std::string("0000:3a:00.0"), std::map<std::string, sdbus::Variant>{}).storeResultsTo(dev);
+    root->callMethod("CreateVIommu").onInterface(kI).withArguments(dev, std::map<std::string, sdbus::Variant>{}).storeResultsTo(viommu);
+    const auto objects = sim.counter("objects");
+    const auto syscalls = sim.counter("syscalls");
+
+    const std::string d = dev, v = viommu, mp = mem;
+    const std::string code = "import dbus; c = dbus.connection.Connection(\"" + daemon.address() + "\")\n"
+        "calls = [(\"/org/tio/Guest1\", \"org.tio.Guest1\", \"CreateVm\", \"sa{sv}\", [\"sim\", {}]),\n"
+        " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"AttachVm\", \"ha{sv}\", [dbus.types.UnixFd(0), {}]),\n"
+        " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"CreateGuestMemory\", \"ta{sv}\", [4096, {}]),\n"
+        " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"AddMemory\", \"tthtsa{sv}\", [0, 4096, dbus.types.UnixFd(0), 0, \"shared\", {}]),\n"
+        " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"AddDevice\", \"sa{sv}\", [\"0000:3b:00.0\", {}]),\n"
+        " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"CreateVIommu\", \"oa{sv}\", [\"" + d + "\", {}]),\n"
+        " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"Teardown\", \"\", []),\n"
+        " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"DumpState\", \"\", []),\n"
+        " (\"" + d + "\", \"org.tio.Device1\", \"GetVfioFd\", \"\", []),\n"
+        " (\"" + d + "\", \"org.tio.Device1\", \"CreateVDevice\", \"ot\", [\"" + v + "\", 1]),\n"
+        " (\"" + d + "\", \"org.tio.Device1\", \"DestroyVDevice\", \"\", []),\n"
+        " (\"" + d + "\", \"org.tio.Device1\", \"Bind\", \"\", []),\n"
+        " (\"" + d + "\", \"org.tio.Device1\", \"GuestRequest\", \"say\", [\"state-change\", [2]]),\n"
+        " (\"" + d + "\", \"org.tio.Device1\", \"Unbind\", \"\", []),\n"
+        " (\"" + d + "\", \"org.tio.Device1\", \"Reset\", \"\", []),\n"
+        " (\"" + d + "\", \"org.tio.Device1\", \"Remove\", \"\", []),\n"
+        " (\"" + v + "\", \"org.tio.VIommu1\", \"Destroy\", \"\", []),\n"
+        " (\"" + mp + "\", \"org.tio.Memory1\", \"Remove\", \"\", [])]\n"
+        "for path, iface, name, sig, args in calls:\n"
+        "    try:\n"
+        "        c.call_blocking(None, path, iface, name, sig, args); print(iface, name, \"allowed\")\n"
+        "    except dbus.exceptions.DBusException as e:\n"
+        "        print(iface, name, e.get_dbus_name())\n";
+    std::ofstream(sim.dir() + "/nobody.py") << code;
+    const auto out = runCommand("setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 " + sim.dir() +
+                                "/nobody.py").output;
+    for (const char* m : {"org.tio.Guest1 CreateVm", "org.tio.Guest1 AttachVm", "org.tio.Guest1 CreateGuestMemory",
+                          "org.tio.Guest1 AddMemory", "org.tio.Guest1 AddDevice", "org.tio.Guest1 CreateVIommu",
+                          "org.tio.Guest1 Teardown", "org.tio.Guest1 DumpState", "org.tio.Device1 GetVfioFd",
+                          "org.tio.Device1 CreateVDevice", "org.tio.Device1 DestroyVDevice", "org.tio.Device1 Bind",
+                          "org.tio.Device1 GuestRequest", "org.tio.Device1 Unbind", "org.tio.Device1 Reset",
+                          "org.tio.Device1 Remove", "org.tio.VIommu1 Destroy", "org.tio.Memory1 Remove"}) {
         EXPECT_NE(out.find(std::string(m) + " org.tio.Error.AccessDenied"), std::string::npos) << m << "\n" << out;
     }
-    EXPECT_EQ(sim.counter("objects"), 0U);
-    EXPECT_EQ(sim.counter("syscalls"), 0U) << "refused before any kernel call";
+    EXPECT_EQ(sim.counter("objects"), objects) << "nothing changed";
+    EXPECT_EQ(sim.counter("syscalls"), syscalls) << "refused before any kernel call";
 }
 
 TEST_F(ClientsTest, SystemBusDoorReadsForAllMutatesForRootOnly) {

@@ -190,6 +190,12 @@ TEST_F(ServiceTest, EveryErrorIsNamed) {
     DeviceClient d(*conn, dev);
     EXPECT_EQ(errorName([&] { d.Bind(); }), "org.tio.Error.InvalidState");
     EXPECT_EQ(errorName([&] { d.GuestRequest("gossip", {0x02}); }), "org.tio.Error.InvalidArgument");
+    // Huge arrays: refused by count before anything is held.
+    EXPECT_EQ(errorName([&] { d.GuestRequest("info", std::vector<uint8_t>(1U << 20U, 0x81)); }),
+              "org.tio.Error.InvalidArgument");
+    std::vector<std::string> flags(1000, "mmap");
+    EXPECT_EQ(errorName([&] { g.CreateGuestMemory(4096, {{"flags", sdbus::Variant(flags)}}); }),
+              "org.tio.Error.InvalidArgument");
     EXPECT_EQ(errorName([&] { d.CreateVDevice("/org/tio/Guest1/viommu/999", 1); }), "org.tio.Error.NotFound");
     // Objects that do not exist are not served at all: no existence oracle.
     DeviceClient ghost(*conn, "/org/tio/Guest1/device/0000_3b_00_0");
