@@ -34,6 +34,16 @@ struct Options {
 // Reads an `h` argument into a new owner (the message keeps its own copy).
 [[nodiscard]] Result<UniqueFd> readFd(sd_bus_message* m);
 
+// The id in a vIOMMU or memory object path of this guest, or NotFound naming `noun`.
+[[nodiscard]] inline Result<core::ObjectId> objectId(std::string_view path, std::string_view prefix,
+                                                     std::string_view noun) {
+    const auto id = GuestService::idFromPath(path, prefix);
+    if (!id) return fail(Code::NotFound, "no such " + std::string(noun) + " in this guest");
+    return *id;
+}
+inline constexpr std::string_view kViommuPathPrefix = "/org/tio/Guest1/viommu/";
+inline constexpr std::string_view kMemoryPathPrefix = "/org/tio/Guest1/memory/";
+
 [[nodiscard]] inline Error malformed() { return Error{Code::InvalidArgument, "malformed arguments"}; }
 
 // Every method has this shape (style rule 19): refuse while stopping, authorize,

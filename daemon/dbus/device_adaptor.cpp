@@ -51,8 +51,8 @@ int createVdevice(sd_bus_message* m, void* userdata, sd_bus_error* err) {
                          if (sd_bus_message_read(m, "ot", &viommu, &virtual_id) < 0) return std::unexpected(malformed());
                          auto id = target(svc, m);
                          if (!id) return std::unexpected(id.error());
-                         const auto vid = GuestService::idFromPath(viommu, "/org/tio/Guest1/viommu/");
-                         if (!vid) return fail(Code::NotFound, "no such vIOMMU in this guest");
+                         auto vid = objectId(viommu, kViommuPathPrefix, "vIOMMU");
+                         if (!vid) return std::unexpected(vid.error());
                          return svc.guest().createVdevice(*id, *vid, virtual_id);
                      });
 }

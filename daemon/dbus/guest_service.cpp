@@ -15,8 +15,6 @@ namespace tio::dbus {
 namespace {
 
 constexpr std::string_view kDevicePrefix = "/org/tio/Guest1/device/";
-constexpr std::string_view kViommuPrefix = "/org/tio/Guest1/viommu/";
-constexpr std::string_view kMemoryPrefix = "/org/tio/Guest1/memory/";
 
 // sd-bus find callback for the child fallback vtables: the object exists when the
 // current model has it (machined does the same with machine_object_find).
@@ -170,8 +168,8 @@ Result<AuthorizedCaller> GuestService::authorize(sd_bus_message* m, Access acces
 std::string GuestService::devicePath(const core::Device& d) {
     return std::string(kDevicePrefix) + d.bdf.objectName();
 }
-std::string GuestService::viommuPath(core::ObjectId id) { return std::string(kViommuPrefix) + std::to_string(id); }
-std::string GuestService::memoryPath(core::ObjectId id) { return std::string(kMemoryPrefix) + std::to_string(id); }
+std::string GuestService::viommuPath(core::ObjectId id) { return std::string(kViommuPathPrefix) + std::to_string(id); }
+std::string GuestService::memoryPath(core::ObjectId id) { return std::string(kMemoryPathPrefix) + std::to_string(id); }
 
 std::optional<core::ObjectId> GuestService::idFromPath(std::string_view path, std::string_view prefix) {
     if (!path.starts_with(prefix)) return std::nullopt;

@@ -8,18 +8,16 @@ namespace {
 int destroyViommu(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     return runMethod(m, userdata, err, Access::Mutate, "VIommu.Destroy",
                      [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message*) -> Result<> {
-                         const auto id = GuestService::idFromPath(sd_bus_message_get_path(m), "/org/tio/Guest1/viommu/");
-                         if (!id) return fail(Code::NotFound, "no such vIOMMU in this guest");
-                         return svc.guest().destroyViommu(*id);
+                         auto id = objectId(sd_bus_message_get_path(m), kViommuPathPrefix, "vIOMMU");
+                         return id ? svc.guest().destroyViommu(*id) : Result<>(std::unexpected(id.error()));
                      });
 }
 
 int removeMemory(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     return runMethod(m, userdata, err, Access::Mutate, "Memory.Remove",
                      [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message*) -> Result<> {
-                         const auto id = GuestService::idFromPath(sd_bus_message_get_path(m), "/org/tio/Guest1/memory/");
-                         if (!id) return fail(Code::NotFound, "no such memory region in this guest");
-                         return svc.guest().removeMemory(*id);
+                         auto id = objectId(sd_bus_message_get_path(m), kMemoryPathPrefix, "memory region");
+                         return id ? svc.guest().removeMemory(*id) : Result<>(std::unexpected(id.error()));
                      });
 }
 
