@@ -116,12 +116,24 @@ std::optional<std::string> startPrivateSim(PrivateSim& sim, const std::string& p
     return kernel;
 }
 
+// How often bound TDIs are checked for a spontaneous move to error. No kernel
+// interface announces it (the TSM uevent covers the TSM, not TDIs), so this is a
+// bounded poll: one small TSM request per bound device per second.
+constexpr std::uint64_t kTdiWatchUsec = 1000000;
+
 struct Daemon {
     dbus::GuestService* service = nullptr;
     core::Guest* guest = nullptr;
     sd_event* event = nullptr;
     std::string policy_path;
 };
+
+int onTdiWatch(sd_event_source* source, std::uint64_t now, void* userdata) {
+    auto* d = static_cast<Daemon*>(userdata);
+    d->service->watchTdis();
+    sd_event_source_set_time(source, now + kTdiWatchUsec);
+    return 0;
+}
 
 int onTerminate(sd_event_source*, const signalfd_siginfo*, void* userdata) {
     auto* d = static_cast<Daemon*>(userdata);
@@ -224,6 +236,11 @@ int main(int argc, char** argv) {
     sd_event_add_signal(event, nullptr, SIGINT, onTerminate, &daemon);
     sd_event_add_signal(event, nullptr, SIGHUP, onReload, &daemon);
     sd_event_set_watchdog(event, 1);  // WATCHDOG=1 every WATCHDOG_USEC/2 when systemd asks
+    sd_event_source* tdi_watch = nullptr;
+    std::uint64_t now = 0;
+    sd_event_now(event, CLOCK_MONOTONIC, &now);
+    sd_event_add_time(event, &tdi_watch, CLOCK_MONOTONIC, now + kTdiWatchUsec, 0, onTdiWatch, &daemon);
+    sd_event_source_set_enabled(tdi_watch, SD_EVENT_ON);
 
     UniqueFd listen_fd;
     if (sd_listen_fds(1) >= 1) {
@@ -263,6 +280,7 @@ int main(int argc, char** argv) {
         service.detached(system_bus);
         sd_bus_flush_close_unref(system_bus);
     }
+    sd_event_source_unref(tdi_watch);
     sd_event_unref(event);
     return r < 0 ? 1 : 0;
 }

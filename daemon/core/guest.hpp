@@ -74,6 +74,10 @@ public:
     [[nodiscard]] Result<> unbind(ObjectId device);
     [[nodiscard]] Result<> reset(ObjectId device);
     [[nodiscard]] Result<UniqueFd> vfioFd(ObjectId device);
+    // Re-reads the interface state of every bound TDI: nothing tells userspace when a
+    // host config write or reset breaks one, so the daemon asks. Returns the devices
+    // whose TDI went to error since the last look.
+    std::vector<ObjectId> watchTdis();
 
     // Leaf-first unwind of everything; returns what failed along the way (each
     // failure was stepped over: closing the fds makes the kernel converge).

@@ -269,6 +269,17 @@ Result<> Guest::reset(ObjectId device) {
     return d.vfio.reset();
 }
 
+std::vector<ObjectId> Guest::watchTdis() {
+    std::vector<ObjectId> broken;
+    if (!vm_) return broken;
+    for (auto& [id, d] : devices_) {
+        const TdiState before = d.tdi;
+        // A failed read is retried on the next look; the state stays as last known.
+        if (refreshTdi(d) && before != TdiState::Error && d.tdi == TdiState::Error) broken.push_back(id);
+    }
+    return broken;
+}
+
 Result<UniqueFd> Guest::vfioFd(ObjectId device) {
     auto dev = deviceFor("GetVfioFd", device);
     if (!dev) return std::unexpected(dev.error());

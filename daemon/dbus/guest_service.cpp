@@ -297,6 +297,17 @@ void GuestService::publish() {
     }
 }
 
+void GuestService::watchTdis() {
+    if (shutting_down_) return;
+    for (const core::ObjectId id : guest_.watchTdis()) {
+        const auto& d = guest_.devices().at(id);
+        spdlog::warn("event=tdi-error guest={} bdf={}", guest_.config().name, d.bdf.toString());
+        publish();
+        emitFault(devicePath(d), "tdi-error",
+                  "the TDI of " + d.bdf.toString() + " went to error (host config write or reset); Unbind it");
+    }
+}
+
 void GuestService::emitFault(const std::string& object_path, const std::string& kind, const std::string& detail) {
     for (const auto& c : connections_) {
         if (sd_bus_is_ready(c.bus) <= 0) continue;

@@ -91,6 +91,9 @@ public:
     [[nodiscard]] Result<AuthorizedCaller> authorize(sd_bus_message* m, Access access, std::string_view method);
     void publish();
     void emitFault(const std::string& object_path, const std::string& kind, const std::string& detail);
+    // One look at the bound TDIs: a TDI that went to error is published and reported
+    // with a Fault signal (the VMM did not ask for it).
+    void watchTdis();
     // The view of the object at `path` (root or child), if it exists.
     [[nodiscard]] const ObjectView* view(const std::string& path);
     [[nodiscard]] std::vector<std::string> childPaths();

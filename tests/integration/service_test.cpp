@@ -36,10 +36,14 @@ public:
     ~GuestClient() { unregisterProxy(); }
     std::mutex mu;
     std::set<std::string> added, removed;
+    std::vector<std::string> faults;  // "path kind"
 
 private:
     void onMemoryRevoked(const uint64_t&, const uint64_t&, const std::string&) override {}
-    void onFault(const sdbus::ObjectPath&, const std::string&, const std::string&) override {}
+    void onFault(const sdbus::ObjectPath& path, const std::string& kind, const std::string&) override {
+        std::lock_guard l(mu);
+        faults.push_back(std::string(path) + " " + kind);
+    }
     void onInterfacesAdded(const sdbus::ObjectPath& path,
                            const std::map<std::string, std::map<std::string, sdbus::Variant>>&) override {
         std::lock_guard l(mu);
@@ -231,6 +235,31 @@ TEST_F(ServiceTest, LastDisconnectTearsDownFromEveryStep) {
         EXPECT_TRUE(kernelEmpty()) << "objects=" << sim.counter("objects") << " files=" << sim.counter("open_files");
         EXPECT_EQ(sim.tdiState(kA), "unlocked");
     }
+}
+
+TEST_F(ServiceTest, AConfigWriteBehindTheDaemonsBackIsAFault) {
+    auto conn = connect();
+    GuestClient g(*conn);
+    auto vm = g.CreateVm("sim", {});
+    auto dev_path = g.AddDevice(kA, {});
+    DeviceClient dev(*conn, dev_path);
+    auto viommu = g.CreateVIommu(dev_path, {});
+    dev.CreateVDevice(viommu, 1);
+    dev.Bind();
+    (void)dev.GuestRequest("state-change", {0x02});
+    sim.configWrite(kA);  // the host touched the device: TDISP moves the TDI to ERROR
+    EXPECT_TRUE(eventually([&] {
+        std::lock_guard l(g.mu);
+        return g.faults == std::vector<std::string>{std::string(dev_path) + " tdi-error"};
+    })) << "Fault signal";
+    EXPECT_EQ(dev.TdiState(), "error");
+    EXPECT_TRUE(eventually([&] {
+        std::lock_guard l(dev.mu);
+        return !dev.tdi_changes.empty() && dev.tdi_changes.back() == "error";
+    })) << "PropertiesChanged(TdiState)";
+    dev.Unbind();
+    EXPECT_EQ(dev.TdiState(), "unlocked");
+    conn->leaveEventLoop();
 }
 
 TEST_F(ServiceTest, TwoVmmConnectionsShareTheGuest) {
