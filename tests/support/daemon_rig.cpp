@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -102,6 +103,16 @@ int DaemonProcess::stop() {
 }
 
 DaemonProcess::~DaemonProcess() { (void)stop(); }
+
+std::vector<std::string> DaemonProcess::openFds() const {
+    std::vector<std::string> links;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/fd")) {
+        links.push_back(std::filesystem::read_symlink(e.path(), ec).string());
+    }
+    std::sort(links.begin(), links.end());
+    return links;
+}
 
 CommandResult runCommand(const std::string& command) {
     CommandResult r;

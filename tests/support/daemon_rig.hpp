@@ -33,6 +33,8 @@ public:
     ~DaemonProcess();
     [[nodiscard]] const std::string& socket() const { return socket_; }
     [[nodiscard]] std::string address() const { return "unix:path=" + socket_; }
+    // What the daemon process's open fds point at (/proc/PID/fd link targets, sorted).
+    [[nodiscard]] std::vector<std::string> openFds() const;
     // Sends SIGTERM and returns the exit status (waitpid encoding).
     int stop();
 
