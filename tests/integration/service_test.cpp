@@ -165,8 +165,20 @@ TEST_F(ServiceTest, EveryErrorIsNamed) {
     EXPECT_EQ(errorName([&] { g.AddDevice(kA, {}); }), "org.tio.Error.InvalidState");
     EXPECT_EQ(errorName([&] { g.CreateVm("quantum", {}); }), "org.tio.Error.InvalidArgument");
     EXPECT_EQ(errorName([&] { g.CreateVm("sim", {{"bogus", sdbus::Variant(1)}}); }), "org.tio.Error.InvalidArgument");
+    EXPECT_EQ(errorName([&] { g.CreateVm("snp", {}); }), "org.tio.Error.NotSupported") << "a TDX host has no SNP VMs";
     auto vm = g.CreateVm("sim", {});
     EXPECT_EQ(errorName([&] { g.CreateVm("sim", {}); }), "org.tio.Error.InvalidState");
+    // A kernel failure is Kernel, changes nothing, and the retry succeeds.
+    sim.injectFailure("IOMMU_HWPT_ALLOC", 1, "ENOMEM");
+    try {
+        g.AddDevice(kB, {});
+        ADD_FAILURE() << "the injected failure was not reported";
+    } catch (const sdbus::Error& e) {
+        EXPECT_EQ(e.getName(), "org.tio.Error.Kernel");
+        EXPECT_EQ(e.getMessage(), "IOMMU_HWPT_ALLOC failed: ENOMEM");
+    }
+    EXPECT_TRUE(g.Devices().empty());
+    EXPECT_NO_THROW(g.AddDevice(kB, {}));
     for (const char* bdf : {"", "0000:3a:00", "0000:3a:00.8", "../../etc", "0000:3a:00.0\n"}) {
         EXPECT_EQ(errorName([&] { g.AddDevice(bdf, {}); }), "org.tio.Error.InvalidArgument") << bdf;
     }
@@ -188,7 +200,7 @@ TEST_F(ServiceTest, EveryErrorIsNamed) {
     EXPECT_EQ(errorName([&] { g.AddMemory(kGpa, 4096, pipe_r, 0, "shared", {}); }), "org.tio.Error.InvalidArgument");
     sdbus::UnixFd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC), sdbus::adopt_fd);
     EXPECT_EQ(errorName([&] { g.AddMemory(kGpa, 4096, null_fd, 0, "shared", {}); }), "org.tio.Error.InvalidArgument");
-    EXPECT_EQ(errorName([&] { g.CreateVIommu("/org/tio/Guest1/device/0000_3b_00_0", {}); }), "org.tio.Error.NotFound");
+    EXPECT_EQ(errorName([&] { g.CreateVIommu("/org/tio/Guest1/device/0000_3c_00_0", {}); }), "org.tio.Error.NotFound");
     auto dev = g.AddDevice(kA, {});
     EXPECT_EQ(errorName([&] { g.AddDevice(kA, {}); }), "org.tio.Error.Busy");
     DeviceClient d(*conn, dev);
@@ -202,7 +214,7 @@ TEST_F(ServiceTest, EveryErrorIsNamed) {
               "org.tio.Error.InvalidArgument");
     EXPECT_EQ(errorName([&] { d.CreateVDevice("/org/tio/Guest1/viommu/999", 1); }), "org.tio.Error.NotFound");
     // Objects that do not exist are not served at all: no existence oracle.
-    DeviceClient ghost(*conn, "/org/tio/Guest1/device/0000_3b_00_0");
+    DeviceClient ghost(*conn, "/org/tio/Guest1/device/0000_3c_00_0");
     EXPECT_EQ(errorName([&] { ghost.Bind(); }), "org.freedesktop.DBus.Error.UnknownObject");
     EXPECT_EQ(errorName([&] { (void)ghost.TdiState(); }), "org.freedesktop.DBus.Error.UnknownObject");
     conn->leaveEventLoop();
