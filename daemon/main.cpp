@@ -98,9 +98,11 @@ std::optional<std::string> startPrivateSim(PrivateSim& sim, const std::string& p
     char tmpl[] = "/tmp/tio-managerd-sim-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) return std::nullopt;
     sim.dir = tmpl;
-    const std::string exe = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "simkernel/tio-simkernel";
-    const std::string installed = std::filesystem::read_symlink("/proc/self/exe").parent_path() / "tio-simkernel";
-    std::string path = std::filesystem::exists(exe) ? exe : installed;
+    // Next to this binary (the build tree), or in ../bin (installed: the daemon is in
+    // sbin, the simulator in bin).
+    const auto here = std::filesystem::read_symlink("/proc/self/exe").parent_path();
+    std::string path = here / "tio-simkernel";
+    if (!std::filesystem::exists(path)) path = here.parent_path() / "bin" / "tio-simkernel";
     std::string control = sim.dir + "/sim.ctl";
     std::string kernel = sim.dir + "/sim.kernel";
     std::string plat = platform;

@@ -223,11 +223,8 @@ std::vector<Error> Guest::teardown() {
         }
         memory_.clear();
         note(vm_->iommufd.destroy(vm_->ioas));
-        vm_.reset();  // KVM-VFIO device, iommufd, VM: closed in member order, VM last
+        vm_.reset();  // KVM-VFIO device, iommufd, VM: members close in reverse order, the VM last
     }
-    devices_.clear();
-    viommus_.clear();
-    memory_.clear();
     next_memslot_ = 0;
     state_ = GuestState::Empty;
     return errors;
