@@ -9,18 +9,13 @@
 namespace tio::kernel {
 namespace {
 
-std::string trimNewline(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-    return s;
-}
-
 // "major:minor\n" -> dev_t; nothing else parses (style B.4 item 70: never fall back
 // to a permissive default on a garbage attribute).
 std::optional<dev_t> parseDevNumber(const std::string& text) {
     unsigned major_n = 0;
     unsigned minor_n = 0;
     char tail = 0;
-    const std::string t = trimNewline(text);
+    const std::string t = PciSysfs::attributeValue(text);
     if (std::sscanf(t.c_str(), "%u:%u%c", &major_n, &minor_n, &tail) != 2) return std::nullopt;
     return makedev(major_n, minor_n);
 }
@@ -28,6 +23,11 @@ std::optional<dev_t> parseDevNumber(const std::string& text) {
 }  // namespace
 
 std::string PciSysfs::devicePath(const Bdf& bdf) { return "/sys/bus/pci/devices/" + bdf.toString(); }
+
+std::string PciSysfs::attributeValue(std::string raw) {
+    while (!raw.empty() && (raw.back() == '\n' || raw.back() == ' ')) raw.pop_back();
+    return raw;
+}
 
 Result<VfioCdev> PciSysfs::vfioCdev(const Bdf& bdf) {
     const std::string dev = devicePath(bdf);

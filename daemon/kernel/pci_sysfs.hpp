@@ -24,6 +24,8 @@ public:
     // Whether the function has a tsm/ directory (TDISP/IDE capable with a link TSM).
     [[nodiscard]] Result<bool> hasTsm(const Bdf& bdf);
     [[nodiscard]] static std::string devicePath(const Bdf& bdf);
+    // An attribute's value without the line end sysfs appends ("tsm0\n" -> "tsm0").
+    [[nodiscard]] static std::string attributeValue(std::string raw);
 
 private:
     Syscalls* sys_;

@@ -6,11 +6,6 @@
 namespace tio::kernel {
 namespace {
 
-std::string trimNewline(std::string s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-    return s;
-}
-
 std::string dsmAttribute(const Bdf& bdf, const char* name) {
     return PciSysfs::devicePath(bdf.dsm()) + "/tsm/" + name;
 }
@@ -20,7 +15,7 @@ std::string dsmAttribute(const Bdf& bdf, const char* name) {
 Result<std::string> Tsm::connectedTo(const Bdf& bdf) {
     auto r = sys_->readAttribute(dsmAttribute(bdf, "connect"));
     if (!r) return std::unexpected(kernelError("read tsm/connect", r.error()));
-    return trimNewline(*r);
+    return PciSysfs::attributeValue(*r);
 }
 
 Result<> Tsm::connect(const Bdf& bdf) {
@@ -40,7 +35,7 @@ Result<> Tsm::disconnect(const Bdf& bdf, const std::string& tsm) {
 Result<std::string> Tsm::bound(const Bdf& bdf) {
     auto r = sys_->readAttribute(PciSysfs::devicePath(bdf) + "/tsm/bound");
     if (!r) return std::unexpected(kernelError("read tsm/bound", r.error()));
-    return trimNewline(*r);
+    return PciSysfs::attributeValue(*r);
 }
 
 }  // namespace tio::kernel
