@@ -1,51 +1,22 @@
 #include "support/daemon_rig.hpp"
 
+#include "support/process.hpp"
+
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
-
-extern char** environ;
 
 namespace tio::test {
 namespace {
-
-pid_t spawn(std::vector<std::string> args, const std::vector<std::string>& env_extra = {}) {
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> env_store;
-    for (char** e = environ; *e != nullptr; ++e) env_store.emplace_back(*e);
-    for (const auto& e : env_extra) env_store.push_back(e);
-    std::vector<char*> envp;
-    for (auto& e : env_store) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    pid_t pid = -1;
-    if (::posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), envp.data()) != 0) {
-        throw std::runtime_error("cannot start " + args[0]);
-    }
-    return pid;
-}
-
-void waitFor(const std::function<bool()>& ready, const char* what) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!ready()) {
-        if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error(std::string(what) + " did not start");
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-}
 
 std::string readFile(const std::string& path) {
     std::ifstream in(path);
@@ -66,9 +37,9 @@ PrivateSystemBus::PrivateSystemBus() {
     std::string conf = readFile(TIO_SOURCE_DIR "/tests/data/system-bus.conf.in");
     for (auto pos = conf.find("@DIR@"); pos != std::string::npos; pos = conf.find("@DIR@")) conf.replace(pos, 5, dir_);
     std::ofstream(dir_ + "/bus.conf") << conf;
-    pid_ = spawn({"/usr/bin/dbus-daemon", "--config-file=" + dir_ + "/bus.conf", "--nofork"});
+    pid_ = spawnProcess({"/usr/bin/dbus-daemon", "--config-file=" + dir_ + "/bus.conf", "--nofork"});
     const std::string socket = dir_ + "/system_bus_socket";
-    waitFor([&] { return std::filesystem::exists(socket); }, "dbus-daemon");
+    waitForPath(socket, "dbus-daemon");
     address_ = "unix:path=" + socket;
 }
 
@@ -89,8 +60,8 @@ DaemonProcess::DaemonProcess(SimProcess& sim, const std::string& guest, const st
                                      socket_,           "--claim-dir", sim.dir() + "/claims"};
     for (auto& e : extra) args.push_back(std::move(e));
     if (system_bus_address.empty()) args.emplace_back("--no-system-bus");
-    pid_ = spawn(args, {"DBUS_SYSTEM_BUS_ADDRESS=" + system_bus_address});
-    waitFor([&] { return std::filesystem::exists(socket_); }, "tio-managerd");
+    pid_ = spawnProcess(args, {"DBUS_SYSTEM_BUS_ADDRESS=" + system_bus_address});
+    waitForPath(socket_, "tio-managerd");
 }
 
 int DaemonProcess::stop() {

@@ -1,22 +1,19 @@
 #include "support/sim_process.hpp"
 
+#include "support/process.hpp"
+
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <filesystem>
 #include <stdexcept>
-#include <thread>
 
 #include <gtest/gtest.h>
 #include <sdbus-c++/sdbus-c++.h>
 
 #include "tio/Sim1-proxy.h"
-
-extern char** environ;
 
 namespace tio::test {
 
@@ -43,19 +40,10 @@ SimProcess::SimProcess(std::string platform, std::vector<std::string> devices) :
         args.emplace_back("--device");
         args.push_back(d);
     }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (::posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
-        throw std::runtime_error("cannot start tio-simkernel");
-    }
+    pid_ = spawnProcess(std::move(args));
     // The simulator renames each socket into place once it listens (kernel socket
     // first, control door last): the control path existing means both accept.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!std::filesystem::exists(control_socket_)) {
-        if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("tio-simkernel did not start");
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    waitForPath(control_socket_, "tio-simkernel");
 }
 
 SimProcess::~SimProcess() {

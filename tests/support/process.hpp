@@ -1,0 +1,19 @@
+#pragma once
+// Starting the project's processes from tests.
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace tio::test {
+
+// posix_spawn of args[0] with this environment plus `env_extra` ("NAME=value").
+// Throws when the process cannot be started.
+[[nodiscard]] pid_t spawnProcess(std::vector<std::string> args, const std::vector<std::string>& env_extra = {});
+
+// Waits (bounded, see eventually()) until `path` exists; throws naming `what` when
+// it never appears. The project's servers create their socket paths only once they
+// accept connections.
+void waitForPath(const std::string& path, const char* what);
+
+}  // namespace tio::test
