@@ -1,5 +1,5 @@
-// Guest: the VM, guest memory, teardown and the read model. Device, vIOMMU, vDEVICE
-// and TDI operations are in guest_devices.cpp.
+// Guest: the VM, teardown and the read model. Guest memory and conversions are in
+// guest_memory.cpp; device, vIOMMU, vDEVICE and TDI operations in guest_devices.cpp.
 #include "core/guest.hpp"
 
 #include <cerrno>
@@ -9,25 +9,6 @@
 #include "core/rollback.hpp"
 
 namespace tio::core {
-
-namespace {
-
-// KVM_USER_MEM_SLOTS on x86 (include/linux/kvm_host.h: 32767).
-constexpr std::uint32_t kMaxMemslots = 32767;
-// ARM CCA: the top IPA bit selects the shared (unprotected) alias; a 48-bit IPA is
-// the common realm configuration (kernel-uapi.md 5.3; exact width per realm).
-constexpr std::uint64_t kCcaSharedAliasBit = 1ULL << 47U;
-
-// Where the IOMMU maps a page in `state` (architecture.md section 6): TDX reaches
-// private memory only through the S-EPT-backed secure path, SNP maps both at their
-// GPAs and lets the RMP arbitrate, CCA maps shared pages at their shared alias only.
-std::optional<std::uint64_t> iommuAddress(Platform p, MemoryState state, std::uint64_t gpa) {
-    if (state == MemoryState::Shared) return p == Platform::Cca ? gpa | kCcaSharedAliasBit : gpa;
-    if (p == Platform::Snp) return gpa;
-    return std::nullopt;
-}
-
-}  // namespace
 
 std::optional<kernel::VmType> parseVmType(std::string_view s) {
     if (s == "default") return kernel::VmType::Default;
@@ -114,78 +95,6 @@ Result<UniqueFd> Guest::createGuestMemory(std::uint64_t size, kernel::GuestMemfd
     return gmem->duplicateFd();
 }
 
-Result<ObjectId> Guest::addMemory(std::uint64_t gpa, std::uint64_t size, UniqueFd gmem, std::uint64_t offset,
-                                  MemoryState initial) {
-    if (auto r = requireVm("AddMemory"); !r) return std::unexpected(r.error());
-    const auto end = checkedEnd(gpa, size);
-    if (size == 0 || !end || !pageAligned(gpa) || !pageAligned(size) || !pageAligned(offset) ||
-        !checkedEnd(offset, size)) {
-        return fail(Code::InvalidArgument, "gpa, size and offset must be 4 KiB aligned, size non-zero, no overflow");
-    }
-    for (const auto& [id, r] : memory_) {
-        if (gpa < r.gpa + r.size && r.gpa < *end) {
-            return fail(Code::InvalidArgument, "the range overlaps memory region " + std::to_string(id));
-        }
-    }
-    if (next_memslot_ >= kMaxMemslots) return fail(Code::LimitExceeded, "no KVM memslot left");
-    const std::uint32_t slot = next_memslot_;
-    Rollback undo;
-    // The kernel is the judge of the fd: binding it to a memslot of this VM only
-    // succeeds for a guest_memfd of this VM with offset+size inside it.
-    if (auto r = vm_->vm.setMemslot(slot, gpa, size, gmem.get(), offset); !r) {
-        if (r.error().sys_errno == EINVAL || r.error().sys_errno == EBADF) {
-            return fail(Code::InvalidArgument, "the fd is not a guest_memfd of this guest's VM, or offset+size is beyond it");
-        }
-        if (r.error().sys_errno == EEXIST) {
-            return fail(Code::InvalidArgument, "that guest_memfd range is already guest memory");
-        }
-        return std::unexpected(r.error());
-    }
-    undo.add([&] { (void)vm_->vm.deleteMemslot(slot); });
-    if (initial == MemoryState::Private && vm_->has_memory_attributes) {
-        if (auto r = vm_->vm.setMemoryAttributes(gpa, size, true); !r) return std::unexpected(r.error());
-        undo.add([&] { (void)vm_->vm.setMemoryAttributes(gpa, size, false); });
-    }
-    const auto iova = iommuAddress(config_.platform, initial, gpa);
-    if (iova && !vm_->features.map_file) {
-        return fail(Code::NotSupported, "this kernel's iommufd cannot map files (IOMMU_IOAS_MAP_FILE)");
-    }
-    if (iova) {
-        if (auto r = vm_->iommufd.mapFile(vm_->ioas, gmem.get(), offset, size, *iova, true); !r) {
-            return std::unexpected(r.error());
-        }
-    }
-    undo.commit();
-    ++next_memslot_;
-    const ObjectId id = next_id_++;
-    memory_.emplace(id, MemoryRegion{.id = id,
-                                     .gpa = gpa,
-                                     .size = size,
-                                     .offset = offset,
-                                     .gmem = std::move(gmem),
-                                     .memslot = slot,
-                                     .state = initial,
-                                     .iova = iova});
-    return id;
-}
-
-Result<> Guest::removeMemory(ObjectId region) {
-    if (auto r = requireVm("RemoveMemory"); !r) return std::unexpected(r.error());
-    auto it = memory_.find(region);
-    if (it == memory_.end()) return fail(Code::NotFound, "no such memory region");
-    MemoryRegion& m = it->second;
-    // Unmap first: nothing may DMA into memory KVM no longer backs.
-    if (m.iova) {
-        if (auto r = vm_->iommufd.unmap(vm_->ioas, *m.iova, m.size); !r) return std::unexpected(r.error());
-    }
-    if (auto r = vm_->vm.deleteMemslot(m.memslot); !r) {
-        if (m.iova) (void)vm_->iommufd.mapFile(vm_->ioas, m.gmem.get(), m.offset, m.size, *m.iova, true);
-        return std::unexpected(r.error());
-    }
-    memory_.erase(it);
-    return {};
-}
-
 std::vector<Error> Guest::teardown() {
     std::vector<Error> errors;
     auto note = [&](Result<> r) {
@@ -215,13 +124,15 @@ std::vector<Error> Guest::teardown() {
         }
         devices_.clear();  // closes the device fds (unbind) and releases the claims
         if (vm_->hwpt != 0) note(vm_->iommufd.destroy(vm_->hwpt));
-        for (auto& [id, m] : memory_) {
-            if (m.iova) {
-                if (auto r = vm_->iommufd.unmap(vm_->ioas, *m.iova, m.size); !r) errors.push_back(r.error());
+        // One unmap of everything: the areas may be many small ones after conversions.
+        if (!memory_.empty()) {
+            if (auto r = vm_->iommufd.unmap(vm_->ioas, 0, UINT64_MAX); !r && r.error().sys_errno != ENOENT) {
+                errors.push_back(r.error());
             }
-            note(vm_->vm.deleteMemslot(m.memslot));
         }
+        for (auto& [id, m] : memory_) note(vm_->vm.deleteMemslot(m.memslot));
         memory_.clear();
+        memory_by_gpa_.clear();
         note(vm_->iommufd.destroy(vm_->ioas));
         vm_.reset();  // KVM-VFIO device, iommufd, VM: members close in reverse order, the VM last
     }
@@ -238,7 +149,7 @@ std::optional<ObjectId> Guest::findDevice(const Bdf& bdf) const {
 
 std::string Guest::describe() const {
     std::ostringstream o;
-    o << "state=" << toString(state_);
+    o << "state=" << toString(state_) << " conversions=" << conversions_ << " revocations=" << revocations_;
     if (vm_) o << " vm=" << toString(vm_->type) << " ioas=" << vm_->ioas << " hwpt=" << vm_->hwpt
                << " hwpt_pins=" << vm_->hwpt_pins << " kvm_vfio=" << vm_->kvm_vfio.has_value();
     for (const auto& [id, d] : devices_) {
@@ -249,7 +160,12 @@ std::string Guest::describe() const {
     }
     for (const auto& [id, v] : viommus_) o << " viommu" << id << "{" << v.kernel_id << " pins=" << v.pins << "}";
     for (const auto& [id, m] : memory_) {
-        o << " mem" << id << "{" << m.gpa << "+" << m.size << " " << toString(m.state) << " slot=" << m.memslot << "}";
+        o << " mem" << id << "{" << m.gpa << "+" << m.size << " slot=" << m.memslot << " private=" << m.private_bytes
+          << " revoked=" << m.revoked_bytes << " runs=";
+        for (const auto& run : m.states.all()) {
+            o << run.start << "-" << run.end << ":" << toString(run.value.attr) << (run.value.revoked ? "/r" : "") << ",";
+        }
+        o << "}";
     }
     return o.str();
 }

@@ -14,7 +14,9 @@
 
 #include "common/error.hpp"
 #include "common/platform.hpp"
+#include "core/memory_planner.hpp"
 #include "core/objects.hpp"
+#include "core/rollback.hpp"
 #include "kernel/features.hpp"
 #include "kernel/iommufd.hpp"
 #include "kernel/kvm.hpp"
@@ -29,6 +31,22 @@ struct GuestConfig {
 };
 
 enum class GuestRequestScope : std::uint8_t { Info, StateChange };
+
+struct MemoryConversion {
+    std::uint64_t gpa = 0;
+    std::uint64_t size = 0;
+    MemoryState to = MemoryState::Private;
+};
+
+// A GPA range whose IOMMU mapping PunchHole took away (MemoryRevoked).
+struct RevokedRange {
+    std::uint64_t gpa = 0;
+    std::uint64_t size = 0;
+    bool operator==(const RevokedRange&) const = default;
+};
+
+// At most this many ranges in one ConvertMemoryRanges call.
+inline constexpr std::size_t kMaxConversionsPerCall = 1U << 16U;
 
 // The VM, its KVM-VFIO device and the iommufd context with the guest's IOAS and
 // (once a device is attached) its nest-parent page table.
@@ -60,6 +78,12 @@ public:
     [[nodiscard]] Result<ObjectId> addMemory(std::uint64_t gpa, std::uint64_t size, UniqueFd gmem,
                                              std::uint64_t offset, MemoryState initial);
     [[nodiscard]] Result<> removeMemory(ObjectId region);
+    // Converts every range (each inside guest memory) in order; all of them or none.
+    [[nodiscard]] Result<> convertMemory(std::span<const MemoryConversion> ranges);
+    // Revokes the IOMMU mappings over [gpa, gpa+size) (whole areas; with the proposed
+    // reshape ioctl the areas are first cut at the range's ends, so nothing outside it
+    // is revoked), then punches the hole. Returns what was revoked, for MemoryRevoked.
+    [[nodiscard]] Result<std::vector<RevokedRange>> punchHole(std::uint64_t gpa, std::uint64_t size);
 
     // --- devices, vIOMMUs, vDEVICEs, TDIs ---
     [[nodiscard]] Result<ObjectId> addDevice(const Bdf& bdf);
@@ -91,6 +115,8 @@ public:
     [[nodiscard]] const std::map<ObjectId, VIommu>& viommus() const { return viommus_; }
     [[nodiscard]] const std::map<ObjectId, MemoryRegion>& memory() const { return memory_; }
     [[nodiscard]] std::optional<ObjectId> findDevice(const Bdf& bdf) const;
+    [[nodiscard]] std::uint64_t conversions() const { return conversions_; }
+    [[nodiscard]] std::uint64_t revocations() const { return revocations_; }
     // A stable text rendering of the whole model, for "a failed call changed nothing" checks.
     [[nodiscard]] std::string describe() const;
 
@@ -103,6 +129,18 @@ private:
     // it to error behind the daemon's back).
     [[nodiscard]] Result<> refreshTdi(Device& dev);
     void releaseHwptIfUnused();
+    // Memory (guest_memory.cpp). The regions covering [gpa, gpa+size) exactly, each
+    // with the part of the range inside it; InvalidArgument if any byte is not memory.
+    struct RegionSlice {
+        MemoryRegion* region = nullptr;
+        std::uint64_t start = 0;
+        std::uint64_t end = 0;
+    };
+    [[nodiscard]] Result<std::vector<RegionSlice>> slicesOf(std::uint64_t gpa, std::uint64_t size);
+    // Plans `change`, runs its kernel steps and records the new states; each step and
+    // the record register their undo in `undo`. Returns the GPA ranges it unmapped.
+    [[nodiscard]] Result<std::vector<RevokedRange>> applyChange(MemoryRegion& region, const Change& change,
+                                                                Rollback& undo);
     [[nodiscard]] std::uint32_t viommuType() const;
 
     GuestConfig config_;
@@ -112,6 +150,9 @@ private:
     std::map<ObjectId, Device> devices_;
     std::map<ObjectId, VIommu> viommus_;
     std::map<ObjectId, MemoryRegion> memory_;
+    std::map<std::uint64_t, ObjectId> memory_by_gpa_;
+    std::uint64_t conversions_ = 0;
+    std::uint64_t revocations_ = 0;
     ObjectId next_id_ = 1;
     std::uint32_t next_memslot_ = 0;
 };

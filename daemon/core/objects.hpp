@@ -8,8 +8,10 @@
 #include <string>
 
 #include "common/bdf.hpp"
+#include "common/range_map.hpp"
 #include "common/unique_fd.hpp"
 #include "core/lifecycle.hpp"
+#include "core/memory_rules.hpp"
 #include "kernel/device_claim.hpp"
 #include "kernel/vfio_device.hpp"
 
@@ -43,6 +45,9 @@ struct VIommu {
     std::uint32_t pins = 0;  // vDEVICEs on it
 };
 
+// Guest memory: one memslot over a guest_memfd range. Its pages' states are kept as
+// runs (memory per fragment, not per page); the IOAS areas and page-size limits are
+// derived from them by the planner (memory_planner.hpp), so they are not stored.
 struct MemoryRegion {
     ObjectId id = 0;
     std::uint64_t gpa = 0;
@@ -50,8 +55,11 @@ struct MemoryRegion {
     std::uint64_t offset = 0;
     UniqueFd gmem;
     std::uint32_t memslot = 0;
-    MemoryState state = MemoryState::Shared;
-    std::optional<std::uint64_t> iova;  // where the IOAS maps it, when it does
+    RangeMap<PageState> states;  // covers exactly [gpa, gpa + size)
+    std::uint64_t private_bytes = 0;
+    std::uint64_t revoked_bytes = 0;
+    [[nodiscard]] std::uint64_t end() const { return gpa + size; }
+    [[nodiscard]] std::uint64_t fileOffset(std::uint64_t at_gpa) const { return offset + (at_gpa - gpa); }
 };
 
 }  // namespace tio::core

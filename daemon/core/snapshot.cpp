@@ -42,11 +42,19 @@ v1::GuestSnapshot snapshot(const Guest& guest, std::string_view backend) {
         out->set_gpa(m.gpa);
         out->set_size(m.size);
         out->set_offset(m.offset);
-        out->set_state(std::string(toString(m.state)));
         out->set_memslot(m.memslot);
-        out->set_iommu_mapped(m.iova.has_value());
-        out->set_iova(m.iova.value_or(0));
+        out->set_private_bytes(m.private_bytes);
+        out->set_revoked_bytes(m.revoked_bytes);
+        for (const auto& run : m.states.all()) {
+            auto* range = out->add_ranges();
+            range->set_gpa(run.start);
+            range->set_size(run.end - run.start);
+            range->set_state(std::string(toString(run.value.attr)));
+            range->set_revoked(run.value.revoked);
+        }
     }
+    s.set_conversions(guest.conversions());
+    s.set_revocations(guest.revocations());
     return s;
 }
 

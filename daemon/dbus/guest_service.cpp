@@ -226,15 +226,15 @@ std::map<std::string, ObjectView> GuestService::buildViews() const {
     for (const auto& [id, m] : guest_.memory()) {
         const std::string path = memoryPath(id);
         regions.push_back(path);
-        const bool priv = m.state == core::MemoryState::Private;
-        (priv ? private_bytes : shared_bytes) += m.size;
+        private_bytes += m.private_bytes;
+        shared_bytes += m.size - m.private_bytes;
         v[path] = ObjectView{kMemoryIface,
                              {{"Gpa", std::uint64_t{m.gpa}},
                               {"Size", std::uint64_t{m.size}},
                               {"Offset", std::uint64_t{m.offset}},
-                              {"PrivateBytes", std::uint64_t{priv ? m.size : 0}},
-                              {"SharedBytes", std::uint64_t{priv ? 0 : m.size}},
-                              {"Revoked", false}}};
+                              {"PrivateBytes", std::uint64_t{m.private_bytes}},
+                              {"SharedBytes", std::uint64_t{m.size - m.private_bytes}},
+                              {"Revoked", m.revoked_bytes != 0}}};
     }
     const auto* vm = guest_.vm();
     v[kRootPath] = ObjectView{kGuestIface,
@@ -248,8 +248,8 @@ std::map<std::string, ObjectView> GuestService::buildViews() const {
                                {"MemoryRegions", paths(regions)},
                                {"PrivateBytes", private_bytes},
                                {"SharedBytes", shared_bytes},
-                               {"Conversions", std::uint64_t{0}},
-                               {"Revocations", std::uint64_t{0}},
+                               {"Conversions", guest_.conversions()},
+                               {"Revocations", guest_.revocations()},
                                {"Clients", static_cast<std::uint32_t>(vmmClients())}}};
     return v;
 }

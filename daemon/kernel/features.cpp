@@ -4,6 +4,7 @@
 
 #include "kernel/kernel_error.hpp"
 #include "kernel/uapi/iommufd.hpp"
+#include "kernel/uapi/iommufd_reshape_proposed.hpp"
 #include "kernel/uapi/iommufd_tsm_proposed.hpp"
 
 namespace tio::kernel {
@@ -41,7 +42,10 @@ Result<IommuFeatures> probeFeatures(Syscalls& sys, const Iommufd& iommufd) {
     if (!tsm_op) return std::unexpected(tsm_op.error());
     auto tsm_req = present<iommu_vdevice_tsm_req>(sys, fd, IOMMU_VDEVICE_TSM_REQ);
     if (!tsm_req) return std::unexpected(tsm_req.error());
+    auto reshape = present<iommu_ioas_reshape>(sys, fd, IOMMU_IOAS_RESHAPE);
+    if (!reshape) return std::unexpected(reshape.error());
     f.map_file = *map_file;
+    f.reshape = *reshape;
     f.viommu = *viommu;
     f.vdevice = *vdevice;
     f.tsm_op = *tsm_op;

@@ -16,6 +16,7 @@ struct IommuFeatures {
     bool vdevice = false;       // IOMMU_VDEVICE_ALLOC (v6.13)
     bool tsm_op = false;        // IOMMU_VDEVICE_TSM_OP (proposed)
     bool tsm_request = false;   // IOMMU_VDEVICE_TSM_REQ (proposed)
+    bool reshape = false;       // IOMMU_IOAS_RESHAPE (proposed): hitless split/join/limit
 };
 
 [[nodiscard]] Result<IommuFeatures> probeFeatures(Syscalls& sys, const Iommufd& iommufd);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernel/uapi/iommufd.hpp"
+#include "kernel/uapi/iommufd_reshape_proposed.hpp"
 #include "kernel/uapi/iommufd_tsm_proposed.hpp"
 #include "kernel/uapi/kvm.hpp"
 #include "kernel/uapi/vfio.hpp"
@@ -86,6 +87,8 @@ const std::array kTable = {
                            PointerField{.ptr_offset = TIO_OFF(iommu_vdevice_tsm_req, resp_uptr),
                                         .len_offset = TIO_OFF(iommu_vdevice_tsm_req, resp_len),
                                         .dir = Direction::Out}}},
+    IoctlDesc{.request = IOMMU_IOAS_RESHAPE, .name = "IOMMU_IOAS_RESHAPE", .size_in_struct = true,
+              .min_size = 40, .our_size = sz<iommu_ioas_reshape>()},
     IoctlDesc{.request = VFIO_DEVICE_GET_INFO, .name = "VFIO_DEVICE_GET_INFO", .size_in_struct = true,
               .min_size = 16, .our_size = sz<vfio_device_info>()},
     IoctlDesc{.request = VFIO_DEVICE_RESET, .name = "VFIO_DEVICE_RESET", .kind = ArgKind::None},

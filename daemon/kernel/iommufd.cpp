@@ -6,6 +6,7 @@
 
 #include "kernel/ioctl_call.hpp"
 #include "kernel/uapi/iommufd.hpp"
+#include "kernel/uapi/iommufd_reshape_proposed.hpp"
 #include "kernel/uapi/iommufd_tsm_proposed.hpp"
 
 namespace tio::kernel {
@@ -70,6 +71,31 @@ Result<> Iommufd::mapFile(std::uint32_t ioas, int file_fd, std::uint64_t start, 
     m.iova = iova;
     if (auto r = ioctlStruct(*sys_, fd(), IOMMU_IOAS_MAP_FILE, m); !r) return std::unexpected(r.error());
     return {};
+}
+
+Result<> Iommufd::reshape(std::uint32_t ioas, std::uint32_t op, std::uint64_t iova, std::uint64_t length,
+                          std::uint64_t max_pgsize) {
+    auto r = sized<iommu_ioas_reshape>();
+    r.ioas_id = ioas;
+    r.op = op;
+    r.iova = iova;
+    r.length = length;
+    r.max_pgsize = max_pgsize;
+    if (auto res = ioctlStruct(*sys_, fd(), IOMMU_IOAS_RESHAPE, r); !res) return std::unexpected(res.error());
+    return {};
+}
+
+Result<> Iommufd::splitArea(std::uint32_t ioas, std::uint64_t iova) {
+    return reshape(ioas, IOMMU_IOAS_RESHAPE_SPLIT, iova, 0, 0);
+}
+
+Result<> Iommufd::joinAreas(std::uint32_t ioas, std::uint64_t iova) {
+    return reshape(ioas, IOMMU_IOAS_RESHAPE_JOIN, iova, 0, 0);
+}
+
+Result<> Iommufd::limitPageSize(std::uint32_t ioas, std::uint64_t iova, std::uint64_t length,
+                                std::uint64_t max_pgsize) {
+    return reshape(ioas, IOMMU_IOAS_RESHAPE_LIMIT, iova, length, max_pgsize);
 }
 
 Result<std::uint64_t> Iommufd::unmap(std::uint32_t ioas, std::uint64_t iova, std::uint64_t length) {

@@ -44,6 +44,12 @@ public:
                                    std::uint64_t iova, bool writeable);
     // Unmaps whole areas inside [iova, iova+length); returns the bytes unmapped.
     [[nodiscard]] Result<std::uint64_t> unmap(std::uint32_t ioas, std::uint64_t iova, std::uint64_t length);
+    // Proposed hitless restructuring (iommufd_reshape_proposed.hpp).
+    [[nodiscard]] Result<> splitArea(std::uint32_t ioas, std::uint64_t iova);
+    [[nodiscard]] Result<> joinAreas(std::uint32_t ioas, std::uint64_t iova);
+    // max_pgsize 0 lifts the limit.
+    [[nodiscard]] Result<> limitPageSize(std::uint32_t ioas, std::uint64_t iova, std::uint64_t length,
+                                         std::uint64_t max_pgsize);
     [[nodiscard]] Result<std::vector<IovaRange>> iovaRanges(std::uint32_t ioas);
     [[nodiscard]] Result<std::uint32_t> allocNestParentHwpt(std::uint32_t dev_id, std::uint32_t ioas);
     [[nodiscard]] Result<HwInfo> hwInfo(std::uint32_t dev_id);
@@ -62,6 +68,8 @@ public:
 private:
     Iommufd(Syscalls& sys, UniqueFd fd) : sys_(&sys), fd_(std::move(fd)) {}
     Result<> tsmOp(std::uint32_t vdevice, std::uint32_t type);
+    Result<> reshape(std::uint32_t ioas, std::uint32_t op, std::uint64_t iova, std::uint64_t length,
+                     std::uint64_t max_pgsize);
 
     Syscalls* sys_;
     UniqueFd fd_;

@@ -126,10 +126,14 @@ Result<UniqueFd> KvmVm::duplicateFd() const {
     return std::move(*d);
 }
 
-Result<> GuestMemfd::punchHole(std::uint64_t offset, std::uint64_t length) {
-    auto r = sys_->fallocate(fd_.get(), kFallocPunchHole | kFallocKeepSize, offset, length);
+Result<> punchGuestMemfd(Syscalls& sys, int fd, std::uint64_t offset, std::uint64_t length) {
+    auto r = sys.fallocate(fd, kFallocPunchHole | kFallocKeepSize, offset, length);
     if (!r) return std::unexpected(kernelError("fallocate(PUNCH_HOLE)", r.error()));
     return {};
+}
+
+Result<> GuestMemfd::punchHole(std::uint64_t offset, std::uint64_t length) {
+    return punchGuestMemfd(*sys_, fd_.get(), offset, length);
 }
 
 Result<UniqueFd> GuestMemfd::duplicateFd() const {

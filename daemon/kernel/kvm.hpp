@@ -61,6 +61,9 @@ private:
     UniqueFd fd_;
 };
 
+// FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE on a guest_memfd: frees the pages, zaps stage-2.
+[[nodiscard]] Result<> punchGuestMemfd(Syscalls& sys, int fd, std::uint64_t offset, std::uint64_t length);
+
 class GuestMemfd {
 public:
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }

@@ -6,6 +6,8 @@
 #include <set>
 #include <vector>
 
+#include "common/range_map.hpp"
+#include "simkernel/io_page_table.hpp"
 #include "simkernel/sim_kernel.hpp"
 
 namespace tio::sim {
@@ -27,19 +29,25 @@ public:
     KvmVmFile(SimKernel& k, std::uint32_t type) : SimFile(k), type_(type) {}
     std::string link() const override { return "anon_inode:kvm-vm"; }
     long ioctl(IoctlCall& call) override;
-    [[nodiscard]] bool isPrivate(std::uint64_t gpa) const;
+    [[nodiscard]] bool isPrivate(std::uint64_t gpa) const { return private_.find(gpa).has_value(); }
+    // The GPA where `gmem` offset is guest memory of this VM, if it is.
+    [[nodiscard]] std::optional<std::uint64_t> gpaOf(const GuestMemfdFile* gmem, std::uint64_t offset) const;
     void unbindGuestMemfd(GuestMemfdFile* gmem);
 
-    std::uint32_t type_;
-    bool has_vfio_device_ = false;
-
-private:
     struct Memslot {
         std::uint64_t gpa = 0;
         std::uint64_t size = 0;
         GuestMemfdFile* gmem = nullptr;  // weak: the binding does not pin the file (kvm_gmem_bind)
         std::uint64_t offset = 0;
     };
+    [[nodiscard]] const std::map<std::uint32_t, Memslot>& memslots() const { return slots_; }
+    [[nodiscard]] const RangeMap<bool>& privateRanges() const { return private_; }
+
+    std::uint32_t type_;
+    bool has_vfio_device_ = false;
+    bool poisoned_ = false;  // a machine check hit this guest's memory (TDX)
+
+private:
     long checkExtension(std::uint64_t cap) const;
     long setMemslot(IoctlCall& call);
     long setAttributes(IoctlCall& call);
@@ -47,7 +55,7 @@ private:
     void release() override;
 
     std::map<std::uint32_t, Memslot> slots_;
-    std::map<std::uint64_t, std::uint64_t> private_;  // [start, end) GPA ranges marked private
+    RangeMap<bool> private_;  // GPA ranges marked private (only `true` runs are stored)
 };
 
 class GuestMemfdFile final : public SimFile {
@@ -63,6 +71,7 @@ public:
     std::uint64_t flags_;
     std::set<std::pair<KvmVmFile*, std::uint32_t>> bindings_;  // (vm, slot)
     std::uint64_t pinned_ = 0;                                  // IOAS areas holding this file
+    RangeMap<bool> punched_;  // offsets whose pages were discarded and not allocated again
 
 private:
     void release() override;
@@ -88,6 +97,7 @@ struct IoArea {
     std::uint64_t length = 0;
     std::uint64_t start = 0;  // offset in the file
     bool writeable = false;
+    std::uintptr_t file_key = 0;  // identity of the file (JOIN needs the same one)
     FileRef<GuestMemfdFile> gmem;
     UniqueFd host_file;  // a real memfd, when the mapped file is not a simulator file
 };
@@ -98,7 +108,9 @@ struct IommuObj {
     ObjType type = ObjType::Ioas;
     std::uint32_t users = 0;
     std::map<std::uint64_t, IoArea> areas;  // IOAS: iova -> area
+    RangeMap<unsigned> limits;              // IOAS: page-size limits (shift), from RESHAPE LIMIT
     std::uint32_t ioas = 0;                 // HWPT: its IOAS
+    IoPageTable table;                      // HWPT: the page table the device walks
     bool nest_parent = false;
     VfioDeviceFile* device = nullptr;  // DEVICE: the bound cdev
     std::uint32_t hwpt = 0;            // DEVICE: attached HWPT; VIOMMU: its nest parent
@@ -123,14 +135,26 @@ public:
     void unbindDevice(std::uint32_t dev_id);
     int attach(std::uint32_t dev_id, std::uint32_t pt_id);
     int detach(std::uint32_t dev_id);
-    // DMA translation for a device; an outcome string of the Sim1 contract.
-    std::string translate(std::uint32_t dev_id, std::uint64_t iova, std::uint64_t size, bool write);
+    // The device's page table (its attached HWPT's), or null when it is not attached.
+    [[nodiscard]] const IoPageTable* tableOf(std::uint32_t dev_id) const;
+    // The area mapping `iova` in the IOAS of the device's HWPT.
+    [[nodiscard]] const IoArea* areaAt(std::uint32_t dev_id, std::uint64_t iova) const;
+    // Jason's truncate rule (kernel-uapi.md 5.4): every area mapping any of [start, end)
+    // of `gmem` is revoked whole. Returns how many were.
+    std::uint64_t revokeAreasOf(const GuestMemfdFile* gmem, std::uint64_t start, std::uint64_t end);
 
 private:
     IommuObj* find(std::uint32_t id, ObjType type);
+    const IommuObj* find(std::uint32_t id, ObjType type) const;
     std::uint32_t add(IommuObj obj);
+    // The segments areas and limits make, whole, for every area overlapping [s, e).
+    [[nodiscard]] IoPageTable::Segments layout(const IommuObj& ioas, std::uint64_t s, std::uint64_t e) const;
+    // Brings every HWPT of `ioas_id` in line with its areas over [s, e) and counts it;
+    // `restructure` for the hitless operations (the mapped set must not change).
+    void sync(std::uint32_t ioas_id, std::uint64_t s, std::uint64_t e, bool restructure);
+    long reshape(IoctlCall& c);
+    void dropArea(IoArea& area);
     void destroyObject(std::uint32_t id);
-    std::uint64_t hwptCount(std::uint32_t ioas) const;
     void release() override;
 
     long ioasAlloc(IoctlCall& c);
@@ -160,6 +184,7 @@ public:
     void setKvm(KvmVmFile* vm) { kvm_ = FileRef<KvmVmFile>(vm); }
     [[nodiscard]] PciFunction& function() { return *fn_; }
     [[nodiscard]] IommufdFile* iommufd() const { return ictx_.get(); }
+    [[nodiscard]] KvmVmFile* kvm() const { return kvm_.get(); }
     [[nodiscard]] std::uint32_t devId() const { return dev_id_; }
 
 private:

@@ -36,9 +36,11 @@ void SimFile::put() noexcept {
 
 SimKernel::SimKernel(Platform platform, std::vector<PciFunction> functions)
     : platform_(platform), functions_(std::move(functions)) {
-    for (const char* name : {"iopte_map", "iopte_unmap", "iopte_split", "iopte_merge", "iotlb_flush",
-                             "iommu_faults", "machine_checks", "rmp_faults", "gpt_faults", "dma_ok",
-                             "dma_blocked", "tdi_errors", "syscalls", "failures_injected"}) {
+    for (const char* name :
+         {"iopte_map", "iopte_unmap", "iopte_split", "iopte_merge", "iotlb_flush", "pages_unmapped",
+          "unsafe_replacements", "iommu_faults", "machine_checks", "guests_poisoned", "rmp_faults", "gpt_faults",
+          "dma_ok", "dma_blocked", "gmem_violations", "areas_revoked_by_kernel", "gmem_punched_pages", "gen_dma",
+          "gen_faults", "tdi_errors", "syscalls", "failures_injected"}) {
         counters_[name] = 0;
     }
 }
@@ -126,16 +128,6 @@ void SimKernel::setTdi(PciFunction& fn, TdiState to) {
 
 void SimKernel::configWrite(PciFunction& fn) {
     if (fn.tdi == TdiState::Locked || fn.tdi == TdiState::Run) setTdi(fn, TdiState::Error);
-}
-
-std::string SimKernel::dma(const Bdf& bdf, std::uint64_t iova, std::uint64_t size, bool write) {
-    PciFunction* fn = function(bdf);
-    // A function nobody bound to an iommufd is DMA-blocked (VFIO's default).
-    if (fn == nullptr || fn->bound == nullptr || fn->bound->iommufd() == nullptr) {
-        count("dma_blocked");
-        return "blocked";
-    }
-    return fn->bound->iommufd()->translate(fn->bound->devId(), iova, size, write);
 }
 
 bool SimKernel::reply(int sock, int err, std::int64_t ret, std::span<const std::uint8_t> payload, int fd,

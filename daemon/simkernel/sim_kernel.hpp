@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,8 @@ enum class TdiState : std::uint8_t { Unlocked, Locked, Run, Error };
 [[nodiscard]] std::string_view toString(TdiState s);
 
 class VfioDeviceFile;
+class IommufdFile;
+class KvmVmFile;
 
 // A PCI function of the simulated host, always bound to vfio-pci.
 struct PciFunction {
@@ -81,8 +84,36 @@ public:
     // 0, or the errno to fail this call of `op` with.
     [[nodiscard]] int shouldFail(std::string_view op);
 
-    // Device side events.
+    template <typename F>
+    void forEachIommufd(F&& f) {
+        for (auto& [ptr, file] : files_)
+            if (auto* ictx = asIommufd(ptr)) f(*ictx);
+    }
+
+    // Device side events. dma() walks the function's page table and applies the
+    // platform's rules (sim_platform.cpp); the outcome is a string of the Sim1 contract.
     [[nodiscard]] std::string dma(const Bdf& bdf, std::uint64_t iova, std::uint64_t size, bool write);
+    // The platform's shared-alias bit in IOVAs (TDX shared GPA bit, CCA unprotected
+    // IPA bit); 0 on SNP, where shared and private are both at their GPA.
+    [[nodiscard]] std::uint64_t sharedAliasBit() const;
+
+    // The background DMA generator: after every served call (and on a timer), `per_call`
+    // DMAs to random pages of the function's guest memory, each by the path its page's
+    // state calls for. Outcomes other than "ok" are recorded with the page's GPA.
+    struct DmaFault {
+        std::uint64_t gpa = 0;
+        std::string outcome;
+    };
+    void setDmaGenerator(const Bdf& bdf, unsigned per_call, std::uint64_t seed);
+    void runDmaGenerator();
+    [[nodiscard]] std::vector<DmaFault> takeDmaFaults();
+
+    // The structural oracle: compares the function's page table with the layout the
+    // platform's rules derive from its VM's memory state, and counts every rule broken.
+    [[nodiscard]] std::map<std::string, std::uint64_t> audit(const Bdf& bdf);
+    // A text rendering of the function's page table and its VM's private ranges, for
+    // "nothing changed" comparisons.
+    [[nodiscard]] std::string layout(const Bdf& bdf);
     // A host config-space write: breaks a locked/running TDI (TDISP: -> ERROR).
     void configWrite(PciFunction& fn);
     void setTdi(PciFunction& fn, TdiState to);
@@ -96,6 +127,8 @@ private:
     int writeAttr(const std::string& path, const std::string& value);
     kernel::SysResult<std::vector<std::string>> listDir(const std::string& path);
     kernel::SysResult<std::unique_ptr<SimFile>> openNode(const std::string& path);
+    static IommufdFile* asIommufd(SimFile* f);
+    std::string accessPage(PciFunction& fn, std::uint64_t iova, bool write, std::uint64_t& next);
 
     Platform platform_;
     std::vector<PciFunction> functions_;
@@ -113,6 +146,14 @@ private:
     Watcher watcher_ = nullptr;
     void* watcher_ctx_ = nullptr;
     bool sent_ok_ = true;
+    struct Generator {
+        Bdf bdf;
+        unsigned per_call = 0;
+        std::mt19937_64 rng;
+        bool running = false;  // not re-entered from its own DMAs
+    };
+    Generator generator_;
+    std::vector<DmaFault> dma_faults_;
 };
 
 }  // namespace tio::sim

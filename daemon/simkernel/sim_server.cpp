@@ -80,7 +80,11 @@ int SimServer::onConn(sd_event_source*, int fd, std::uint32_t revents, void* use
         self->closeConn(c);  // EOF (every client copy closed) or a broken peer
         return 0;
     }
-    if (!self->kernel_.serve(fd, c->file, std::move(*msg))) self->closeConn(c);
+    const bool alive = self->kernel_.serve(fd, c->file, std::move(*msg));
+    // Device traffic between any two kernel calls: every intermediate state of a
+    // multi-call operation meets the generator's DMAs.
+    self->kernel_.runDmaGenerator();
+    if (!alive) self->closeConn(c);
     return 0;
 }
 
@@ -113,13 +117,64 @@ int methodDma(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     return sd_bus_reply_method_return(m, "s", outcome.c_str());
 }
 
-int methodCounters(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    auto& k = *static_cast<SimKernel*>(userdata);
+int replyCounts(sd_bus_message* m, const std::map<std::string, std::uint64_t>& counts) {
     sd_bus_message* reply = nullptr;
     int r = sd_bus_message_new_method_return(m, &reply);
     if (r >= 0) r = sd_bus_message_open_container(reply, 'a', "{st}");
-    for (const auto& [name, value] : k.counters()) {
+    for (const auto& [name, value] : counts) {
         if (r >= 0) r = sd_bus_message_append(reply, "{st}", name.c_str(), value);
+    }
+    if (r >= 0) r = sd_bus_message_close_container(reply);
+    if (r >= 0) r = sd_bus_send(nullptr, reply, nullptr);
+    sd_bus_message_unref(reply);
+    return r;
+}
+
+int methodCounters(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    return replyCounts(m, static_cast<SimKernel*>(userdata)->counters());
+}
+
+int methodAudit(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    auto& k = *static_cast<SimKernel*>(userdata);
+    const char* bdf = nullptr;
+    int r = sd_bus_message_read(m, "s", &bdf);
+    if (r < 0) return r;
+    PciFunction* fn = functionArg(k, bdf, err, &r);
+    if (fn == nullptr) return r;
+    return replyCounts(m, k.audit(fn->bdf));
+}
+
+int methodLayout(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    auto& k = *static_cast<SimKernel*>(userdata);
+    const char* bdf = nullptr;
+    int r = sd_bus_message_read(m, "s", &bdf);
+    if (r < 0) return r;
+    PciFunction* fn = functionArg(k, bdf, err, &r);
+    if (fn == nullptr) return r;
+    return sd_bus_reply_method_return(m, "s", k.layout(fn->bdf).c_str());
+}
+
+int methodSetDmaGenerator(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    auto& k = *static_cast<SimKernel*>(userdata);
+    const char* bdf = nullptr;
+    std::uint32_t per_call = 0;
+    std::uint64_t seed = 0;
+    int r = sd_bus_message_read(m, "sut", &bdf, &per_call, &seed);
+    if (r < 0) return r;
+    PciFunction* fn = functionArg(k, bdf, err, &r);
+    if (fn == nullptr) return r;
+    if (per_call > 4096) return sd_bus_error_set(err, kErrInvalid, "per_call is at most 4096");
+    k.setDmaGenerator(fn->bdf, per_call, seed);
+    return sd_bus_reply_method_return(m, "");
+}
+
+int methodTakeDmaFaults(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto& k = *static_cast<SimKernel*>(userdata);
+    sd_bus_message* reply = nullptr;
+    int r = sd_bus_message_new_method_return(m, &reply);
+    if (r >= 0) r = sd_bus_message_open_container(reply, 'a', "(ts)");
+    for (const auto& f : k.takeDmaFaults()) {
+        if (r >= 0) r = sd_bus_message_append(reply, "(ts)", f.gpa, f.outcome.c_str());
     }
     if (r >= 0) r = sd_bus_message_close_container(reply);
     if (r >= 0) r = sd_bus_send(nullptr, reply, nullptr);
@@ -176,6 +231,14 @@ const sd_bus_vtable kSimVtable[] = {
     SD_BUS_METHOD_WITH_NAMES("InjectFailure", "sus", SD_BUS_PARAM(op) SD_BUS_PARAM(nth) SD_BUS_PARAM(errno_name), "",
                              , methodInjectFailure, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("TdiState", "s", SD_BUS_PARAM(bdf), "s", SD_BUS_PARAM(state), methodTdiState,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("Audit", "s", SD_BUS_PARAM(bdf), "a{st}", SD_BUS_PARAM(findings), methodAudit,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("Layout", "s", SD_BUS_PARAM(bdf), "s", SD_BUS_PARAM(layout), methodLayout,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("SetDmaGenerator", "sut", SD_BUS_PARAM(bdf) SD_BUS_PARAM(per_call) SD_BUS_PARAM(seed),
+                             "", , methodSetDmaGenerator, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("TakeDmaFaults", "", , "a(ts)", SD_BUS_PARAM(faults), methodTakeDmaFaults,
                              SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_VTABLE_END,
 };

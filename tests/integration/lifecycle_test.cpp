@@ -48,7 +48,7 @@ TEST_P(LifecycleTest, WholeSequenceThenNothingLeft) {
         EXPECT_EQ(g.devices().at(*dev).tdi, TdiState::Unlocked);
         EXPECT_EQ(g.devices().at(*dev).vfio_name, "vfio0");
         // The device DMAs into shared guest memory through the nest-parent page table.
-        const std::uint64_t shared_iova = std::string_view(GetParam()) == "cca" ? kGuestRamGpa | (1ULL << 47U) : kGuestRamGpa;
+        const std::uint64_t shared_iova = rig.sim.sharedIova(kGuestRamGpa);
         EXPECT_EQ(rig.sim.dma(kDevA, shared_iova, 16 * kMiB, true), "ok");
 
         auto viommu = g.createViommu(*dev);

@@ -124,7 +124,7 @@ TEST_F(ServiceTest, WholeLifecycleWithSignalsAndFdsBothWays) {
             std::lock_guard l(g.mu);
             return g.added.contains(dev_path) && g.added.contains(region);
         })) << "InterfacesAdded";
-        EXPECT_EQ(sim.dma(kA, kGpa, 16ULL << 20U, true), "ok");
+        EXPECT_EQ(sim.dma(kA, sim.sharedIova(kGpa), 16ULL << 20U, true), "ok");
 
         DeviceClient dev(*conn, dev_path);
         auto vfio = dev.GetVfioFd();  // fd from the daemon: a duplicate of its device fd

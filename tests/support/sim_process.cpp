@@ -99,4 +99,18 @@ void SimProcess::injectFailure(const std::string& op, std::uint32_t nth, const s
 
 std::string SimProcess::tdiState(const std::string& bdf) { return control().TdiState(bdf); }
 
+std::map<std::string, std::uint64_t> SimProcess::audit(const std::string& bdf) { return control().Audit(bdf); }
+
+std::string SimProcess::layout(const std::string& bdf) { return control().Layout(bdf); }
+
+void SimProcess::setDmaGenerator(const std::string& bdf, std::uint32_t per_call, std::uint64_t seed) {
+    control().SetDmaGenerator(bdf, per_call, seed);
+}
+
+std::vector<SimProcess::DmaFault> SimProcess::takeDmaFaults() {
+    std::vector<DmaFault> out;
+    for (const auto& f : control().TakeDmaFaults()) out.push_back({f.get<0>(), f.get<1>()});
+    return out;
+}
+
 }  // namespace tio::test

@@ -43,6 +43,22 @@ public:
     void configWrite(const std::string& bdf);
     void injectFailure(const std::string& op, std::uint32_t nth, const std::string& errno_name);
     [[nodiscard]] std::string tdiState(const std::string& bdf);
+    [[nodiscard]] std::map<std::string, std::uint64_t> audit(const std::string& bdf);
+    [[nodiscard]] std::string layout(const std::string& bdf);
+    void setDmaGenerator(const std::string& bdf, std::uint32_t per_call, std::uint64_t seed);
+    struct DmaFault {
+        std::uint64_t gpa = 0;
+        std::string outcome;
+    };
+    [[nodiscard]] std::vector<DmaFault> takeDmaFaults();
+
+    // Where a device reaches a shared page at `gpa` through the host IOMMU on this
+    // simulator's platform: TDX and CCA through the shared alias (bit 47 for the
+    // simulated 48-bit guest address width), SNP at the GPA. The tests' own copy of
+    // the rule, independent of the daemon's.
+    [[nodiscard]] std::uint64_t sharedIova(std::uint64_t gpa) const {
+        return platform_ == "snp" ? gpa : gpa | (1ULL << 47U);
+    }
 
 private:
     SimControl& control();

@@ -1,0 +1,48 @@
+#pragma once
+// The per-platform rules for where the IOMMU maps guest memory (architecture.md
+// section 6, kernel-uapi.md section 5): what a page's state calls for on the shared
+// (host-managed) page table. The planner derives every IOMMU operation from this.
+#include <cstdint>
+
+#include "common/platform.hpp"
+#include "core/lifecycle.hpp"
+
+namespace tio::core {
+
+// A page's state as the daemon records it. `revoked`: the page's IOMMU mapping was
+// taken away by PunchHole and stays away until the page is converted again.
+struct PageState {
+    MemoryState attr = MemoryState::Shared;
+    bool revoked = false;
+    bool operator==(const PageState&) const = default;
+};
+
+struct IommuView {
+    bool mapped = false;
+    std::uint64_t iova_bit = 0;    // OR-ed into the GPA to get the IOVA
+    std::uint64_t max_pgsize = 0;  // largest IOPTE allowed, 0 = the page table's largest
+    bool operator==(const IommuView&) const = default;
+};
+
+// TDX's shared GPA bit and CCA's unprotected-IPA bit for a 48-bit guest address
+// width (kernel-uapi.md 5.1 and 5.3; wider guests move it, one constant here).
+inline constexpr std::uint64_t kSharedAliasBit = 1ULL << 47U;
+inline constexpr std::uint64_t kRmpLargePage = 2ULL << 20U;
+
+// TDX: shared pages at their shared-bit alias; private ones never (the secure path
+//      reuses the S-EPT, and a shared IOPTE on a private page is a machine check).
+// SNP: both at their GPA, private ones in IOPTEs no larger than a 2 MiB RMP entry
+//      (smaller still where the 2 MiB block is mixed: alignment to the private
+//      run's edges gives that, as no IOPTE crosses a page-size-limit boundary).
+// CCA: shared pages at the unprotected alias only.
+[[nodiscard]] constexpr IommuView iommuView(Platform p, PageState s) {
+    if (s.revoked) return {};
+    if (s.attr == MemoryState::Shared) return {.mapped = true, .iova_bit = p == Platform::Snp ? 0 : kSharedAliasBit};
+    if (p == Platform::Snp) return {.mapped = true, .iova_bit = 0, .max_pgsize = kRmpLargePage};
+    return {};
+}
+
+// Whether any state on `p` limits IOPTE sizes (then every map sets its limit first).
+[[nodiscard]] constexpr bool usesPageSizeLimits(Platform p) { return p == Platform::Snp; }
+
+}  // namespace tio::core
