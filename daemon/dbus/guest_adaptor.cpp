@@ -93,6 +93,66 @@ int addMemory(sd_bus_message* m, void* userdata, sd_bus_error* err) {
                      });
 }
 
+Result<core::MemoryState> conversionTarget(const char* to) {
+    const auto state = core::parseMemoryState(to);
+    if (!state) return fail(Code::InvalidArgument, "to is 'private' or 'shared'");
+    return *state;
+}
+
+int convertMemory(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Mutate, "ConvertMemory",
+                     [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message*) -> Result<> {
+                         std::uint64_t gpa = 0, size = 0;
+                         const char* to = nullptr;
+                         if (sd_bus_message_read(m, "tts", &gpa, &size, &to) < 0) return std::unexpected(malformed());
+                         auto state = conversionTarget(to);
+                         if (!state) return std::unexpected(state.error());
+                         const core::MemoryConversion c{gpa, size, *state};
+                         return svc.guest().convertMemory({&c, 1});
+                     });
+}
+
+int convertMemoryRanges(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Mutate, "ConvertMemoryRanges",
+                     [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message*) -> Result<> {
+                         std::vector<core::MemoryConversion> ranges;
+                         if (sd_bus_message_enter_container(m, 'a', "(tts)") < 0) return std::unexpected(malformed());
+                         for (;;) {
+                             std::uint64_t gpa = 0, size = 0;
+                             const char* to = nullptr;
+                             const int r = sd_bus_message_read(m, "(tts)", &gpa, &size, &to);
+                             if (r < 0) return std::unexpected(malformed());
+                             if (r == 0) break;
+                             if (ranges.size() >= core::kMaxConversionsPerCall) {
+                                 return fail(Code::LimitExceeded, "at most " +
+                                                                      std::to_string(core::kMaxConversionsPerCall) +
+                                                                      " ranges per call");
+                             }
+                             auto state = conversionTarget(to);
+                             if (!state) return std::unexpected(state.error());
+                             ranges.push_back({gpa, size, *state});
+                         }
+                         if (sd_bus_message_exit_container(m) < 0) return std::unexpected(malformed());
+                         return svc.guest().convertMemory(ranges);
+                     });
+}
+
+int punchHole(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Mutate, "PunchHole",
+                     [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message*) -> Result<> {
+                         std::uint64_t gpa = 0, size = 0;
+                         if (sd_bus_message_read(m, "tt", &gpa, &size) < 0) return std::unexpected(malformed());
+                         auto revoked = svc.guest().punchHole(gpa, size);
+                         if (!revoked) return std::unexpected(revoked.error());
+                         for (const auto& r : *revoked) {
+                             spdlog::info("event=memory-revoked guest={} gpa={:#x} size={:#x} reason=punch-hole peer_uid={}",
+                                          svc.guest().config().name, r.gpa, r.size, who.caller().uid);
+                             svc.emitMemoryRevoked(r.gpa, r.size, "punch-hole");
+                         }
+                         return {};
+                     });
+}
+
 int addDevice(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     return runMethod(m, userdata, err, Access::Mutate, "AddDevice",
                      [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message* reply) -> Result<> {
@@ -179,6 +239,10 @@ const sd_bus_vtable kVtable[] = {
                              SD_BUS_PARAM(gpa) SD_BUS_PARAM(size) SD_BUS_PARAM(gmem) SD_BUS_PARAM(offset)
                                  SD_BUS_PARAM(initial) SD_BUS_PARAM(options),
                              "o", SD_BUS_PARAM(region), addMemory, kCall),
+    SD_BUS_METHOD_WITH_NAMES("ConvertMemory", "tts", SD_BUS_PARAM(gpa) SD_BUS_PARAM(size) SD_BUS_PARAM(to), "", ,
+                             convertMemory, kCall),
+    SD_BUS_METHOD_WITH_NAMES("ConvertMemoryRanges", "a(tts)", SD_BUS_PARAM(ranges), "", , convertMemoryRanges, kCall),
+    SD_BUS_METHOD_WITH_NAMES("PunchHole", "tt", SD_BUS_PARAM(gpa) SD_BUS_PARAM(size), "", , punchHole, kCall),
     SD_BUS_METHOD_WITH_NAMES("AddDevice", "sa{sv}", SD_BUS_PARAM(bdf) SD_BUS_PARAM(options), "o",
                              SD_BUS_PARAM(device), addDevice, kCall),
     SD_BUS_METHOD_WITH_NAMES("CreateVIommu", "oa{sv}", SD_BUS_PARAM(device) SD_BUS_PARAM(options), "o",

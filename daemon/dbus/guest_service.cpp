@@ -308,12 +308,20 @@ void GuestService::watchTdis() {
     }
 }
 
-void GuestService::emitFault(const std::string& object_path, const std::string& kind, const std::string& detail) {
+template <typename... Args>
+void GuestService::broadcast(const char* member, const char* signature, Args... args) {
     for (const auto& c : connections_) {
         if (sd_bus_is_ready(c.bus) <= 0) continue;
-        (void)sd_bus_emit_signal(c.bus, kRootPath, kGuestIface, "Fault", "oss", object_path.c_str(), kind.c_str(),
-                                 detail.c_str());
+        (void)sd_bus_emit_signal(c.bus, kRootPath, kGuestIface, member, signature, args...);
     }
+}
+
+void GuestService::emitFault(const std::string& object_path, const std::string& kind, const std::string& detail) {
+    broadcast("Fault", "oss", object_path.c_str(), kind.c_str(), detail.c_str());
+}
+
+void GuestService::emitMemoryRevoked(std::uint64_t gpa, std::uint64_t size, const std::string& reason) {
+    broadcast("MemoryRevoked", "tts", gpa, size, reason.c_str());
 }
 
 int getProperty(sd_bus*, const char* path, const char* iface, const char* property, sd_bus_message* reply,

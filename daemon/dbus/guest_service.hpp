@@ -91,6 +91,7 @@ public:
     [[nodiscard]] Result<AuthorizedCaller> authorize(sd_bus_message* m, Access access, std::string_view method);
     void publish();
     void emitFault(const std::string& object_path, const std::string& kind, const std::string& detail);
+    void emitMemoryRevoked(std::uint64_t gpa, std::uint64_t size, const std::string& reason);
     // One look at the bound TDIs: a TDI that went to error is published and reported
     // with a Fault signal (the VMM did not ask for it).
     void watchTdis();
@@ -111,6 +112,9 @@ private:
         Door door = Door::Vmm;
     };
     [[nodiscard]] std::map<std::string, ObjectView> buildViews() const;
+    // Emits a Guest1 signal on every connection that can carry it.
+    template <typename... Args>
+    void broadcast(const char* member, const char* signature, Args... args);
     [[nodiscard]] Result<Caller> identify(sd_bus_message* m, Door door) const;
 
     core::Guest& guest_;

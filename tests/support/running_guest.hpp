@@ -1,0 +1,63 @@
+#pragma once
+// A guest brought to the state conversions happen in: a VM with two adjacent memory
+// regions (one 1 GiB-aligned and private, one shared with a file offset that only
+// allows 2 MiB entries), device A assigned, its vDEVICE bound and its TDI in RUN, so
+// the simulator's DMA generator reaches private pages too.
+#include <cstdint>
+#include <vector>
+
+#include "support/assert_ok.hpp"
+#include "support/guest_rig.hpp"
+
+namespace tio::test {
+
+inline constexpr std::uint64_t kGiB = 1ULL << 30U;
+
+struct RunningGuest {
+    static constexpr std::uint64_t kRegionA = 4 * kGiB;          // [4 GiB, 6 GiB) private
+    static constexpr std::uint64_t kSizeA = 2 * kGiB;
+    static constexpr std::uint64_t kRegionB = kRegionA + kSizeA;  // [6 GiB, 7 GiB + 6 MiB) shared
+    static constexpr std::uint64_t kSizeB = kGiB + 6 * kMiB;
+    static constexpr std::uint64_t kOffsetB = kSizeA + 4 * kMiB;  // 4 MiB-aligned only
+    static constexpr std::uint64_t kStart = kRegionA;
+    static constexpr std::uint64_t kEnd = kRegionB + kSizeB;
+
+    explicit RunningGuest(const std::string& platform) : rig(platform) {}
+
+    // Call from the test body (ASSERT_* needs a void function).
+    void bringUp() {
+        core::Guest& g = *rig.guest;
+        ASSERT_OK(g.createVm(kernel::VmType::Sim));
+        auto gmem = g.createGuestMemory(kOffsetB + kSizeB, {});
+        ASSERT_OK(gmem);
+        auto a = g.addMemory(kRegionA, kSizeA, std::move(*gmem->duplicate()), 0, core::MemoryState::Private);
+        ASSERT_OK(a);
+        auto b = g.addMemory(kRegionB, kSizeB, std::move(*gmem), kOffsetB, core::MemoryState::Shared);
+        ASSERT_OK(b);
+        auto dev = g.addDevice(*Bdf::parse(kDevA));
+        ASSERT_OK(dev);
+        auto viommu = g.createViommu(*dev);
+        ASSERT_OK(viommu);
+        ASSERT_OK(g.createVdevice(*dev, *viommu, 0x42));
+        ASSERT_OK(g.bind(*dev));
+        const std::uint8_t run[] = {0x02};
+        ASSERT_OK(g.guestRequest(*dev, core::GuestRequestScope::StateChange, run));
+        ASSERT_EQ(rig.sim.tdiState(kDevA), "run");
+        device = *dev;
+    }
+
+    // Every rule the simulator's oracle checks, as one message (empty when clean).
+    std::string auditFindings() {
+        std::string bad;
+        for (const auto& [k, v] : rig.sim.audit(kDevA)) {
+            if (k == "ideal_leaves" || k == "actual_leaves") continue;
+            if (v != 0) bad += k + "=" + std::to_string(v) + " ";
+        }
+        return bad;
+    }
+
+    GuestRig rig;
+    core::ObjectId device = 0;
+};
+
+}  // namespace tio::test
