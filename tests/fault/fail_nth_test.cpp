@@ -58,6 +58,17 @@ std::vector<Step> lifecycle() {
                          c.priv);
          }},
         {"AddDevice", [](Guest& g, Context& c) { return keep(g.addDevice(*Bdf::parse(kDevA)), c.dev); }},
+        {"ConvertMemoryRanges",
+         [](Guest& g, Context&) {
+             const core::MemoryConversion batch[] = {{kGuestRamGpa + 4096, 8192, MemoryState::Private},
+                                                     {kGuestRamGpa + 8 * kMiB, 2 * kMiB, MemoryState::Shared}};
+             return g.convertMemory(batch);
+         }},
+        {"PunchHole",
+         [](Guest& g, Context&) {
+             auto r = g.punchHole(kGuestRamGpa + 2 * kMiB, 3 * 4096);
+             return r ? Result<>{} : Result<>{std::unexpected(r.error())};
+         }},
         {"AddDevice(no TDISP)", [](Guest& g, Context& c) { return keep(g.addDevice(*Bdf::parse(kDevPlain)), c.plain); }},
         {"CreateVIommu", [](Guest& g, Context& c) { return keep(g.createViommu(c.dev), c.viommu); }},
         {"CreateVDevice", [](Guest& g, Context& c) { return g.createVdevice(c.dev, c.viommu, 0x42); }},

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernel/fault_injecting_syscalls.hpp"
 #include "support/assert_ok.hpp"
 #include "support/guest_rig.hpp"
 
@@ -22,7 +23,13 @@ struct RunningGuest {
     static constexpr std::uint64_t kStart = kRegionA;
     static constexpr std::uint64_t kEnd = kRegionB + kSizeB;
 
-    explicit RunningGuest(const std::string& platform) : rig(platform) {}
+    // The guest reaches the kernel through `faults`, which does nothing until armed.
+    explicit RunningGuest(const std::string& platform)
+        : rig(platform), faults(std::make_unique<kernel::FaultInjectingSyscalls>(*rig.sys)) {
+        const core::GuestConfig config = rig.guest->config();
+        rig.guest = std::make_unique<core::Guest>(config, *faults);
+    }
+    ~RunningGuest() { rig.guest.reset(); }  // before `faults`, which it uses
 
     // Call from the test body (ASSERT_* needs a void function).
     void bringUp() {
@@ -57,6 +64,7 @@ struct RunningGuest {
     }
 
     GuestRig rig;
+    std::unique_ptr<kernel::FaultInjectingSyscalls> faults;
     core::ObjectId device = 0;
 };
 
