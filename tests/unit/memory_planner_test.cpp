@@ -1,0 +1,89 @@
+// The planner's step sequences per platform, spelled out for the cases that define
+// the order (architecture.md section 6). The randomized integration test checks
+// outcomes; this one pins the order itself.
+#include <gtest/gtest.h>
+
+#include "core/memory_planner.hpp"
+
+namespace tio::core {
+namespace {
+
+constexpr std::uint64_t kPage = 4096;
+constexpr std::uint64_t k2M = 2ULL << 20U;
+constexpr std::uint64_t kBase = 1ULL << 32U;
+constexpr std::uint64_t kEnd = kBase + (1ULL << 30U);
+constexpr PageState kShared{MemoryState::Shared, false};
+constexpr PageState kPrivate{MemoryState::Private, false};
+
+std::vector<StepKind> kinds(const std::vector<Step>& plan) {
+    std::vector<StepKind> out;
+    for (const auto& s : plan) out.push_back(s.kind);
+    return out;
+}
+
+RangeMap<PageState> uniform(PageState s) {
+    RangeMap<PageState> m;
+    m.assign(kBase, kEnd, s);
+    return m;
+}
+
+TEST(MemoryPlannerTest, TdxToPrivateUnmapsBeforeTheAttributeAndCutsTheNeighbours) {
+    const auto plan = planChange(Platform::Tdx, uniform(kShared), kBase, kEnd,
+                                 Change{kBase + 5 * kPage, kBase + 7 * kPage, MemoryState::Private, false});
+    using enum StepKind;
+    EXPECT_EQ(kinds(plan), (std::vector{Split, Split, Unmap, SetAttributes}));
+    EXPECT_EQ(plan[0].start, kBase + 5 * kPage);
+    EXPECT_EQ(plan[1].start, kBase + 7 * kPage);
+    EXPECT_EQ(plan[2].iova_bit, kSharedAliasBit) << "TDX shared memory lives at its shared-bit alias";
+    EXPECT_EQ(plan[2].end - plan[2].start, 2 * kPage);
+}
+
+TEST(MemoryPlannerTest, TdxToSharedSetsTheAttributeThenMapsThenJoins) {
+    auto states = uniform(kShared);
+    states.assign(kBase + 5 * kPage, kBase + 7 * kPage, kPrivate);
+    const auto plan = planChange(Platform::Tdx, states, kBase, kEnd,
+                                 Change{kBase + 5 * kPage, kBase + 7 * kPage, MemoryState::Shared, false});
+    using enum StepKind;
+    EXPECT_EQ(kinds(plan), (std::vector{SetAttributes, Map, Join, Join}));
+}
+
+TEST(MemoryPlannerTest, SnpSplitsToSmallPagesBeforeTheAttributeAndRestoresAfter) {
+    const auto plan = planChange(Platform::Snp, uniform(kShared), kBase, kEnd,
+                                 Change{kBase + k2M, kBase + 2 * k2M, MemoryState::Private, false});
+    using enum StepKind;
+    ASSERT_EQ(kinds(plan), (std::vector{Limit, SetAttributes, Limit})) << "never unmapped: hitless both ways";
+    EXPECT_EQ(plan[0].max_pgsize, kPage);
+    EXPECT_EQ(plan[2].max_pgsize, k2M) << "private memory: no IOPTE larger than a 2 MiB RMP entry";
+    EXPECT_EQ(plan[0].iova_bit, 0U) << "SNP maps both kinds at the GPA";
+}
+
+TEST(MemoryPlannerTest, CcaLikeTdxButNothingToCutInsideAPrivateRange) {
+    auto states = uniform(kPrivate);
+    const auto plan = planChange(Platform::Cca, states, kBase, kEnd,
+                                 Change{kBase, kBase + k2M, MemoryState::Shared, false});
+    using enum StepKind;
+    EXPECT_EQ(kinds(plan), (std::vector{SetAttributes, Map})) << "nothing mapped around it to join";
+}
+
+TEST(MemoryPlannerTest, NoChangeNoSteps) {
+    EXPECT_TRUE(planChange(Platform::Tdx, uniform(kShared), kBase, kEnd,
+                           Change{kBase, kBase + kPage, MemoryState::Shared, false})
+                    .empty());
+    EXPECT_TRUE(planChange(Platform::Snp, uniform(kPrivate), kBase, kEnd,
+                           Change{kBase, kEnd, MemoryState::Private, false})
+                    .empty());
+}
+
+TEST(MemoryPlannerTest, RevokingCutsAtTheEdgesAndUnmapsBothKindsOnSnpInOneGo) {
+    auto states = uniform(kShared);
+    states.assign(kBase + 8 * kPage, kBase + 16 * kPage, kPrivate);
+    const auto plan = planChange(Platform::Snp, states, kBase, kEnd,
+                                 Change{kBase + 4 * kPage, kBase + 12 * kPage, std::nullopt, true});
+    using enum StepKind;
+    EXPECT_EQ(kinds(plan), (std::vector{Split, Split, Unmap}));
+    EXPECT_FALSE(needsReshape({plan[2]}));
+    EXPECT_TRUE(needsReshape(plan));
+}
+
+}  // namespace
+}  // namespace tio::core
