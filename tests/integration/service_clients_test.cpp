@@ -72,6 +72,9 @@ TEST_F(ClientsTest, UnauthorisedUidIsDeniedEveryMethodOnTheGuestSocket) {
         " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"AttachVm\", \"ha{sv}\", [dbus.types.UnixFd(0), {}]),\n"
         " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"CreateGuestMemory\", \"ta{sv}\", [4096, {}]),\n"
         " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"AddMemory\", \"tthtsa{sv}\", [0, 4096, dbus.types.UnixFd(0), 0, \"shared\", {}]),\n"
+        " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"ConvertMemory\", \"tts\", [4294967296, 4096, \"private\"]),\n"
+        " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"ConvertMemoryRanges\", \"a(tts)\", [[(4294967296, 4096, \"private\")]]),\n"
+        " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"PunchHole\", \"tt\", [4294967296, 4096]),\n"
         " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"AddDevice\", \"sa{sv}\", [\"0000:3b:00.0\", {}]),\n"
         " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"CreateVIommu\", \"oa{sv}\", [\"" + d + "\", {}]),\n"
         " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"Teardown\", \"\", []),\n"
@@ -95,7 +98,8 @@ TEST_F(ClientsTest, UnauthorisedUidIsDeniedEveryMethodOnTheGuestSocket) {
     const auto out = runCommand("setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 " + sim.dir() +
                                 "/nobody.py").output;
     for (const char* m : {"org.tio.Guest1 CreateVm", "org.tio.Guest1 AttachVm", "org.tio.Guest1 CreateGuestMemory",
-                          "org.tio.Guest1 AddMemory", "org.tio.Guest1 AddDevice", "org.tio.Guest1 CreateVIommu",
+                          "org.tio.Guest1 AddMemory", "org.tio.Guest1 ConvertMemory",
+                          "org.tio.Guest1 ConvertMemoryRanges", "org.tio.Guest1 PunchHole", "org.tio.Guest1 AddDevice", "org.tio.Guest1 CreateVIommu",
                           "org.tio.Guest1 Teardown", "org.tio.Guest1 DumpState", "org.tio.Device1 GetVfioFd",
                           "org.tio.Device1 CreateVDevice", "org.tio.Device1 DestroyVDevice", "org.tio.Device1 Bind",
                           "org.tio.Device1 GuestRequest", "org.tio.Device1 Unbind", "org.tio.Device1 Reset",

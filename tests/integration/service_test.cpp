@@ -37,9 +37,13 @@ public:
     std::mutex mu;
     std::set<std::string> added, removed;
     std::vector<std::string> faults;  // "path kind"
+    std::vector<std::tuple<std::uint64_t, std::uint64_t, std::string>> revoked;
 
 private:
-    void onMemoryRevoked(const uint64_t&, const uint64_t&, const std::string&) override {}
+    void onMemoryRevoked(const uint64_t& gpa, const uint64_t& size, const std::string& reason) override {
+        std::lock_guard l(mu);
+        revoked.emplace_back(gpa, size, reason);
+    }
     void onFault(const sdbus::ObjectPath& path, const std::string& kind, const std::string&) override {
         std::lock_guard l(mu);
         faults.push_back(std::string(path) + " " + kind);
@@ -218,6 +222,58 @@ TEST_F(ServiceTest, EveryErrorIsNamed) {
     EXPECT_EQ(errorName([&] { ghost.Bind(); }), "org.freedesktop.DBus.Error.UnknownObject");
     EXPECT_EQ(errorName([&] { (void)ghost.TdiState(); }), "org.freedesktop.DBus.Error.UnknownObject");
     conn->leaveEventLoop();
+}
+
+TEST_F(ServiceTest, ConversionsAndPunchHoleOverDBus) {
+    auto conn = connect();
+    GuestClient g(*conn);
+    g.CreateVm("sim", {});
+    auto gmem = g.CreateGuestMemory(64ULL << 20U, {});
+    auto region = g.AddMemory(kGpa, 64ULL << 20U, gmem, 0, "private", {});
+    (void)g.AddDevice(kA, {});
+    EXPECT_EQ(g.PrivateBytes(), 64ULL << 20U);
+    EXPECT_EQ(sim.dma(kA, sim.sharedIova(kGpa), 4096, false), "iommu-fault") << "TDX: private is not on the shared side";
+
+    g.ConvertMemory(kGpa, 2ULL << 20U, "shared");
+    EXPECT_EQ(sim.dma(kA, sim.sharedIova(kGpa), 2ULL << 20U, true), "ok");
+    g.ConvertMemoryRanges({{kGpa + (8ULL << 20U), 4096, "shared"}, {kGpa + (9ULL << 20U), 8192, "shared"}});
+    EXPECT_EQ(g.SharedBytes(), (2ULL << 20U) + 3 * 4096);
+    EXPECT_EQ(g.Conversions(), 3U);
+
+    // All or nothing: the second range is not guest memory, so the first did not happen.
+    EXPECT_EQ(errorName([&] { g.ConvertMemoryRanges({{kGpa + (16ULL << 20U), 4096, "shared"}, {0, 4096, "shared"}}); }),
+              "org.tio.Error.InvalidArgument");
+    EXPECT_EQ(errorName([&] { g.ConvertMemory(kGpa, 4096, "public"); }), "org.tio.Error.InvalidArgument");
+    EXPECT_EQ(errorName([&] { g.ConvertMemory(kGpa + 1, 4096, "private"); }), "org.tio.Error.InvalidArgument");
+    EXPECT_EQ(errorName([&] { g.ConvertMemoryRanges({}); }), "org.tio.Error.InvalidArgument");
+    EXPECT_EQ(errorName([&] { g.PunchHole(kGpa + (64ULL << 20U), 4096); }), "org.tio.Error.InvalidArgument");
+    sim.injectFailure("KVM_SET_MEMORY_ATTRIBUTES", 1, "ENOMEM");
+    EXPECT_EQ(errorName([&] { g.ConvertMemory(kGpa + (20ULL << 20U), 4096, "shared"); }), "org.tio.Error.Kernel");
+    EXPECT_EQ(g.SharedBytes(), (2ULL << 20U) + 3 * 4096);
+    EXPECT_EQ(g.Conversions(), 3U);
+
+    // PunchHole on shared memory: the mapping goes first, the VMM hears of it, then the hole.
+    const auto punched_before = sim.counter("gmem_punched_pages");
+    g.PunchHole(kGpa + 4096, 3 * 4096);
+    EXPECT_TRUE(eventually([&] {
+        std::lock_guard l(g.mu);
+        return g.revoked.size() == 1;
+    }));
+    {
+        std::lock_guard l(g.mu);
+        EXPECT_EQ(g.revoked[0], std::make_tuple(kGpa + 4096, std::uint64_t{3 * 4096}, std::string("punch-hole")));
+    }
+    EXPECT_EQ(sim.counter("gmem_punched_pages") - punched_before, 3U);
+    EXPECT_EQ(sim.counter("gmem_violations"), 0U);
+    EXPECT_EQ(g.Revocations(), 1U);
+    EXPECT_EQ(sim.dma(kA, sim.sharedIova(kGpa + 4096), 4096, false), "iommu-fault");
+    EXPECT_EQ(sim.dma(kA, sim.sharedIova(kGpa), 4096, false), "ok") << "the neighbour kept its mapping";
+    auto props = sdbus::createProxy(*conn, "org.tio.Guest1.vm1", region);
+    EXPECT_TRUE(props->getProperty("Revoked").onInterface("org.tio.Memory1").get<bool>());
+    // A punch in private memory on TDX revokes nothing: nothing maps it.
+    g.PunchHole(kGpa + (32ULL << 20U), 4096);
+    EXPECT_EQ(g.Revocations(), 1U);
+    EXPECT_EQ(sim.counter("machine_checks"), 0U);
 }
 
 TEST_F(ServiceTest, LastDisconnectTearsDownFromEveryStep) {
