@@ -137,6 +137,8 @@ public:
     int detach(std::uint32_t dev_id);
     // The device's page table (its attached HWPT's), or null when it is not attached.
     [[nodiscard]] const IoPageTable* tableOf(std::uint32_t dev_id) const;
+    // How many areas the IOAS of the device's HWPT holds.
+    [[nodiscard]] std::uint64_t areaCount(std::uint32_t dev_id) const;
     // The area mapping `iova` in the IOAS of the device's HWPT.
     [[nodiscard]] const IoArea* areaAt(std::uint32_t dev_id, std::uint64_t iova) const;
     // Jason's truncate rule (kernel-uapi.md 5.4): every area mapping any of [start, end)

@@ -476,6 +476,12 @@ const IoPageTable* IommufdFile::tableOf(std::uint32_t dev_id) const {
     return &objects_.at(dev->hwpt).table;
 }
 
+std::uint64_t IommufdFile::areaCount(std::uint32_t dev_id) const {
+    const IommuObj* dev = find(dev_id, ObjType::Device);
+    if (dev == nullptr || dev->hwpt == 0) return 0;
+    return objects_.at(objects_.at(dev->hwpt).ioas).areas.size();
+}
+
 const IoArea* IommufdFile::areaAt(std::uint32_t dev_id, std::uint64_t iova) const {
     const IommuObj* dev = find(dev_id, ObjType::Device);
     if (dev == nullptr || dev->hwpt == 0) return nullptr;

@@ -159,7 +159,7 @@ std::map<std::string, std::uint64_t> SimKernel::audit(const Bdf& bdf) {
     std::map<std::string, std::uint64_t> out;
     for (const char* k : {"layout_mismatches", "private_pages_exposed", "rmp_violating_leaves",
                           "shared_pages_unreachable", "private_pages_unmapped", "excess_leaves", "ideal_leaves",
-                          "actual_leaves", "unsafe_replacements", "machine_checks"}) {
+                          "actual_leaves", "areas", "unsafe_replacements", "machine_checks"}) {
         out[k] = 0;
     }
     out["unsafe_replacements"] = counters_["unsafe_replacements"];
@@ -173,6 +173,7 @@ std::map<std::string, std::uint64_t> SimKernel::audit(const Bdf& bdf) {
     const KvmVmFile& vm = *fn->bound->kvm();
     const RangeMap<bool>& priv = vm.privateRanges();
     const std::uint64_t alias = sharedAliasBit();
+    out["areas"] = fn->bound->iommufd()->areaCount(fn->bound->devId());
 
     // What each page's state calls for.
     auto classOf = [&](bool is_private) {

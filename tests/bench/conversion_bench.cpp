@@ -1,0 +1,366 @@
+// Conversion benchmark (issue 4): a simulated guest of --guest-gib GiB (1 TiB by
+// default), all private at start, and --conversions random conversions of 4 KiB or
+// 2 MiB (2 MiB aligned), each flipping the state its range starts in.
+//
+// tio-manager: core::Guest (the daemon's model, planner and kernel calls) against a
+// real tio-simkernel process, huge IOPTEs with hitless split/join.
+// Baseline, same process, same simulator, same conversion sequence: what QEMU does
+// today (kernel-uapi.md 6.3): a bitmap with one bit per 4 KiB page, the attribute
+// first, then on ->shared one IOMMU_IOAS_MAP_FILE per 4 KiB page and on ->private
+// one IOMMU_IOAS_UNMAP over the range. The baseline builds one kernel area per shared
+// page, so it runs only the first --baseline conversions; tio-manager's figures are
+// printed for that same prefix (the ratios use it) and for the whole run.
+//
+// Prints conversions/s, latency per conversion and the daemon's own time in it (the
+// latency minus the time inside kernel calls; p50/p99), iommufd calls and IOPTE
+// writes per conversion, pages disrupted (unmapped without being converted), heap
+// bytes the state costs, and the IOAS areas and IOPTEs the kernel holds at the end.
+// No pass/fail on speed.
+//   conversion_bench [--platform tdx|snp|cca] [--guest-gib G] [--conversions N]
+//                    [--baseline B] [--seed S]
+#include <malloc.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/range_map.hpp"
+#include "core/guest.hpp"
+#include "kernel/iommufd.hpp"
+#include "kernel/kvm.hpp"
+#include "kernel/pci_sysfs.hpp"
+#include "kernel/uapi/ioctl_encoding.hpp"
+#include "kernel/vfio_device.hpp"
+#include "support/sim_process.hpp"
+
+namespace tio::bench {
+namespace {
+
+constexpr std::uint64_t kPage = 4096;
+constexpr std::uint64_t k2M = 2ULL << 20U;
+constexpr std::uint64_t kGpa = 1ULL << 32U;
+constexpr std::uint32_t kIommufdIoctlType = 0x3B;
+
+// Counts the iommufd ioctls that pass through (the rest of the kernel is not the IOMMU).
+class CountingSyscalls final : public kernel::Syscalls {
+public:
+    explicit CountingSyscalls(kernel::Syscalls& inner) : inner_(inner) {}
+    std::uint64_t iommufd_calls = 0;
+    double kernel_us = 0;  // time spent inside kernel calls (the simulator's share)
+    kernel::SysResult<UniqueFd> open(const std::string& p, int f) override { return inner_.open(p, f); }
+    kernel::SysResult<long> ioctl(int fd, unsigned long request, unsigned long arg) override {
+        if (((request >> 8U) & 0xffU) == kIommufdIoctlType) ++iommufd_calls;
+        const auto t = std::chrono::steady_clock::now();
+        auto r = inner_.ioctl(fd, request, arg);
+        kernel_us += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t).count();
+        return r;
+    }
+    kernel::SysResult<> fallocate(int fd, int mode, std::uint64_t o, std::uint64_t l) override {
+        return inner_.fallocate(fd, mode, o, l);
+    }
+    kernel::SysResult<std::string> readAttribute(const std::string& p) override { return inner_.readAttribute(p); }
+    kernel::SysResult<> writeAttribute(const std::string& p, const std::string& v) override {
+        return inner_.writeAttribute(p, v);
+    }
+    kernel::SysResult<std::vector<std::string>> listDirectory(const std::string& p) override {
+        return inner_.listDirectory(p);
+    }
+    kernel::SysResult<kernel::FdIdentity> identify(int fd) override { return inner_.identify(fd); }
+
+private:
+    kernel::Syscalls& inner_;
+};
+
+struct Conversion {
+    std::uint64_t gpa = 0;
+    std::uint64_t size = 0;
+};
+
+struct Figures {
+    std::uint64_t conversions = 0;
+    double seconds = 0;
+    std::vector<double> latency_us;
+    std::vector<double> daemon_us;  // latency minus the time inside kernel calls
+    std::uint64_t iommufd_calls = 0;
+    std::uint64_t iopte_writes = 0;
+    std::uint64_t pages_disrupted = 0;
+    std::uint64_t heap_bytes = 0;
+    std::uint64_t areas = 0;
+    std::uint64_t ioptes = 0;
+    [[nodiscard]] static double percentile(std::vector<double> v, double p) {
+        if (v.empty()) return 0;
+        std::sort(v.begin(), v.end());
+        return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+    }
+};
+
+[[noreturn]] void die(const std::string& what) {
+    std::fprintf(stderr, "conversion_bench: %s\n", what.c_str());
+    std::exit(1);
+}
+
+template <typename T>
+T must(Result<T> r, const char* what) {
+    if (!r) die(std::string(what) + ": " + r.error().message);
+    return std::move(*r);
+}
+inline void must(Result<> r, const char* what) {
+    if (!r) die(std::string(what) + ": " + r.error().message);
+}
+
+// Heap bytes in use, including the large blocks malloc serves with mmap.
+std::size_t heapInUse() {
+    const struct mallinfo2 m = mallinfo2();
+    return m.uordblks + m.hblkhd;
+}
+
+std::uint64_t ioptesWritten(const std::map<std::string, std::uint64_t>& c) {
+    return c.at("iopte_map") + c.at("iopte_unmap") + c.at("iopte_split") + c.at("iopte_merge");
+}
+
+// The random sequence both sides run: 4 KiB or 2 MiB (aligned), anywhere.
+std::vector<Conversion> sequence(std::uint64_t guest_bytes, std::uint64_t n, std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::vector<Conversion> out;
+    out.reserve(n);
+    for (std::uint64_t i = 0; i < n; ++i) {
+        const bool huge = (rng() & 1U) != 0;
+        const std::uint64_t size = huge ? k2M : kPage;
+        out.push_back({kGpa + (rng() % (guest_bytes / size)) * size, size});
+    }
+    return out;
+}
+
+// tio-manager: the daemon's core with its planner.
+Figures runTioManager(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_t guest_bytes,
+                      const std::vector<Conversion>& seq, std::uint64_t count, Platform platform) {
+    CountingSyscalls sys(raw);
+    Figures f;
+    const std::size_t heap_before = heapInUse();
+    core::Guest g(core::GuestConfig{.name = "bench", .platform = platform, .claim_dir = sim.dir() + "/claims"}, sys);
+    must(g.createVm(kernel::VmType::Sim), "CreateVm");
+    auto gmem = must(g.createGuestMemory(guest_bytes, {}), "CreateGuestMemory");
+    must(g.addMemory(kGpa, guest_bytes, std::move(gmem), 0, core::MemoryState::Private), "AddMemory");
+    must(g.addDevice(*Bdf::parse("0000:3a:00.0")), "AddDevice");
+    RangeMap<bool> shared;  // the benchmark's own record, to pick each direction
+    const auto c0 = sim.counters();
+    const std::uint64_t calls0 = sys.iommufd_calls;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::uint64_t i = 0; i < count; ++i) {
+        const Conversion& c = seq[i];
+        const bool to_shared = !shared.find(c.gpa).has_value();
+        const core::MemoryConversion mc{c.gpa, c.size, to_shared ? core::MemoryState::Shared : core::MemoryState::Private};
+        const auto s = std::chrono::steady_clock::now();
+        const double k = sys.kernel_us;
+        must(g.convertMemory({&mc, 1}), "ConvertMemory");
+        const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - s).count();
+        f.latency_us.push_back(us);
+        f.daemon_us.push_back(us - (sys.kernel_us - k));
+        if (to_shared) shared.assign(c.gpa, c.gpa + c.size, true);
+        else shared.erase(c.gpa, c.gpa + c.size);
+    }
+    f.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto c1 = sim.counters();
+    f.conversions = count;
+    f.iommufd_calls = sys.iommufd_calls - calls0;
+    f.iopte_writes = ioptesWritten(c1) - ioptesWritten(c0);
+    // Every page unmapped that was not converted away from shared was disrupted.
+    std::uint64_t converted_from_shared = 0;
+    {
+        RangeMap<bool> replay;
+        for (std::uint64_t i = 0; i < count; ++i) {
+            const Conversion& c = seq[i];
+            const bool to_shared = !replay.find(c.gpa).has_value();
+            if (!to_shared) {
+                replay.forEach(c.gpa, c.gpa + c.size,
+                               [&](std::uint64_t s, std::uint64_t e, bool) { converted_from_shared += (e - s) / kPage; });
+                replay.erase(c.gpa, c.gpa + c.size);
+            } else {
+                replay.assign(c.gpa, c.gpa + c.size, true);
+            }
+        }
+    }
+    const std::uint64_t unmapped = c1.at("pages_unmapped") - c0.at("pages_unmapped");
+    const std::uint64_t expected_unmaps = platform == Platform::Snp ? 0 : converted_from_shared;
+    f.pages_disrupted = unmapped > expected_unmaps ? unmapped - expected_unmaps : 0;
+    f.heap_bytes = heapInUse() - heap_before;
+    const auto audit = sim.audit("0000:3a:00.0");
+    f.areas = audit.at("areas");
+    f.ioptes = audit.at("actual_leaves");
+    if (audit.at("layout_mismatches") != 0) die("the oracle found the layout wrong");
+    return f;
+}
+
+// QEMU today: a bitmap, attribute first, 4 KiB maps, whole-range unmaps.
+Figures runQemuStyle(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_t guest_bytes,
+                     const std::vector<Conversion>& seq, std::uint64_t count, Platform platform) {
+    CountingSyscalls sys(raw);
+    Figures f;
+    const std::size_t heap_before = heapInUse();
+    auto kvm = must(kernel::Kvm::open(sys), "open kvm");
+    auto vm = must(kvm.createVm(kernel::VmType::Sim), "create vm");
+    auto gmem = must(vm.createGuestMemfd(guest_bytes, {}), "guest_memfd");
+    must(vm.setMemslot(0, kGpa, guest_bytes, gmem.fd(), 0), "memslot");
+    must(vm.setMemoryAttributes(kGpa, guest_bytes, true), "attributes");
+    auto kvm_vfio = must(vm.createVfioDevice(), "kvm-vfio");
+    auto ictx = must(kernel::Iommufd::open(sys), "iommufd");
+    const auto ioas = must(ictx.allocIoas(), "ioas");
+    kernel::PciSysfs sysfs(sys);
+    const auto cdev = must(sysfs.vfioCdev(*Bdf::parse("0000:3b:00.0")), "cdev");
+    auto dev = must(kernel::VfioDevice::open(sys, cdev.path, cdev.rdev), "vfio open");
+    must(kvm_vfio.addFile(dev.fd()), "FILE_ADD");
+    const auto dev_id = must(dev.bindIommufd(ictx.fd()), "bind");
+    const auto hwpt = must(ictx.allocNestParentHwpt(dev_id, ioas), "hwpt");
+    must(dev.attach(hwpt), "attach");
+    // RamBlockAttributes: one bit per page of the guest, set = shared.
+    std::vector<std::uint64_t> bitmap(guest_bytes / kPage / 64, 0);
+    const std::uint64_t alias = sim.sharedIova(0);
+    const auto c0 = sim.counters();
+    const std::uint64_t calls0 = sys.iommufd_calls;
+    std::uint64_t converted_from_shared = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::uint64_t i = 0; i < count; ++i) {
+        const Conversion& c = seq[i];
+        const std::uint64_t first = (c.gpa - kGpa) / kPage;
+        auto bit = [&](std::uint64_t p) { return (bitmap[p / 64] >> (p % 64)) & 1U; };
+        const bool to_shared = bit(first) == 0;
+        const auto s = std::chrono::steady_clock::now();
+        const double k = sys.kernel_us;
+        must(vm.setMemoryAttributes(c.gpa, c.size, !to_shared), "attributes");
+        for (std::uint64_t p = first; p < first + c.size / kPage; ++p) {
+            const std::uint64_t gpa = kGpa + p * kPage;
+            if (to_shared && bit(p) == 0) {
+                must(ictx.mapFile(ioas, gmem.fd(), gpa - kGpa, kPage, gpa | alias, true), "map");
+                bitmap[p / 64] |= 1ULL << (p % 64);
+            } else if (!to_shared && bit(p) == 1) {
+                ++converted_from_shared;
+                bitmap[p / 64] &= ~(1ULL << (p % 64));
+            }
+        }
+        if (!to_shared) {
+            auto u = ictx.unmap(ioas, c.gpa | alias, c.size);
+            if (!u && u.error().sys_errno != ENOENT) die("unmap: " + u.error().message);  // ENOENT: QEMU's "success"
+        }
+        const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - s).count();
+        f.latency_us.push_back(us);
+        f.daemon_us.push_back(us - (sys.kernel_us - k));
+    }
+    f.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto c1 = sim.counters();
+    f.conversions = count;
+    f.iommufd_calls = sys.iommufd_calls - calls0;
+    f.iopte_writes = ioptesWritten(c1) - ioptesWritten(c0);
+    const std::uint64_t unmapped = c1.at("pages_unmapped") - c0.at("pages_unmapped");
+    f.pages_disrupted = unmapped > converted_from_shared ? unmapped - converted_from_shared : 0;
+    f.heap_bytes = heapInUse() - heap_before;
+    const auto audit = sim.audit("0000:3b:00.0");
+    f.areas = audit.at("areas");
+    f.ioptes = audit.at("actual_leaves");
+    (void)platform;
+    return f;
+}
+
+void row(const char* name, double ours_prefix, double qemu, double ours_all, bool lower_is_better, const char* fmt) {
+    char a[32], b[32], c[32];
+    std::snprintf(a, sizeof a, fmt, ours_prefix);
+    std::snprintf(b, sizeof b, fmt, qemu);
+    std::snprintf(c, sizeof c, fmt, ours_all);
+    std::string ratio = "-";
+    if (ours_prefix > 0 && qemu > 0) {
+        const double r = lower_is_better ? qemu / ours_prefix : ours_prefix / qemu;
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.1fx %s", r, lower_is_better ? "less" : "more");
+        ratio = buf;
+    } else if (ours_prefix == 0 && qemu > 0 && lower_is_better) {
+        ratio = "none vs some";
+    }
+    std::printf("%-34s %16s %16s %14s %16s\n", name, a, b, ratio.c_str(), c);
+}
+
+}  // namespace
+}  // namespace tio::bench
+
+int main(int argc, char** argv) {
+    using namespace tio;
+    using namespace tio::bench;
+    std::string platform_name = "tdx";
+    std::uint64_t guest_gib = 1024;
+    std::uint64_t conversions = 1000000;
+    std::uint64_t baseline = 10000;
+    std::uint64_t seed = 1;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string a = argv[i];
+        const std::string v = argv[i + 1];
+        if (a == "--platform") platform_name = v;
+        else if (a == "--guest-gib") guest_gib = std::stoull(v);
+        else if (a == "--conversions") conversions = std::stoull(v);
+        else if (a == "--baseline") baseline = std::stoull(v);
+        else if (a == "--seed") seed = std::stoull(v);
+        else die("unknown option " + a);
+    }
+    const auto platform = parsePlatform(platform_name);
+    if (!platform || guest_gib == 0) die("bad --platform or --guest-gib");
+    baseline = std::min(baseline, conversions);
+    const std::uint64_t guest_bytes = guest_gib << 30U;
+    const auto seq = sequence(guest_bytes, conversions, seed);
+
+    std::printf("conversion benchmark: %s, %llu GiB guest (all private at start), %llu random conversions "
+                "(half 4 KiB, half 2 MiB aligned), seed %llu\n",
+                platform_name.c_str(), static_cast<unsigned long long>(guest_gib),
+                static_cast<unsigned long long>(conversions), static_cast<unsigned long long>(seed));
+    Figures ours_prefix, ours_all, qemu;
+    {
+        test::SimProcess sim(platform_name, {"0000:3a:00.0", "0000:3b:00.0"});
+        std::filesystem::create_directory(sim.dir() + "/claims");
+        auto sys = sim.connect();
+        ours_prefix = runTioManager(sim, *sys, guest_bytes, seq, baseline, *platform);
+    }
+    {
+        test::SimProcess sim(platform_name, {"0000:3a:00.0", "0000:3b:00.0"});
+        std::filesystem::create_directory(sim.dir() + "/claims");
+        auto sys = sim.connect();
+        ours_all = runTioManager(sim, *sys, guest_bytes, seq, conversions, *platform);
+    }
+    {
+        test::SimProcess sim(platform_name, {"0000:3a:00.0", "0000:3b:00.0"});
+        auto sys = sim.connect();
+        qemu = runQemuStyle(sim, *sys, guest_bytes, seq, baseline, *platform);
+    }
+    const auto per = [](const Figures& f, std::uint64_t v) {
+        return f.conversions == 0 ? 0.0 : static_cast<double>(v) / static_cast<double>(f.conversions);
+    };
+    std::printf("\n%-34s %16s %16s %14s %16s\n", "", "tio-manager", "QEMU-style", "ratio", "tio-manager");
+    std::printf("%-34s %16s %16s %14s %16s\n", "conversions measured", std::to_string(baseline).c_str(),
+                std::to_string(baseline).c_str(), "", std::to_string(conversions).c_str());
+    row("conversions/s", static_cast<double>(ours_prefix.conversions) / ours_prefix.seconds,
+        static_cast<double>(qemu.conversions) / qemu.seconds,
+        static_cast<double>(ours_all.conversions) / ours_all.seconds, false, "%.0f");
+    auto pct = [](const Figures& f, bool daemon, double p) {
+        return Figures::percentile(daemon ? f.daemon_us : f.latency_us, p);
+    };
+    row("latency p50 (us)", pct(ours_prefix, false, 0.5), pct(qemu, false, 0.5), pct(ours_all, false, 0.5), true, "%.1f");
+    row("latency p99 (us)", pct(ours_prefix, false, 0.99), pct(qemu, false, 0.99), pct(ours_all, false, 0.99), true,
+        "%.1f");
+    row("daemon time p50 (us, no kernel)", pct(ours_prefix, true, 0.5), pct(qemu, true, 0.5), pct(ours_all, true, 0.5),
+        true, "%.2f");
+    row("daemon time p99 (us, no kernel)", pct(ours_prefix, true, 0.99), pct(qemu, true, 0.99),
+        pct(ours_all, true, 0.99), true, "%.2f");
+    row("iommufd calls per conversion", per(ours_prefix, ours_prefix.iommufd_calls), per(qemu, qemu.iommufd_calls),
+        per(ours_all, ours_all.iommufd_calls), true, "%.2f");
+    row("IOPTE writes per conversion", per(ours_prefix, ours_prefix.iopte_writes), per(qemu, qemu.iopte_writes),
+        per(ours_all, ours_all.iopte_writes), true, "%.2f");
+    row("pages disrupted", static_cast<double>(ours_prefix.pages_disrupted), static_cast<double>(qemu.pages_disrupted),
+        static_cast<double>(ours_all.pages_disrupted), true, "%.0f");
+    row("state memory (KiB, heap)", static_cast<double>(ours_prefix.heap_bytes) / 1024,
+        static_cast<double>(qemu.heap_bytes) / 1024, static_cast<double>(ours_all.heap_bytes) / 1024, true, "%.0f");
+    row("IOAS areas at end", static_cast<double>(ours_prefix.areas), static_cast<double>(qemu.areas),
+        static_cast<double>(ours_all.areas), true, "%.0f");
+    row("IOPTEs at end", static_cast<double>(ours_prefix.ioptes), static_cast<double>(qemu.ioptes),
+        static_cast<double>(ours_all.ioptes), true, "%.0f");
+    return 0;
+}
