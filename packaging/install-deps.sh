@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev linux-libc-dev
   dbus-daemon dbus-bin systemd
   python3 python3-dbus libglib2.0-bin
+  man-db
 )
 
 missing=()

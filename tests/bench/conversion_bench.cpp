@@ -270,14 +270,15 @@ void row(const char* name, double ours_prefix, double qemu, double ours_all, boo
     std::snprintf(a, sizeof a, fmt, ours_prefix);
     std::snprintf(b, sizeof b, fmt, qemu);
     std::snprintf(c, sizeof c, fmt, ours_all);
+    // How much better tio-manager is: QEMU-style / tio-manager for costs, the inverse
+    // for throughput; below 1 it is worse, and says so.
     std::string ratio = "-";
     if (ours_prefix > 0 && qemu > 0) {
         const double r = lower_is_better ? qemu / ours_prefix : ours_prefix / qemu;
         char buf[32];
-        std::snprintf(buf, sizeof buf, "%.1fx %s", r, lower_is_better ? "less" : "more");
+        if (r >= 1) std::snprintf(buf, sizeof buf, "%.1fx better", r);
+        else std::snprintf(buf, sizeof buf, "%.1fx worse", 1 / r);
         ratio = buf;
-    } else if (ours_prefix == 0 && qemu > 0 && lower_is_better) {
-        ratio = "none vs some";
     }
     std::printf("%-34s %16s %16s %14s %16s\n", name, a, b, ratio.c_str(), c);
 }
