@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/systemd_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -41,16 +42,18 @@ struct Args {
     std::string listen;
     std::string policy;
     std::string claim_dir = "/run/tio-manager/devices";
+    std::string state_dir;  // audit records; default $STATE_DIRECTORY (systemd's StateDirectory=)
     bool system_bus = true;
 };
 
 void usage() {
     std::fprintf(stderr,
-                 "usage: tio-managerd --guest NAME --platform tdx|snp|cca|sim-tdx|sim-snp|sim-cca\n"
+                 "usage: tio-managerd --guest NAME [--platform tdx|snp|cca|sim-tdx|sim-snp|sim-cca]\n"
                  "                    [--sim-socket PATH] [--listen PATH] [--policy FILE]\n"
-                 "                    [--claim-dir DIR] [--no-system-bus]\n"
+                 "                    [--claim-dir DIR] [--state-dir DIR] [--no-system-bus]\n"
                  "  Without --listen the guest socket comes from socket activation (LISTEN_FDS).\n"
-                 "  Without --policy the guest belongs to the invoking user and may claim any device.\n");
+                 "  Without --policy the guest belongs to the invoking user and may claim any device.\n"
+                 "  Without --platform the guest's platform in the policy is used.\n");
 }
 
 std::optional<Args> parseArgs(int argc, char** argv) {
@@ -69,11 +72,15 @@ std::optional<Args> parseArgs(int argc, char** argv) {
         else if (k == "--listen") ok = value(a.listen);
         else if (k == "--policy") ok = value(a.policy);
         else if (k == "--claim-dir") ok = value(a.claim_dir);
+        else if (k == "--state-dir") ok = value(a.state_dir);
         else if (k == "--no-system-bus") a.system_bus = false;
         else ok = false;
         if (!ok) return std::nullopt;
     }
-    if (a.guest.empty() || a.platform.empty()) return std::nullopt;
+    if (a.guest.empty()) return std::nullopt;
+    if (a.state_dir.empty()) {
+        if (const char* s = std::getenv("STATE_DIRECTORY")) a.state_dir = s;
+    }
     return a;
 }
 
@@ -152,11 +159,12 @@ int onReload(sd_event_source*, const signalfd_siginfo*, void* userdata) {
     if (d->policy_path.empty()) return 0;
     auto p = core::Policy::load(d->policy_path);
     if (!p) {
-        spdlog::error("event=policy-refused reason=\"{}\"; the old policy stays in force", p.error().message);
+        d->service->record("policy-refused", {}, nullptr, d->policy_path,
+                           p.error().message + "; the old policy stays in force");
         return 0;
     }
+    d->service->record("policy-reloaded", {}, nullptr, d->policy_path);
     d->service->setPolicy(std::move(*p));
-    spdlog::info("event=policy-reloaded path={}", d->policy_path);
     return 0;
 }
 
@@ -168,20 +176,19 @@ int main(int argc, char** argv) {
         usage();
         return 2;
     }
-    // Log lines go to stderr (the journal under systemd), never to stdout.
-    spdlog::set_default_logger(spdlog::stderr_logger_st("tio-managerd"));
-    spdlog::set_pattern("tio-managerd[%P]: %l %v");
+    // Log lines go to the journal when it is there (structured: PRIORITY, and the
+    // key=value message), else to stderr; never to stdout.
+    if (std::filesystem::exists("/run/systemd/journal/socket")) {
+        spdlog::set_default_logger(spdlog::systemd_logger_st("tio-managerd", "tio-managerd"));
+        spdlog::set_pattern("%v");
+    } else {
+        spdlog::set_default_logger(spdlog::stderr_logger_st("tio-managerd"));
+        spdlog::set_pattern("tio-managerd[%P]: %l %v");
+    }
     if (!core::validGuestName(args->guest)) {
         spdlog::error("invalid guest name '{}' (^[a-z][a-z0-9_]{{0,31}}$)", args->guest);
         return 2;
     }
-    const bool simulated = args->platform.starts_with("sim-");
-    const auto platform = parsePlatform(simulated ? args->platform.substr(4) : args->platform);
-    if (!platform) {
-        usage();
-        return 2;
-    }
-
     core::Policy policy = core::Policy::development(args->guest, ::getuid());
     if (!args->policy.empty()) {
         auto p = core::Policy::load(args->policy);
@@ -194,6 +201,19 @@ int main(int argc, char** argv) {
             return 1;
         }
         policy = std::move(*p);
+    }
+    // The command line wins; the packaged unit leaves the platform to the policy.
+    const std::string platform_name = !args->platform.empty() ? args->platform : policy.guest(args->guest)->platform;
+    if (platform_name.empty()) {
+        spdlog::error("no platform for guest {}: pass --platform or set guests.{}.platform in the policy", args->guest,
+                      args->guest);
+        return 2;
+    }
+    const bool simulated = platform_name.starts_with("sim-");
+    const auto platform = parsePlatform(simulated ? platform_name.substr(4) : platform_name);
+    if (!platform) {
+        usage();
+        return 2;
     }
 
     PrivateSim private_sim;
@@ -224,7 +244,16 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(args->claim_dir, ec);
 
     core::Guest guest({.name = args->guest, .platform = *platform, .claim_dir = args->claim_dir}, *sys);
-    dbus::GuestService service(guest, std::move(policy), simulated ? "sim" : "linux");
+    audit::AuditLog audit_log;
+    if (!args->state_dir.empty()) {
+        auto opened = audit::AuditLog::open(args->state_dir, args->guest);
+        if (!opened) {
+            spdlog::error("audit log: {}", opened.error().message);
+            return 1;
+        }
+        audit_log = std::move(*opened);
+    }
+    dbus::GuestService service(guest, std::move(policy), simulated ? "sim" : "linux", std::move(audit_log));
 
     sd_event* event = nullptr;
     if (sd_event_default(&event) < 0) return 1;
@@ -275,7 +304,7 @@ int main(int argc, char** argv) {
         }
     }
 
-    spdlog::info("event=ready guest={} platform={} backend={}", args->guest, args->platform, simulated ? "sim" : "linux");
+    spdlog::info("event=ready guest={} platform={} backend={}", args->guest, platform_name, simulated ? "sim" : "linux");
     sd_notifyf(0, "READY=1\nSTATUS=serving guest %s", args->guest.c_str());
     const int r = sd_event_loop(event);
     if (system_bus != nullptr) {

@@ -60,16 +60,23 @@ Result<DevicePattern> devicePattern(const json& j, const std::string& where) {
     return p;
 }
 
-Result<std::uint32_t> limit(const json& j, const char* key, std::uint32_t fallback, const std::string& where) {
+Result<std::uint32_t> limit(const json& j, const char* key, std::uint32_t fallback, const std::string& where,
+                            std::uint64_t max = 65536) {
     if (!j.contains(key)) return fallback;
     const auto& v = j[key];
-    if (!v.is_number_unsigned() || v.get<std::uint64_t>() > 65536) {
-        return fail(Code::InvalidArgument, where + "." + key + ": must be an integer 0..65536");
+    if (!v.is_number_unsigned() || v.get<std::uint64_t>() > max) {
+        return fail(Code::InvalidArgument, where + "." + key + ": must be an integer 0.." + std::to_string(max));
     }
     return static_cast<std::uint32_t>(v.get<std::uint64_t>());
 }
 
 }  // namespace
+
+bool validPlatformName(std::string_view n) {
+    for (std::string_view p : {"tdx", "snp", "cca", "sim-tdx", "sim-snp", "sim-cca"})
+        if (n == p) return true;
+    return false;
+}
 
 bool validGuestName(std::string_view n) {
     if (n.empty() || n.size() > 32 || n[0] < 'a' || n[0] > 'z') return false;
@@ -105,8 +112,17 @@ Result<Policy> Policy::parse(const std::string& text) {
         for (const auto& [name, g] : j["guests"].items()) {
             const std::string where = "policy.guests." + name;
             if (!validGuestName(name)) return fail(Code::InvalidArgument, where + ": invalid guest name");
-            if (auto r = onlyKeys(g, {"owners", "devices", "limits"}, where); !r) return std::unexpected(r.error());
+            if (auto r = onlyKeys(g, {"owners", "devices", "limits", "platform"}, where); !r) {
+                return std::unexpected(r.error());
+            }
             GuestPolicy gp;
+            if (g.contains("platform")) {
+                if (!g["platform"].is_string() || !validPlatformName(g["platform"].get<std::string>())) {
+                    return fail(Code::InvalidArgument,
+                                where + ".platform: one of tdx, snp, cca, sim-tdx, sim-snp, sim-cca");
+                }
+                gp.platform = g["platform"].get<std::string>();
+            }
             if (g.contains("owners")) {
                 auto o = principals(g["owners"], where + ".owners");
                 if (!o) return std::unexpected(o.error());
@@ -122,9 +138,12 @@ Result<Policy> Policy::parse(const std::string& text) {
             }
             if (g.contains("limits")) {
                 const auto& l = g["limits"];
-                if (auto r = onlyKeys(l, {"devices", "memory_regions"}, where + ".limits"); !r) {
+                if (auto r = onlyKeys(l, {"devices", "memory_regions", "conversions_per_second"}, where + ".limits"); !r) {
                     return std::unexpected(r.error());
                 }
+                auto rate = limit(l, "conversions_per_second", 0, where + ".limits", 10000000);
+                if (!rate) return std::unexpected(rate.error());
+                gp.max_conversions_per_second = *rate;
                 auto devs = limit(l, "devices", gp.max_devices, where + ".limits");
                 if (!devs) return std::unexpected(devs.error());
                 auto regions = limit(l, "memory_regions", gp.max_memory_regions, where + ".limits");

@@ -36,6 +36,8 @@ struct GuestPolicy {
     bool any_device = false;  // only the built-in development policy sets this
     std::uint32_t max_devices = 8;          // the contract's example value
     std::uint32_t max_memory_regions = 64;  // idem
+    std::uint32_t max_conversions_per_second = 0;  // ranges converted per second; 0 = no limit
+    std::string platform;  // tdx, snp, cca, sim-tdx, sim-snp, sim-cca; empty = given on the command line
 };
 
 struct Policy {
@@ -51,6 +53,9 @@ struct Policy {
     // root) and may claim any function. A packaged daemon always runs with a file.
     [[nodiscard]] static Policy development(const std::string& guest, uid_t owner);
 };
+
+// The platforms a policy may name for a guest (the daemon's --platform values).
+[[nodiscard]] bool validPlatformName(std::string_view name);
 
 // Guest names: ^[a-z][a-z0-9_]{0,31}$ (design/dbus-api.md).
 [[nodiscard]] bool validGuestName(std::string_view name);

@@ -14,17 +14,14 @@ Result<core::ObjectId> target(GuestService& svc, sd_bus_message* m) {
 }
 
 template <typename Op>
-int simple(sd_bus_message* m, void* userdata, sd_bus_error* err, const char* method, Op&& op) {
+int simple(sd_bus_message* m, void* userdata, sd_bus_error* err, const char* method, const char* event, Op&& op) {
     return runMethod(m, userdata, err, Access::Mutate, method,
                      [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message*) -> Result<> {
                          auto id = target(svc, m);
                          if (!id) return std::unexpected(id.error());
                          const std::string bdf = svc.guest().devices().at(*id).bdf.toString();
                          auto r = op(svc.guest(), *id);
-                         if (r) {
-                             spdlog::info("event=device-{} guest={} bdf={} peer_uid={}", method,
-                                          svc.guest().config().name, bdf, who.caller().uid);
-                         }
+                         if (r) svc.record(event, method, &who.caller(), bdf);
                          return r;
                      });
 }
@@ -84,19 +81,19 @@ int guestRequest(sd_bus_message* m, void* userdata, sd_bus_error* err) {
 }
 
 int destroyVdevice(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return simple(m, u, e, "DestroyVDevice", [](core::Guest& g, core::ObjectId id) { return g.destroyVdevice(id); });
+    return simple(m, u, e, "DestroyVDevice", "vdevice-destroyed", [](core::Guest& g, core::ObjectId id) { return g.destroyVdevice(id); });
 }
 int bind(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return simple(m, u, e, "Bind", [](core::Guest& g, core::ObjectId id) { return g.bind(id); });
+    return simple(m, u, e, "Bind", "device-bound", [](core::Guest& g, core::ObjectId id) { return g.bind(id); });
 }
 int unbind(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return simple(m, u, e, "Unbind", [](core::Guest& g, core::ObjectId id) { return g.unbind(id); });
+    return simple(m, u, e, "Unbind", "device-unbound", [](core::Guest& g, core::ObjectId id) { return g.unbind(id); });
 }
 int reset(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return simple(m, u, e, "Reset", [](core::Guest& g, core::ObjectId id) { return g.reset(id); });
+    return simple(m, u, e, "Reset", "device-reset", [](core::Guest& g, core::ObjectId id) { return g.reset(id); });
 }
 int remove(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return simple(m, u, e, "Remove", [](core::Guest& g, core::ObjectId id) { return g.removeDevice(id); });
+    return simple(m, u, e, "Remove", "device-removed", [](core::Guest& g, core::ObjectId id) { return g.removeDevice(id); });
 }
 
 constexpr std::uint64_t kProp = SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE;

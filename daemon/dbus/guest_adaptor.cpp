@@ -18,7 +18,7 @@ Result<kernel::GuestMemfdFlags> memfdFlags(const std::vector<std::string>& names
 }
 
 int createVm(sd_bus_message* m, void* userdata, sd_bus_error* err) {
-    return runMethod(m, userdata, err, Access::Mutate, "CreateVm", [&](GuestService& svc, const AuthorizedCaller&,
+    return runMethod(m, userdata, err, Access::Mutate, "CreateVm", [&](GuestService& svc, const AuthorizedCaller& who,
                                                                         sd_bus_message* reply) -> Result<> {
         const char* type = nullptr;
         if (sd_bus_message_read(m, "s", &type) < 0) return std::unexpected(malformed());
@@ -28,7 +28,7 @@ int createVm(sd_bus_message* m, void* userdata, sd_bus_error* err) {
         if (!vm_type) return fail(Code::InvalidArgument, "unknown VM type (default, sw-protected, snp, tdx, sim)");
         auto fd = svc.guest().createVm(*vm_type);
         if (!fd) return std::unexpected(fd.error());
-        spdlog::info("event=vm-created guest={} type={}", svc.guest().config().name, type);
+        svc.record("vm-created", "CreateVm", &who.caller(), {}, std::string("type ") + type);
         if (sd_bus_message_append(reply, "h", fd->get()) < 0) return fail(Code::LimitExceeded, "cannot pass the fd");
         return {};
     });
@@ -36,7 +36,7 @@ int createVm(sd_bus_message* m, void* userdata, sd_bus_error* err) {
 
 int attachVm(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     return runMethod(m, userdata, err, Access::Mutate, "AttachVm",
-                     [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message*) -> Result<> {
+                     [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message*) -> Result<> {
                          auto fd = readFd(m);
                          if (!fd) return std::unexpected(fd.error());
                          auto opts = readOptions(m, false, true);
@@ -44,7 +44,7 @@ int attachVm(sd_bus_message* m, void* userdata, sd_bus_error* err) {
                          const auto vm_type = core::parseVmType(opts->type.value_or("default"));
                          if (!vm_type) return fail(Code::InvalidArgument, "unknown VM type in options");
                          auto r = svc.guest().attachVm(std::move(*fd), *vm_type);
-                         if (r) spdlog::info("event=vm-attached guest={}", svc.guest().config().name);
+                         if (r) svc.record("vm-attached", "AttachVm", &who.caller());
                          return r;
                      });
 }
@@ -107,6 +107,7 @@ int convertMemory(sd_bus_message* m, void* userdata, sd_bus_error* err) {
                          if (sd_bus_message_read(m, "tts", &gpa, &size, &to) < 0) return std::unexpected(malformed());
                          auto state = conversionTarget(to);
                          if (!state) return std::unexpected(state.error());
+                         if (auto budget = svc.takeConversionBudget(1); !budget) return budget;
                          const core::MemoryConversion c{gpa, size, *state};
                          return svc.guest().convertMemory({&c, 1});
                      });
@@ -133,6 +134,7 @@ int convertMemoryRanges(sd_bus_message* m, void* userdata, sd_bus_error* err) {
                              ranges.push_back({gpa, size, *state});
                          }
                          if (sd_bus_message_exit_container(m) < 0) return std::unexpected(malformed());
+                         if (auto budget = svc.takeConversionBudget(ranges.size()); !budget) return budget;
                          return svc.guest().convertMemory(ranges);
                      });
 }
@@ -145,8 +147,8 @@ int punchHole(sd_bus_message* m, void* userdata, sd_bus_error* err) {
                          auto revoked = svc.guest().punchHole(gpa, size);
                          if (!revoked) return std::unexpected(revoked.error());
                          for (const auto& r : *revoked) {
-                             spdlog::info("event=memory-revoked guest={} gpa={:#x} size={:#x} reason=punch-hole peer_uid={}",
-                                          svc.guest().config().name, r.gpa, r.size, who.caller().uid);
+                             svc.record("memory-revoked", "PunchHole", &who.caller(), {},
+                                        fmt::format("gpa {:#x} size {:#x}", r.gpa, r.size));
                              svc.emitMemoryRevoked(r.gpa, r.size, "punch-hole");
                          }
                          return {};
@@ -165,8 +167,8 @@ int addDevice(sd_bus_message* m, void* userdata, sd_bus_error* err) {
                          const std::string& name = svc.guest().config().name;
                          const auto* gp = svc.policy().guest(name);
                          if (gp == nullptr || !svc.policy().allowsDevice(name, *bdf)) {
-                             spdlog::warn("event=refused method=AddDevice reason=device-not-in-policy bdf={} peer_uid={} guest={}",
-                                          bdf->toString(), who.caller().uid, name);
+                             svc.record("refused", "AddDevice", &who.caller(), bdf->toString(),
+                                        "the device is not in the guest's policy", "org.tio.Error.AccessDenied");
                              return fail(Code::AccessDenied, bdf->toString() + " is not in guest " + name + "'s policy");
                          }
                          if (svc.guest().devices().size() >= gp->max_devices) {
@@ -174,8 +176,7 @@ int addDevice(sd_bus_message* m, void* userdata, sd_bus_error* err) {
                          }
                          auto id = svc.guest().addDevice(*bdf);
                          if (!id) return std::unexpected(id.error());
-                         spdlog::info("event=device-assigned guest={} bdf={} peer_uid={}", name, bdf->toString(),
-                                      who.caller().uid);
+                         svc.record("device-assigned", "AddDevice", &who.caller(), bdf->toString());
                          const std::string path = GuestService::devicePath(svc.guest().devices().at(*id));
                          if (sd_bus_message_append(reply, "o", path.c_str()) < 0) return std::unexpected(malformed());
                          return {};
@@ -202,8 +203,7 @@ int createViommu(sd_bus_message* m, void* userdata, sd_bus_error* err) {
 int teardown(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     return runMethod(m, userdata, err, Access::Mutate, "Teardown",
                      [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message*) -> Result<> {
-                         spdlog::info("event=teardown reason=requested guest={} peer_uid={}", svc.guest().config().name,
-                                      who.caller().uid);
+                         svc.record("teardown", "Teardown", &who.caller());
                          for (const auto& e : svc.guest().teardown()) {
                              spdlog::warn("teardown step failed: {}, ignoring", e.message);
                          }

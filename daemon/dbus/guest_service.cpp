@@ -51,9 +51,27 @@ std::vector<ObjectPathValue> paths(const std::vector<std::string>& v) {
 
 }  // namespace
 
-GuestService::GuestService(core::Guest& guest, core::Policy policy, std::string backend)
-    : guest_(guest), policy_(std::move(policy)), backend_(std::move(backend)) {
+GuestService::GuestService(core::Guest& guest, core::Policy policy, std::string backend, audit::AuditLog audit)
+    : guest_(guest), policy_(std::move(policy)), backend_(std::move(backend)), audit_(std::move(audit)) {
     published_ = buildViews();
+}
+
+void GuestService::record(std::string event, std::string_view method, const Caller* who, std::string object,
+                          std::string detail, std::string error) {
+    tio::v1::AuditRecord r;
+    r.set_guest(guest_.config().name);
+    r.set_event(std::move(event));
+    r.set_method(std::string(method));
+    if (who != nullptr) {
+        r.set_has_peer(true);
+        r.set_peer_uid(who->uid);
+        r.set_peer_pid(static_cast<std::uint32_t>(who->pid));
+        r.set_door(who->door == Door::Vmm ? "vmm" : "admin");
+    }
+    r.set_object(std::move(object));
+    r.set_detail(std::move(detail));
+    r.set_error(std::move(error));
+    audit_.append(std::move(r));
 }
 
 int GuestService::attach(sd_bus* bus, Door door) {
@@ -80,7 +98,7 @@ void GuestService::detached(sd_bus* bus) {
     std::erase_if(connections_, [&](const Connection& c) { return c.bus == bus; });
     if (before > 0 && vmmClients() == 0 && guest_.state() != core::GuestState::Empty) {
         // The VMM's last connection closed: unwind leaf-first (architecture.md 5).
-        spdlog::info("event=teardown reason=last-vmm-disconnected guest={}", guest_.config().name);
+        record("teardown", {}, nullptr, {}, "the last VMM connection closed");
         for (const auto& e : guest_.teardown()) spdlog::warn("teardown step failed: {}, ignoring", e.message);
     }
     publish();
@@ -140,7 +158,8 @@ Result<AuthorizedCaller> GuestService::authorize(sd_bus_message* m, Access acces
         if (c.bus == bus) door = c.door;
     auto caller = identify(m, door);
     if (!caller) {
-        spdlog::warn("event=refused method={} reason=unverifiable-caller guest={}", method, guest_.config().name);
+        record("refused", method, nullptr, {}, "the caller's credentials cannot be verified",
+               "org.tio.Error.AccessDenied");
         return std::unexpected(caller.error());
     }
     bool allowed = caller->uid == 0 || policy_.admins.admits(caller->uid, caller->groups);
@@ -156,9 +175,8 @@ Result<AuthorizedCaller> GuestService::authorize(sd_bus_message* m, Access acces
         }
     }
     if (!allowed) {
-        // Audit: one structured line per refusal.
-        spdlog::warn("event=refused method={} peer_uid={} peer_pid={} door={} guest={}", method, caller->uid,
-                     caller->pid, door == Door::Vmm ? "vmm" : "admin", guest_.config().name);
+        caller->door = door;
+        record("refused", method, &*caller, {}, "not an owner or admin of this guest", "org.tio.Error.AccessDenied");
         return fail(Code::AccessDenied, "uid " + std::to_string(caller->uid) + " may not call " + std::string(method) +
                                             " on guest " + guest_.config().name);
     }
@@ -301,11 +319,46 @@ void GuestService::watchTdis() {
     if (shutting_down_) return;
     for (const core::ObjectId id : guest_.watchTdis()) {
         const auto& d = guest_.devices().at(id);
-        spdlog::warn("event=tdi-error guest={} bdf={}", guest_.config().name, d.bdf.toString());
+        record("tdi-error", {}, nullptr, d.bdf.toString(), "host config write or reset");
         publish();
         emitFault(devicePath(d), "tdi-error",
                   "the TDI of " + d.bdf.toString() + " went to error (host config write or reset); Unbind it");
     }
+}
+
+void GuestService::setPolicy(core::Policy policy) {
+    policy_ = std::move(policy);
+    const std::string& name = guest_.config().name;
+    const core::GuestPolicy* gp = policy_.guest(name);
+    if (gp == nullptr) {
+        record("policy-violation", {}, nullptr, kRootPath, "the guest is no longer in the policy");
+        emitFault(kRootPath, "policy", "guest " + name + " is no longer in the policy; its objects stay until torn down");
+        return;
+    }
+    for (const auto& [id, d] : guest_.devices()) {
+        if (policy_.allowsDevice(name, d.bdf)) continue;
+        record("policy-violation", {}, nullptr, d.bdf.toString(), "the device is no longer in the policy");
+        emitFault(devicePath(d), "policy",
+                  d.bdf.toString() + " is no longer allowed by the policy; it stays assigned until removed");
+    }
+    if (guest_.devices().size() > gp->max_devices || guest_.memory().size() > gp->max_memory_regions) {
+        emitFault(kRootPath, "policy", "the guest holds more devices or memory regions than the new limits allow");
+    }
+}
+
+Result<> GuestService::takeConversionBudget(std::size_t ranges) {
+    const core::GuestPolicy* gp = policy_.guest(guest_.config().name);
+    if (gp == nullptr || gp->max_conversions_per_second == 0) return {};
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    const auto second = static_cast<std::uint64_t>(ts.tv_sec);
+    if (conversion_window_.second != second) conversion_window_ = {second, 0};
+    if (conversion_window_.used + ranges > gp->max_conversions_per_second) {
+        return fail(Code::LimitExceeded,
+                    "the policy allows " + std::to_string(gp->max_conversions_per_second) + " conversions per second");
+    }
+    conversion_window_.used += ranges;
+    return {};
 }
 
 template <typename... Args>

@@ -21,6 +21,7 @@
 #include <variant>
 #include <vector>
 
+#include "audit/audit_log.hpp"
 #include "core/guest.hpp"
 #include "core/policy.hpp"
 
@@ -68,7 +69,8 @@ struct ObjectView {
 
 class GuestService {
 public:
-    GuestService(core::Guest& guest, core::Policy policy, std::string backend);
+    GuestService(core::Guest& guest, core::Policy policy, std::string backend,
+                 audit::AuditLog audit = audit::AuditLog());
     GuestService(const GuestService&) = delete;
     GuestService& operator=(const GuestService&) = delete;
 
@@ -77,7 +79,18 @@ public:
     // `bus` is gone. When it was the last VMM connection, the guest is torn down.
     void detached(sd_bus* bus);
 
-    void setPolicy(core::Policy policy) { policy_ = std::move(policy); }
+    // One audit record (journal line and, with a state directory, a record in the
+    // audit log) for an assignment change, a refusal or a policy event.
+    void record(std::string event, std::string_view method = {}, const Caller* who = nullptr,
+                std::string object = {}, std::string detail = {}, std::string error = {});
+
+    // A new policy applies to the calls that follow. What the guest already holds and
+    // the new policy no longer allows is reported (Fault, kind "policy"), never torn
+    // down behind the VMM's back.
+    void setPolicy(core::Policy policy);
+    // Conversions-per-second budget of the guest's policy: LimitExceeded when taking
+    // `ranges` more would exceed it within the current second.
+    [[nodiscard]] Result<> takeConversionBudget(std::size_t ranges);
     void beginShutdown() { shutting_down_ = true; }
     [[nodiscard]] bool shuttingDown() const { return shutting_down_; }
     [[nodiscard]] std::size_t vmmClients() const;
@@ -107,6 +120,12 @@ public:
     [[nodiscard]] static std::optional<core::ObjectId> idFromPath(std::string_view path, std::string_view prefix);
 
 private:
+    struct ConversionWindow {
+        std::uint64_t second = 0;  // CLOCK_MONOTONIC seconds
+        std::uint64_t used = 0;
+    };
+    ConversionWindow conversion_window_;
+
     struct Connection {
         sd_bus* bus = nullptr;
         Door door = Door::Vmm;
@@ -120,6 +139,7 @@ private:
     core::Guest& guest_;
     core::Policy policy_;
     std::string backend_;
+    audit::AuditLog audit_;
     bool shutting_down_ = false;
     std::vector<Connection> connections_;
     std::map<std::string, ObjectView> published_;  // what the clients have been told

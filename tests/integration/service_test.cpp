@@ -7,10 +7,12 @@
 #include <sdbus-c++/sdbus-c++.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <set>
 
+#include "audit/audit_log.hpp"
 #include "support/daemon_rig.hpp"
 #include "support/eventually.hpp"
 #include "tio/Device1-proxy.h"
@@ -417,6 +419,78 @@ TEST_F(ServiceTest, PolicyLimitsAndAllowlist) {
     EXPECT_NO_THROW(g.AddMemory(kGpa, 4ULL << 20U, gmem, 0, "shared", {}));
     EXPECT_EQ(errorName([&] { g.AddMemory(kGpa + (4ULL << 20U), 4ULL << 20U, gmem, 4ULL << 20U, "shared", {}); }),
               "org.tio.Error.LimitExceeded");
+}
+
+TEST_F(ServiceTest, SighupAppliesAValidPolicyReportsWhatItNoLongerAllowsAndRefusesAnInvalidOne) {
+    const std::string policy = sim.dir() + "/reload.json";
+    auto write = [&](const std::string& text) {
+        std::ofstream(policy + ".new") << text;
+        std::filesystem::rename(policy + ".new", policy);
+    };
+    write(R"({"version": 1, "guests": {"vm4": {"owners": {"uids": [0]}, "platform": "sim-tdx",
+        "devices": ["0000:3a:00.0", "0000:3b:00.0"], "limits": {"conversions_per_second": 3}}}})");
+    DaemonProcess d(sim, "vm4", "", {"--policy", policy, "--state-dir", sim.dir(), DaemonProcess::kPlatformFromPolicy});
+    const std::string audit_path = sim.dir() + "/audit/vm4.log";
+    auto audited = [&](const std::string& event) {
+        auto all = audit::readAuditLog(audit_path);
+        return all && std::any_of(all->begin(), all->end(), [&](const auto& r) { return r.event() == event; });
+    };
+    auto c = sdbus::createSessionBusConnectionWithAddress(d.address());
+    c->enterEventLoopAsync();
+    GuestClient g(*c, "vm4");
+    EXPECT_EQ(g.Platform(), "tdx") << "the platform came from the policy";
+    auto vm = g.CreateVm("sim", {});
+    auto gmem = g.CreateGuestMemory(8ULL << 20U, {});
+    (void)g.AddMemory(kGpa, 8ULL << 20U, gmem, 0, "private", {});
+    EXPECT_EQ(errorName([&] {
+                  g.ConvertMemoryRanges({{kGpa, 4096, "shared"}, {kGpa + 8192, 4096, "shared"},
+                                         {kGpa + 16384, 4096, "shared"}, {kGpa + 32768, 4096, "shared"}});
+              }),
+              "org.tio.Error.LimitExceeded")
+        << "four ranges against a budget of three per second";
+    EXPECT_EQ(g.SharedBytes(), 0U);
+    const auto dev_a = g.AddDevice(kA, {});
+
+    // The new policy drops A: it stays assigned, and the VMM hears of it.
+    write(R"({"version": 1, "guests": {"vm4": {"owners": {"uids": [0]}, "platform": "sim-tdx",
+        "devices": ["0000:3b:00.0"]}}})");
+    ASSERT_EQ(::kill(d.pid(), SIGHUP), 0);
+    EXPECT_TRUE(eventually([&] {
+        std::lock_guard l(g.mu);
+        return std::find(g.faults.begin(), g.faults.end(), std::string(dev_a) + " policy") != g.faults.end();
+    })) << "Fault(policy) for the device the policy no longer allows";
+    EXPECT_EQ(g.Devices().size(), 1U) << "not torn down";
+    EXPECT_EQ(sim.tdiState(kA), "unlocked");
+
+    EXPECT_TRUE(audited("policy-reloaded"));
+    EXPECT_TRUE(audited("policy-violation"));
+
+    // An invalid file is refused; the last valid policy stays in force.
+    write(R"({"version": 1, "guests": {"vm4": {"devices": ["0000:3a:00.0"], "colour": "blue"}}})");
+    ASSERT_EQ(::kill(d.pid(), SIGHUP), 0);
+    EXPECT_TRUE(eventually([&] { return audited("policy-refused"); }));
+    EXPECT_NO_THROW(g.AddDevice(kB, {})) << "B is allowed by the policy in force, not by the refused one";
+    EXPECT_EQ(g.Devices().size(), 2U);
+    EXPECT_EQ(errorName([&] { g.AddDevice("0000:3c:00.0", {}); }), "org.tio.Error.AccessDenied");
+
+    // Every assignment change and the refusal are records, with the caller.
+    auto all = audit::readAuditLog(audit_path);
+    ASSERT_TRUE(all);
+    std::vector<std::string> events;
+    for (const auto& r : *all) {
+        events.push_back(r.event() + (r.object().empty() ? "" : " " + r.object()));
+        EXPECT_EQ(r.guest(), "vm4");
+    }
+    for (const char* e : {"vm-created", "device-assigned 0000:3a:00.0", "device-assigned 0000:3b:00.0",
+                          "refused 0000:3c:00.0"}) {
+        EXPECT_NE(std::find(events.begin(), events.end(), e), events.end()) << e;
+    }
+    const auto refused = std::find_if(all->begin(), all->end(), [](const auto& r) { return r.event() == "refused"; });
+    ASSERT_NE(refused, all->end());
+    EXPECT_TRUE(refused->has_peer());
+    EXPECT_EQ(refused->peer_uid(), 0U);
+    EXPECT_EQ(refused->error(), "org.tio.Error.AccessDenied");
+    c->leaveEventLoop();
 }
 
 TEST_F(ServiceTest, SigtermUnwindsAndExitsCleanly) {

@@ -55,10 +55,17 @@ PrivateSystemBus::~PrivateSystemBus() {
 DaemonProcess::DaemonProcess(SimProcess& sim, const std::string& guest, const std::string& system_bus_address,
                              std::vector<std::string> extra) {
     socket_ = sim.dir() + "/" + guest + ".sock";
-    std::vector<std::string> args = {TIO_MANAGERD_PATH, "--guest",     guest,        "--platform",
-                                     "sim-" + sim.platform(), "--sim-socket", sim.kernelSocket(), "--listen",
-                                     socket_,           "--claim-dir", sim.dir() + "/claims"};
-    for (auto& e : extra) args.push_back(std::move(e));
+    std::vector<std::string> args = {TIO_MANAGERD_PATH, "--guest",     guest,        "--sim-socket",
+                                     sim.kernelSocket(), "--listen", socket_, "--claim-dir", sim.dir() + "/claims"};
+    bool from_policy = false;
+    for (auto& e : extra) {
+        if (e == kPlatformFromPolicy) from_policy = true;
+        else args.push_back(std::move(e));
+    }
+    if (!from_policy) {
+        args.emplace_back("--platform");
+        args.push_back("sim-" + sim.platform());
+    }
     if (system_bus_address.empty()) args.emplace_back("--no-system-bus");
     pid_ = spawnProcess(args, {"DBUS_SYSTEM_BUS_ADDRESS=" + system_bus_address});
     waitForPath(socket_, "tio-managerd");

@@ -27,12 +27,15 @@ private:
 
 class DaemonProcess {
 public:
-    // Starts tio-managerd for `guest` on `sim`; `extra` are further arguments.
+    // Starts tio-managerd for `guest` on `sim`; `extra` are further arguments. The
+    // platform is the simulator's unless `extra` holds kPlatformFromPolicy.
+    static constexpr const char* kPlatformFromPolicy = "<platform from the policy>";
     DaemonProcess(SimProcess& sim, const std::string& guest, const std::string& system_bus_address,
                   std::vector<std::string> extra = {});
     ~DaemonProcess();
     [[nodiscard]] const std::string& socket() const { return socket_; }
     [[nodiscard]] std::string address() const { return "unix:path=" + socket_; }
+    [[nodiscard]] pid_t pid() const { return pid_; }
     // What the daemon process's open fds point at (/proc/PID/fd link targets, sorted).
     [[nodiscard]] std::vector<std::string> openFds() const;
     // Sends SIGTERM and returns the exit status (waitpid encoding).

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace tio::core {
@@ -21,6 +23,8 @@ TEST(Policy, TheContractsExampleParses) {
     EXPECT_TRUE(p->admins.admits(0, {}));
     EXPECT_EQ(vm1->max_devices, 8U);
     EXPECT_EQ(vm1->max_memory_regions, 64U);
+    EXPECT_EQ(vm1->max_conversions_per_second, 100000U);
+    EXPECT_EQ(vm1->platform, "tdx");
     EXPECT_TRUE(p->allowsDevice("vm1", *Bdf::parse("0000:3a:00.0")));
     EXPECT_FALSE(p->allowsDevice("vm1", *Bdf::parse("0000:3a:00.1"))) << "exact entry";
     EXPECT_TRUE(p->allowsDevice("vm1", *Bdf::parse("0000:3b:00.5"))) << "function wildcard";
@@ -76,6 +80,66 @@ TEST(Policy, MissingFileIsNotFound) {
     auto p = Policy::load("/nonexistent/policy.json");
     ASSERT_FALSE(p);
     EXPECT_EQ(p.error().code, Code::NotFound);
+}
+
+}  // namespace
+}  // namespace tio::core
+
+namespace tio::core {
+namespace {
+
+std::string readFile(const std::filesystem::path& p) {
+    std::ifstream in(p);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+// tests/data/policy/invalid/FIELD@WHY.json: each is refused, and the message names
+// policy.FIELD (the file name says which field is wrong).
+TEST(Policy, EveryInvalidExampleFileIsRefusedNamingItsField) {
+    std::size_t files = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(TIO_SOURCE_DIR "/tests/data/policy/invalid")) {
+        const std::string stem = entry.path().stem().string();
+        const std::string field = stem.substr(0, stem.find('@'));
+        const std::string expected = field == "policy" ? "policy" : "policy." + field;
+        auto p = Policy::load(entry.path().string());
+        ASSERT_FALSE(p) << entry.path();
+        EXPECT_EQ(p.error().code, Code::InvalidArgument) << entry.path();
+        EXPECT_NE(p.error().message.find(expected), std::string::npos) << entry.path() << ": " << p.error().message;
+        ++files;
+    }
+    EXPECT_GE(files, 15U);
+}
+
+// The published schema and the parser agree on the keys and the platform names.
+TEST(Policy, TheSchemaNamesWhatTheParserAccepts) {
+    const auto schema = nlohmann::json::parse(readFile(TIO_SOURCE_DIR "/policy/policy.schema.json"));
+    const auto& defs = schema["$defs"];
+    std::vector<std::string> top, guest, limits, principals;
+    for (const auto& [k, v] : schema["properties"].items()) top.push_back(k);
+    for (const auto& [k, v] : defs["guest"]["properties"].items()) guest.push_back(k);
+    for (const auto& [k, v] : defs["guest"]["properties"]["limits"]["properties"].items()) limits.push_back(k);
+    for (const auto& [k, v] : defs["principals"]["properties"].items()) principals.push_back(k);
+    EXPECT_EQ(top, (std::vector<std::string>{"admins", "guests", "version"}));
+    EXPECT_EQ(guest, (std::vector<std::string>{"devices", "limits", "owners", "platform"}));
+    EXPECT_EQ(limits, (std::vector<std::string>{"conversions_per_second", "devices", "memory_regions"}));
+    EXPECT_EQ(principals, (std::vector<std::string>{"groups", "uids"}));
+    // A document using every key parses; each platform of the enum is accepted.
+    for (const auto& platform : defs["guest"]["properties"]["platform"]["enum"]) {
+        nlohmann::json doc = {{"version", 1},
+                              {"admins", {{"uids", {0}}, {"groups", {"root"}}}},
+                              {"guests",
+                               {{"vm1",
+                                 {{"owners", {{"uids", {1000}}}},
+                                  {"devices", {"0000:3a:00.*"}},
+                                  {"platform", platform},
+                                  {"limits", {{"devices", 1}, {"memory_regions", 2}, {"conversions_per_second", 3}}}}}}}};
+        auto p = Policy::parse(doc.dump());
+        EXPECT_TRUE(p) << doc.dump() << ": " << (p ? "" : p.error().message);
+        EXPECT_TRUE(validPlatformName(platform.get<std::string>()));
+    }
+    EXPECT_FALSE(validPlatformName("sev"));
 }
 
 }  // namespace

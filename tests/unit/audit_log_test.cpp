@@ -1,0 +1,94 @@
+// The audit log keeps whole records only: appends read back in order, a short write
+// is taken back, and a partial tail left by a crash is cut on open.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "audit/audit_log.hpp"
+
+namespace tio::audit {
+namespace {
+
+class AuditLogTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/tio-audit-XXXXXX";
+        ASSERT_NE(::mkdtemp(tmpl), nullptr);
+        dir = tmpl;
+    }
+    void TearDown() override { std::filesystem::remove_all(dir); }
+
+    static tio::v1::AuditRecord rec(const std::string& event, const std::string& object) {
+        tio::v1::AuditRecord r;
+        r.set_guest("vm1");
+        r.set_event(event);
+        r.set_object(object);
+        return r;
+    }
+    std::string dir;
+};
+
+TEST_F(AuditLogTest, RecordsReadBackInOrderWithTheirTime) {
+    auto log = AuditLog::open(dir, "vm1");
+    ASSERT_TRUE(log) << log.error().message;
+    EXPECT_TRUE(log->append(rec("device-assigned", "0000:3a:00.0")));
+    EXPECT_TRUE(log->append(rec("refused", "0000:3b:00.0")));
+    auto all = readAuditLog(dir + "/audit/vm1.log");
+    ASSERT_TRUE(all);
+    ASSERT_EQ(all->size(), 2U);
+    EXPECT_EQ((*all)[0].event(), "device-assigned");
+    EXPECT_EQ((*all)[1].object(), "0000:3b:00.0");
+    EXPECT_GT((*all)[0].time().seconds(), 1700000000);
+    EXPECT_EQ(std::filesystem::status(dir + "/audit").permissions() & std::filesystem::perms::all,
+              std::filesystem::perms::owner_all);
+}
+
+TEST_F(AuditLogTest, AShortWriteLeavesNoPartialRecord) {
+    auto log = AuditLog::open(dir, "vm1");
+    ASSERT_TRUE(log);
+    ASSERT_TRUE(log->append(rec("device-assigned", "a")));
+    const auto size = std::filesystem::file_size(log->path());
+    // The disk takes 3 bytes and then is full.
+    log->setWriteForTesting([](int fd, const void* buf, std::size_t) { return ::write(fd, buf, 3); });
+    EXPECT_FALSE(log->append(rec("device-removed", "a")));
+    EXPECT_EQ(std::filesystem::file_size(log->path()), size) << "the 3 bytes were taken back";
+    log->setWriteForTesting([](int, const void*, std::size_t) -> ssize_t {
+        errno = ENOSPC;
+        return -1;
+    });
+    EXPECT_FALSE(log->append(rec("device-removed", "a")));
+    log->setWriteForTesting(nullptr);
+    EXPECT_TRUE(log->append(rec("teardown", "")));
+    auto all = readAuditLog(log->path());
+    ASSERT_TRUE(all);
+    ASSERT_EQ(all->size(), 2U);
+    EXPECT_EQ((*all)[1].event(), "teardown");
+}
+
+TEST_F(AuditLogTest, APartialTailFromACrashIsCutOnOpen) {
+    {
+        auto log = AuditLog::open(dir, "vm1");
+        ASSERT_TRUE(log);
+        ASSERT_TRUE(log->append(rec("device-assigned", "a")));
+    }
+    const std::string path = dir + "/audit/vm1.log";
+    const auto whole = std::filesystem::file_size(path);
+    {
+        std::ofstream out(path, std::ios::app | std::ios::binary);
+        out << '\x40' << "half a record";  // a length of 64 and 13 bytes of it
+    }
+    auto log = AuditLog::open(dir, "vm1");
+    ASSERT_TRUE(log);
+    EXPECT_EQ(std::filesystem::file_size(path), whole);
+    ASSERT_TRUE(log->append(rec("teardown", "")));
+    auto all = readAuditLog(path);
+    ASSERT_TRUE(all);
+    EXPECT_EQ(all->size(), 2U);
+}
+
+}  // namespace
+}  // namespace tio::audit
