@@ -17,7 +17,9 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -28,6 +30,8 @@
 #include "dbus/p2p_server.hpp"
 #include "kernel/linux_syscalls.hpp"
 #include "kernel/sim_syscalls.hpp"
+#include "persist/fd_store.hpp"
+#include "persist/state_persister.hpp"
 
 extern char** environ;
 
@@ -243,7 +247,49 @@ int main(int argc, char** argv) {
     std::error_code ec;
     std::filesystem::create_directories(args->claim_dir, ec);
 
+    // What the service manager hands over: the guest socket ("vmm", or the one
+    // unnamed listening socket of systemd-socket-activate) and, after a restart, the
+    // fds the previous instance kept.
+    auto received = persist::FdStore::receive();
+    UniqueFd listen_fd;
+    for (auto it = received.begin(); it != received.end(); ++it) {
+        if ((it->first == "vmm" || it->first == "unknown") && sd_is_socket_unix(it->second.get(), SOCK_STREAM, 1, nullptr, 0) > 0) {
+            listen_fd = std::move(it->second);
+            received.erase(it);
+            break;
+        }
+    }
+    std::map<std::string, UniqueFd> kept;
+    for (auto& [name, fd] : received) kept.emplace(name, std::move(fd));
+    std::set<std::string> kept_names;
+    for (const auto& [name, fd] : kept) kept_names.insert(name);
+    persist::FdStore fd_store(kept_names);
+
     core::Guest guest({.name = args->guest, .platform = *platform, .claim_dir = args->claim_dir}, *sys);
+    persist::StatePersister persister(fd_store, guest, simulated ? "sim" : "linux");
+    guest.setMemoryObserver(&persister);
+    std::vector<std::string> restored_notes;
+    bool restored = false;
+    if (auto snap_fd = kept.extract("snapshot")) {
+        auto snap = persist::StatePersister::readSnapshot(snap_fd.mapped().get());
+        std::vector<v1::JournalEntry> journal;
+        if (auto j = kept.extract("journal")) {
+            journal = persist::StatePersister::readJournal(j.mapped().get());
+            persister.adoptJournal(std::move(j.mapped()), journal.empty() ? 0 : journal.back().seq());
+        }
+        if (snap) {
+            auto report = guest.restore(*snap, journal, kept);
+            if (report) {
+                restored = true;
+                restored_notes = std::move(report->notes);
+            } else {
+                spdlog::error("restart: cannot re-adopt the kept state ({}); tearing it down", report.error().message);
+                (void)guest.teardown();
+            }
+        }
+    }
+    kept.clear();  // anything not re-adopted: closing it lets the kernel release it
+
     audit::AuditLog audit_log;
     if (!args->state_dir.empty()) {
         auto opened = audit::AuditLog::open(args->state_dir, args->guest);
@@ -254,6 +300,13 @@ int main(int argc, char** argv) {
         audit_log = std::move(*opened);
     }
     dbus::GuestService service(guest, std::move(policy), simulated ? "sim" : "linux", std::move(audit_log));
+    if (restored) {
+        service.record("restarted", {}, nullptr, {},
+                       "re-adopted the kept state" + (restored_notes.empty() ? std::string() : ": "));
+        for (const auto& n : restored_notes) service.record("restart-recovery", {}, nullptr, {}, n);
+    }
+    service.setOnPublished([&] { persister.persist(); });
+    persister.persist();
 
     sd_event* event = nullptr;
     if (sd_event_default(&event) < 0) return 1;
@@ -273,10 +326,7 @@ int main(int argc, char** argv) {
     sd_event_add_time(event, &tdi_watch, CLOCK_MONOTONIC, now + kTdiWatchUsec, 0, onTdiWatch, &daemon);
     sd_event_source_set_enabled(tdi_watch, SD_EVENT_ON);
 
-    UniqueFd listen_fd;
-    if (sd_listen_fds(1) >= 1) {
-        listen_fd.reset(SD_LISTEN_FDS_START);
-    } else if (!args->listen.empty()) {
+    if (!listen_fd && !args->listen.empty()) {
         // Anyone may connect; who may drive the guest is decided per call from
         // SO_PEERCRED against the policy (the units set a tighter SocketMode=).
         if (auto fd = dbus::listenUnix(args->listen, SOCK_STREAM, 0666)) listen_fd = std::move(*fd);

@@ -75,6 +75,20 @@ public:
         return any;
     }
 
+    // Where the gap or run containing x begins and ends: the piece boundaries around x
+    // when runs and the gaps between them alternate. O(log n).
+    [[nodiscard]] std::uint64_t pieceStart(std::uint64_t x) const {
+        auto it = runs_.upper_bound(x);
+        if (it == runs_.begin()) return 0;
+        --it;
+        return x < it->second.end ? it->first : it->second.end;
+    }
+    [[nodiscard]] std::uint64_t pieceEnd(std::uint64_t x) const {
+        auto it = runs_.upper_bound(x);
+        if (it != runs_.begin() && x < std::prev(it)->second.end) return std::prev(it)->second.end;
+        return it == runs_.end() ? UINT64_MAX : it->first;
+    }
+
     [[nodiscard]] std::size_t fragments() const { return runs_.size(); }
     [[nodiscard]] bool empty() const { return runs_.empty(); }
     void clear() { runs_.clear(); }

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -17,6 +18,8 @@
 #include "core/memory_planner.hpp"
 #include "core/objects.hpp"
 #include "core/rollback.hpp"
+#include "tio/v1/guest_snapshot.pb.h"
+#include "tio/v1/memory_journal.pb.h"
 #include "kernel/features.hpp"
 #include "kernel/iommufd.hpp"
 #include "kernel/kvm.hpp"
@@ -47,6 +50,32 @@ struct RevokedRange {
 
 // At most this many ranges in one ConvertMemoryRanges call.
 inline constexpr std::size_t kMaxConversionsPerCall = 1U << 16U;
+
+// Told of every memory operation before its first kernel call (intent) and after
+// its last (outcome), so a restart can finish or undo one a crash interrupted
+// (persist/memory_journal.hpp). Returns the intent's sequence number.
+class MemoryObserver {
+public:
+    virtual ~MemoryObserver() = default;
+    virtual std::uint64_t intent(const v1::MemoryIntent& intent) = 0;
+    virtual void outcome(std::uint64_t seq, bool done) = 0;
+};
+
+// An fd the guest owns, under the name it is kept by in systemd's fd store.
+struct NamedFd {
+    std::string name;
+    int fd = -1;
+};
+
+// How applyChange treats the kernel: normally (each step with its undo), not at
+// all (replaying a journal onto a snapshot), or finishing an operation a crash
+// interrupted (steps already done answer ENOENT/EEXIST, which is fine then).
+enum class ApplyMode : std::uint8_t { Normal, ModelOnly, Recover };
+
+// What restore() did beyond adopting what the snapshot names.
+struct RestoreReport {
+    std::vector<std::string> notes;  // one line per thing dropped, finished or undone
+};
 
 // The VM, its KVM-VFIO device and the iommufd context with the guest's IOAS and
 // (once a device is attached) its nest-parent page table.
@@ -107,6 +136,22 @@ public:
     // failure was stepped over: closing the fds makes the kernel converge).
     std::vector<Error> teardown();
 
+    // --- restart survival (core/restore.cpp) ---
+    // Re-adopts the fds a previous instance kept (taken from `fds` by name), checks
+    // each with the kernel, rebuilds the model from `snapshot`, replays `journal`,
+    // finishes or undoes the memory operation a crash interrupted, and destroys
+    // iommufd objects nothing accounts for. Nothing is re-mapped or re-pinned. Fds
+    // left in `fds` afterwards are not the guest's (the caller closes them).
+    [[nodiscard]] Result<RestoreReport> restore(const v1::GuestSnapshot& snapshot,
+                                                const std::vector<v1::JournalEntry>& journal,
+                                                std::map<std::string, UniqueFd>& fds);
+    // Every fd the guest owns, named for the fd store.
+    [[nodiscard]] std::vector<NamedFd> ownedFds() const;
+    void setMemoryObserver(MemoryObserver* observer) { observer_ = observer; }
+    // Changes when anything but page states changes (devices, regions, the VM...):
+    // then a new snapshot is due; page-state changes are journaled instead.
+    [[nodiscard]] std::string structure() const;
+
     // --- read model ---
     [[nodiscard]] const GuestConfig& config() const { return config_; }
     [[nodiscard]] GuestState state() const { return state_; }
@@ -116,6 +161,8 @@ public:
     [[nodiscard]] const std::map<ObjectId, MemoryRegion>& memory() const { return memory_; }
     [[nodiscard]] std::optional<ObjectId> findDevice(const Bdf& bdf) const;
     [[nodiscard]] std::uint64_t conversions() const { return conversions_; }
+    [[nodiscard]] ObjectId nextObjectId() const { return next_id_; }
+    [[nodiscard]] std::uint32_t nextMemslot() const { return next_memslot_; }
     [[nodiscard]] std::uint64_t revocations() const { return revocations_; }
     // A stable text rendering of the whole model, for "a failed call changed nothing" checks.
     [[nodiscard]] std::string describe() const;
@@ -140,7 +187,15 @@ private:
     // Plans `change`, runs its kernel steps and records the new states; each step and
     // the record register their undo in `undo`. Returns the GPA ranges it unmapped.
     [[nodiscard]] Result<std::vector<RevokedRange>> applyChange(MemoryRegion& region, const Change& change,
-                                                                Rollback& undo);
+                                                                Rollback& undo, ApplyMode mode = ApplyMode::Normal);
+    [[nodiscard]] Result<> convertRanges(std::span<const MemoryConversion> ranges, Rollback& undo, ApplyMode mode);
+    [[nodiscard]] Result<std::vector<RevokedRange>> revokeRange(std::uint64_t gpa, std::uint64_t size, Rollback& undo,
+                                                                ApplyMode mode);
+    // Unmaps what the IOMMU maps of [gpa, gpa+size) and forgets the memslot: the
+    // removal of a region, also used to undo an addition a crash interrupted.
+    void dropMemoryKernelState(std::uint64_t gpa, std::uint64_t size, std::uint32_t memslot);
+    void replay(const v1::MemoryIntent& intent, bool finished, RestoreReport& report);
+    void scrubUnaccountedObjects(RestoreReport& report);
     [[nodiscard]] std::uint32_t viommuType() const;
 
     GuestConfig config_;
@@ -153,6 +208,7 @@ private:
     std::map<std::uint64_t, ObjectId> memory_by_gpa_;
     std::uint64_t conversions_ = 0;
     std::uint64_t revocations_ = 0;
+    MemoryObserver* observer_ = nullptr;
     ObjectId next_id_ = 1;
     std::uint32_t next_memslot_ = 0;
 };

@@ -17,6 +17,40 @@ bool validRange(std::uint64_t gpa, std::uint64_t size) {
     return size != 0 && checkedEnd(gpa, size).has_value() && pageAligned(gpa) && pageAligned(size);
 }
 
+// The journal's record of one operation: the intent goes out when this is made, the
+// outcome when it is destroyed, after the operation's Rollback (declare it first).
+class Intent {
+public:
+    Intent(MemoryObserver* observer, const v1::MemoryIntent& intent)
+        : observer_(observer), seq_(observer != nullptr ? observer->intent(intent) : 0) {}
+    Intent(const Intent&) = delete;
+    Intent& operator=(const Intent&) = delete;
+    ~Intent() {
+        if (observer_ != nullptr) observer_->outcome(seq_, done_);
+    }
+    void done() { done_ = true; }
+
+private:
+    MemoryObserver* observer_;
+    std::uint64_t seq_;
+    bool done_ = false;
+};
+
+v1::MemoryIntent conversionIntent(std::span<const MemoryConversion> ranges) {
+    v1::MemoryIntent i;
+    i.set_kind(v1::MemoryIntent::CONVERT);
+    for (const auto& c : ranges) {
+        auto* r = i.add_ranges();
+        r->set_gpa(c.gpa);
+        r->set_size(c.size);
+        r->set_to(std::string(toString(c.to)));
+    }
+    return i;
+}
+
+// Steps a crash may already have done answer like this when done again.
+bool alreadyDone(const Error& e) { return e.sys_errno == ENOENT || e.sys_errno == EEXIST; }
+
 }  // namespace
 
 Result<std::vector<Guest::RegionSlice>> Guest::slicesOf(std::uint64_t gpa, std::uint64_t size) {
@@ -36,8 +70,10 @@ Result<std::vector<Guest::RegionSlice>> Guest::slicesOf(std::uint64_t gpa, std::
     return out;
 }
 
-Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Change& change, Rollback& undo) {
-    const std::vector<Step> plan = planChange(config_.platform, r.states, r.gpa, r.end(), change);
+Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Change& change, Rollback& undo,
+                                                     ApplyMode mode) {
+    const std::vector<Step> plan =
+        mode == ApplyMode::ModelOnly ? std::vector<Step>{} : planChange(config_.platform, r.states, r.gpa, r.end(), change);
     const bool maps = std::any_of(plan.begin(), plan.end(),
                                   [](const Step& s) { return s.kind == StepKind::Map || s.kind == StepKind::Unmap; });
     if (maps && !vm_->features.map_file) {
@@ -69,6 +105,7 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
                 auto u = iommufd.unmap(ioas, iova, len);
                 if (!u) {
                     done = std::unexpected(u.error());
+                    if (mode == ApplyMode::Recover && alreadyDone(u.error())) unmapped.push_back({s.start, len});
                     break;
                 }
                 unmapped.push_back({s.start, len});
@@ -103,7 +140,7 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
                 }
                 break;
         }
-        if (!done) return std::unexpected(done.error());
+        if (!done && !(mode == ApplyMode::Recover && alreadyDone(done.error()))) return std::unexpected(done.error());
     }
     // The record follows the kernel; its undo restores the runs and the byte counts.
     auto account = [&r](const PageState& st, std::uint64_t bytes, bool add) {
@@ -141,7 +178,15 @@ Result<ObjectId> Guest::addMemory(std::uint64_t gpa, std::uint64_t size, UniqueF
     }
     if (next_memslot_ >= kMaxMemslots) return fail(Code::LimitExceeded, "no KVM memslot left");
     const std::uint32_t slot = next_memslot_;
-    MemoryRegion region{.id = 0, .gpa = gpa, .size = size, .offset = offset, .gmem = std::move(gmem), .memslot = slot};
+    const ObjectId id = next_id_;
+    MemoryRegion region{.id = id, .gpa = gpa, .size = size, .offset = offset, .gmem = std::move(gmem), .memslot = slot};
+    v1::MemoryIntent what;
+    what.set_kind(v1::MemoryIntent::ADD);
+    what.set_region_id(id);
+    what.set_gpa(gpa);
+    what.set_size(size);
+    what.set_memslot(slot);
+    Intent intent(observer_, what);
     Rollback undo;
     // The kernel is the judge of the fd: binding it to a memslot of this VM only
     // succeeds for a guest_memfd of this VM with offset+size inside it.
@@ -163,9 +208,9 @@ Result<ObjectId> Guest::addMemory(std::uint64_t gpa, std::uint64_t size, UniqueF
         return std::unexpected(r.error());
     }
     undo.commit();
+    intent.done();
     ++next_memslot_;
-    const ObjectId id = next_id_++;
-    region.id = id;
+    ++next_id_;
     memory_.emplace(id, std::move(region));
     memory_by_gpa_.emplace(gpa, id);
     return id;
@@ -176,6 +221,10 @@ Result<> Guest::removeMemory(ObjectId id) {
     auto it = memory_.find(id);
     if (it == memory_.end()) return fail(Code::NotFound, "no such memory region");
     MemoryRegion& m = it->second;
+    v1::MemoryIntent what;
+    what.set_kind(v1::MemoryIntent::REMOVE);
+    what.set_region_id(id);
+    Intent intent(observer_, what);
     Rollback undo;
     // Unmap first: nothing may DMA into memory KVM no longer backs. The attribute
     // goes back to shared so the GPA range is clean for whatever is added there next.
@@ -184,8 +233,23 @@ Result<> Guest::removeMemory(ObjectId id) {
     if (!unmapped) return std::unexpected(unmapped.error());
     if (auto r = vm_->vm.deleteMemslot(m.memslot); !r) return std::unexpected(r.error());
     undo.commit();
+    intent.done();
     memory_by_gpa_.erase(m.gpa);
     memory_.erase(it);
+    return {};
+}
+
+Result<> Guest::convertRanges(std::span<const MemoryConversion> ranges, Rollback& undo, ApplyMode mode) {
+    for (const auto& c : ranges) {
+        auto slices = slicesOf(c.gpa, c.size);
+        if (!slices) return std::unexpected(slices.error());
+        for (const RegionSlice& s : *slices) {
+            auto r = applyChange(*s.region, Change{.start = s.start, .end = s.end, .attr = c.to, .revoked = false}, undo,
+                                 mode);
+            if (!r) return std::unexpected(r.error());
+        }
+    }
+    conversions_ += ranges.size();
     return {};
 }
 
@@ -202,28 +266,20 @@ Result<> Guest::convertMemory(std::span<const MemoryConversion> ranges) {
         }
         if (auto s = slicesOf(c.gpa, c.size); !s) return std::unexpected(s.error());
     }
+    Intent intent(observer_, conversionIntent(ranges));
+    const std::uint64_t conversions_before = conversions_;
     Rollback undo;
-    for (const auto& c : ranges) {
-        auto slices = slicesOf(c.gpa, c.size);
-        if (!slices) return std::unexpected(slices.error());
-        for (const RegionSlice& s : *slices) {
-            auto r = applyChange(*s.region, Change{.start = s.start, .end = s.end, .attr = c.to, .revoked = false}, undo);
-            if (!r) return std::unexpected(r.error());
-        }
-    }
+    undo.add([this, conversions_before] { conversions_ = conversions_before; });
+    if (auto r = convertRanges(ranges, undo, ApplyMode::Normal); !r) return r;
     undo.commit();
-    conversions_ += ranges.size();
+    intent.done();
     return {};
 }
 
-Result<std::vector<RevokedRange>> Guest::punchHole(std::uint64_t gpa, std::uint64_t size) {
-    if (auto r = requireVm("PunchHole"); !r) return std::unexpected(r.error());
-    if (!validRange(gpa, size)) {
-        return fail(Code::InvalidArgument, "gpa and size must be 4 KiB aligned, size non-zero, no overflow");
-    }
+Result<std::vector<RevokedRange>> Guest::revokeRange(std::uint64_t gpa, std::uint64_t size, Rollback& undo,
+                                                     ApplyMode mode) {
     auto slices = slicesOf(gpa, size);
     if (!slices) return std::unexpected(slices.error());
-    Rollback undo;
     std::vector<RevokedRange> revoked;
     for (const RegionSlice& s : *slices) {
         MemoryRegion& r = *s.region;
@@ -248,13 +304,35 @@ Result<std::vector<RevokedRange>> Guest::punchHole(std::uint64_t gpa, std::uint6
             start = widen(start, true);
             end = widen(end - 1, false);
         }
-        auto unmapped = applyChange(r, Change{.start = start, .end = end, .attr = std::nullopt, .revoked = true}, undo);
+        auto unmapped =
+            applyChange(r, Change{.start = start, .end = end, .attr = std::nullopt, .revoked = true}, undo, mode);
         if (!unmapped) return std::unexpected(unmapped.error());
         for (const RevokedRange& u : *unmapped) {
             if (!revoked.empty() && revoked.back().gpa + revoked.back().size == u.gpa) revoked.back().size += u.size;
             else revoked.push_back(u);
         }
     }
+    revocations_ += revoked.size();
+    return revoked;
+}
+
+Result<std::vector<RevokedRange>> Guest::punchHole(std::uint64_t gpa, std::uint64_t size) {
+    if (auto r = requireVm("PunchHole"); !r) return std::unexpected(r.error());
+    if (!validRange(gpa, size)) {
+        return fail(Code::InvalidArgument, "gpa and size must be 4 KiB aligned, size non-zero, no overflow");
+    }
+    auto slices = slicesOf(gpa, size);
+    if (!slices) return std::unexpected(slices.error());
+    v1::MemoryIntent what;
+    what.set_kind(v1::MemoryIntent::PUNCH);
+    what.add_ranges()->set_gpa(gpa);
+    what.mutable_ranges(0)->set_size(size);
+    Intent intent(observer_, what);
+    const std::uint64_t revocations_before = revocations_;
+    Rollback undo;
+    undo.add([this, revocations_before] { revocations_ = revocations_before; });
+    auto revoked = revokeRange(gpa, size, undo, ApplyMode::Normal);
+    if (!revoked) return std::unexpected(revoked.error());
     // Only now, with no IOAS area left over them, are the pages freed.
     for (const RegionSlice& s : *slices) {
         if (auto r = kernel::punchGuestMemfd(sys_, s.region->gmem.get(), s.region->fileOffset(s.start), s.end - s.start);
@@ -263,7 +341,7 @@ Result<std::vector<RevokedRange>> Guest::punchHole(std::uint64_t gpa, std::uint6
         }
     }
     undo.commit();
-    revocations_ += revoked.size();
+    intent.done();
     return revoked;
 }
 

@@ -13,7 +13,10 @@ v1::GuestSnapshot snapshot(const Guest& guest, std::string_view backend) {
         s.set_vm_type(std::string(toString(vm->type)));
         s.set_ioas_id(vm->ioas);
         s.set_hwpt_id(vm->hwpt);
+        s.set_has_kvm_vfio(vm->kvm_vfio.has_value());
     }
+    s.set_next_object_id(guest.nextObjectId());
+    s.set_next_memslot(guest.nextMemslot());
     for (const auto& [id, d] : guest.devices()) {
         auto* out = s.add_devices();
         out->set_id(id);
@@ -35,6 +38,7 @@ v1::GuestSnapshot snapshot(const Guest& guest, std::string_view backend) {
         out->set_id(id);
         out->set_kernel_id(v.kernel_id);
         out->set_type(std::string(kernel::viommuTypeName(v.type)));
+        out->set_type_id(v.type);
     }
     for (const auto& [id, m] : guest.memory()) {
         auto* out = s.add_memory();

@@ -313,6 +313,7 @@ void GuestService::publish() {
             (void)sd_bus_emit_properties_changed_strv(bus, path.c_str(), now.iface.c_str(), names.data());
         }
     }
+    if (on_published_) on_published_();
 }
 
 void GuestService::watchTdis() {

@@ -103,6 +103,9 @@ public:
     // /proc augmentation); the decision from the policy. Each refusal is audited.
     [[nodiscard]] Result<AuthorizedCaller> authorize(sd_bus_message* m, Access access, std::string_view method);
     void publish();
+    // Called at the end of every publish(), before the reply of the call that caused
+    // it goes out: where the daemon makes its state durable (persist/).
+    void setOnPublished(std::function<void()> fn) { on_published_ = std::move(fn); }
     void emitFault(const std::string& object_path, const std::string& kind, const std::string& detail);
     void emitMemoryRevoked(std::uint64_t gpa, std::uint64_t size, const std::string& reason);
     // One look at the bound TDIs: a TDI that went to error is published and reported
@@ -140,6 +143,7 @@ private:
     core::Policy policy_;
     std::string backend_;
     audit::AuditLog audit_;
+    std::function<void()> on_published_;
     bool shutting_down_ = false;
     std::vector<Connection> connections_;
     std::map<std::string, ObjectView> published_;  // what the clients have been told

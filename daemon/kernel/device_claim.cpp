@@ -23,4 +23,9 @@ Result<DeviceClaim> DeviceClaim::acquire(const std::string& lock_dir, const Bdf&
     return DeviceClaim(std::move(fd));
 }
 
+Result<DeviceClaim> DeviceClaim::adopt(UniqueFd fd) {
+    if (!fd || ::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) return fail(Code::Busy, "the stored claim is not held");
+    return DeviceClaim(std::move(fd));
+}
+
 }  // namespace tio::kernel

@@ -14,6 +14,11 @@ class DeviceClaim {
 public:
     // Busy when another process (or another claim in this one) holds it.
     [[nodiscard]] static Result<DeviceClaim> acquire(const std::string& lock_dir, const Bdf& bdf);
+    // A claim held by an fd from before a restart (the fd store): the flock belongs to
+    // the open file description, so taking it again on the same fd succeeds, and
+    // proves the fd still holds it.
+    [[nodiscard]] static Result<DeviceClaim> adopt(UniqueFd fd);
+    [[nodiscard]] int fd() const noexcept { return fd_.get(); }
 
 private:
     explicit DeviceClaim(UniqueFd fd) : fd_(std::move(fd)) {}

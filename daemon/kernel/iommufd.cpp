@@ -44,6 +44,13 @@ Result<Iommufd> Iommufd::open(Syscalls& sys) {
     return Iommufd(sys, std::move(*fd));
 }
 
+Result<Iommufd> Iommufd::adopt(Syscalls& sys, UniqueFd fd, std::uint32_t ioas) {
+    Iommufd i(sys, std::move(fd));
+    if (auto r = i.iovaRanges(ioas); !r) return fail(Code::InvalidArgument, "the fd is not an iommufd with IOAS " +
+                                                                             std::to_string(ioas) + ": " + r.error().message);
+    return i;
+}
+
 Result<std::uint32_t> Iommufd::allocIoas() {
     auto a = sized<iommu_ioas_alloc>();
     if (auto r = ioctlStruct(*sys_, fd(), IOMMU_IOAS_ALLOC, a); !r) return std::unexpected(r.error());

@@ -34,6 +34,9 @@ enum class TdispState : std::uint8_t { ConfigUnlocked = 0x00, ConfigLocked = 0x0
 class Iommufd {
 public:
     [[nodiscard]] static Result<Iommufd> open(Syscalls& sys);
+    // An iommufd from before a restart: the kernel proves it by answering
+    // IOMMU_IOAS_IOVA_RANGES for the IOAS the snapshot names.
+    [[nodiscard]] static Result<Iommufd> adopt(Syscalls& sys, UniqueFd fd, std::uint32_t ioas);
 
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
 

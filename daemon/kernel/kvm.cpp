@@ -142,6 +142,14 @@ Result<UniqueFd> GuestMemfd::duplicateFd() const {
     return std::move(*d);
 }
 
+Result<KvmVfioDevice> KvmVfioDevice::adopt(Syscalls& sys, UniqueFd fd) {
+    kvm_device_attr a{.flags = 0, .group = KVM_DEV_VFIO_FILE, .attr = KVM_DEV_VFIO_FILE_ADD, .addr = 0};
+    if (!sys.ioctl(fd.get(), KVM_HAS_DEVICE_ATTR, reinterpret_cast<unsigned long>(&a))) {
+        return fail(Code::InvalidArgument, "the fd is not a KVM-VFIO device");
+    }
+    return KvmVfioDevice(sys, std::move(fd));
+}
+
 Result<> KvmVfioDevice::fileOp(int vfio_fd, std::uint64_t attr) {
     std::int32_t fdv = vfio_fd;
     kvm_device_attr a{};

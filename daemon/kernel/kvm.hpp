@@ -84,6 +84,9 @@ private:
 // VFIO_DEVICE_BIND_IOMMUFD so the device learns its VM (kernel-uapi.md 2.4, 3.7).
 class KvmVfioDevice {
 public:
+    // A KVM-VFIO device fd from before a restart; the kernel proves what it is
+    // (KVM_HAS_DEVICE_ATTR for the VFIO file group).
+    [[nodiscard]] static Result<KvmVfioDevice> adopt(Syscalls& sys, UniqueFd fd);
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
     [[nodiscard]] Result<> addFile(int vfio_fd);
     [[nodiscard]] Result<> removeFile(int vfio_fd);

@@ -20,6 +20,13 @@ Result<VfioDevice> VfioDevice::open(Syscalls& sys, const std::string& cdev_path,
     return VfioDevice(sys, std::move(*fd));
 }
 
+Result<VfioDevice> VfioDevice::adopt(Syscalls& sys, UniqueFd fd, dev_t expected_rdev) {
+    auto id = sys.identify(fd.get());
+    if (!id) return std::unexpected(kernelError("identify a stored device fd", id.error()));
+    if (id->rdev != expected_rdev) return fail(Code::InvalidArgument, "the stored fd is not that device's cdev");
+    return VfioDevice(sys, std::move(fd));
+}
+
 Result<std::uint32_t> VfioDevice::bindIommufd(int iommufd) {
     vfio_device_bind_iommufd b{};
     b.argsz = sizeof b;

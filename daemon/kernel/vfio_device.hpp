@@ -21,6 +21,8 @@ public:
     // Opens `cdev_path` and checks the node is the expected character device
     // (`expected_rdev` from sysfs), guarding against renames (kernel-uapi.md 2.1).
     [[nodiscard]] static Result<VfioDevice> open(Syscalls& sys, const std::string& cdev_path, dev_t expected_rdev);
+    // A device fd from before a restart, checked against the cdev sysfs names now.
+    [[nodiscard]] static Result<VfioDevice> adopt(Syscalls& sys, UniqueFd fd, dev_t expected_rdev);
 
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
     [[nodiscard]] Result<std::uint32_t> bindIommufd(int iommufd);  // -> dev_id

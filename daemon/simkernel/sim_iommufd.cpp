@@ -67,13 +67,17 @@ IoPageTable::Segments IommufdFile::layout(const IommuObj& ioas, std::uint64_t s,
                                     .writeable = area.writeable,
                                     .max_shift = usableShift(delta, limit)});
         };
-        std::uint64_t at = as;
-        ioas.limits.forEach(as, ae, [&](std::uint64_t ls, std::uint64_t le, unsigned shift) {
+        // Only the pieces overlapping [s, e): from the piece containing s to the one
+        // containing e - 1 (work per change, not per area).
+        const std::uint64_t from = std::max(as, ioas.limits.pieceStart(std::max(as, s)));
+        const std::uint64_t to = std::min(ae, ioas.limits.pieceEnd(std::min(ae, e) - 1));
+        std::uint64_t at = from;
+        ioas.limits.forEach(from, to, [&](std::uint64_t ls, std::uint64_t le, unsigned shift) {
             if (at < ls) piece(at, ls, kShift1G);
             piece(ls, le, shift);
             at = le;
         });
-        if (at < ae) piece(at, ae, kShift1G);
+        if (at < to) piece(at, to, kShift1G);
     }
     return out;
 }

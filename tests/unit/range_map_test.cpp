@@ -31,6 +31,20 @@ TEST(RangeMapTest, AssignSplitsAndCoalesces) {
     EXPECT_EQ(runs[1], (RangeMap<int>::Run{20, 25, 1}));
 }
 
+TEST(RangeMapTest, PiecesAlternateBetweenRunsAndGaps) {
+    RangeMap<int> m;
+    m.assign(10, 20, 1);
+    m.assign(30, 40, 2);
+    EXPECT_EQ(m.pieceStart(5), 0U);
+    EXPECT_EQ(m.pieceEnd(5), 10U);
+    EXPECT_EQ(m.pieceStart(15), 10U);
+    EXPECT_EQ(m.pieceEnd(15), 20U);
+    EXPECT_EQ(m.pieceStart(25), 20U);
+    EXPECT_EQ(m.pieceEnd(25), 30U);
+    EXPECT_EQ(m.pieceStart(45), 40U);
+    EXPECT_EQ(m.pieceEnd(45), UINT64_MAX);
+}
+
 TEST(RangeMapTest, MatchesAPerUnitModel) {
     constexpr std::uint64_t kUnits = 512;
     std::vector<int> model(kUnits, 0);  // 0 = absent

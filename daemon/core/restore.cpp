@@ -1,0 +1,288 @@
+// Restart survival (architecture.md section 7): re-adopting what a previous instance
+// of the daemon kept in systemd's fd store. Every fd is checked with the kernel
+// before the model trusts it; the memory journal is replayed; the one memory
+// operation a crash may have interrupted is carried to its end (or, for an
+// addition, undone); iommufd objects nobody accounts for are destroyed. Nothing that
+// is still right is re-mapped, re-pinned or re-bound.
+#include <cerrno>
+
+#include "core/guest.hpp"
+#include "kernel/pci_sysfs.hpp"
+
+namespace tio::core {
+namespace {
+
+// How far above the largest known iommufd id to look for objects a crash left
+// behind: one interrupted call allocates at most a few (HWPT, vIOMMU, vDEVICE).
+constexpr std::uint32_t kScrubMargin = 32;
+
+UniqueFd take(std::map<std::string, UniqueFd>& fds, const std::string& name) {
+    auto it = fds.find(name);
+    if (it == fds.end()) return {};
+    UniqueFd fd = std::move(it->second);
+    fds.erase(it);
+    return fd;
+}
+
+std::optional<TdiState> parseTdi(std::string_view s) {
+    for (TdiState t : {TdiState::Unlocked, TdiState::Locked, TdiState::Run, TdiState::Error, TdiState::Unsupported}) {
+        if (toString(t) == s) return t;
+    }
+    return std::nullopt;
+}
+
+std::string name(std::string_view kind, ObjectId id) { return std::string(kind) + "-" + std::to_string(id); }
+
+}  // namespace
+
+std::vector<NamedFd> Guest::ownedFds() const {
+    std::vector<NamedFd> out;
+    if (!vm_) return out;
+    out.push_back({"vm", vm_->vm.fd()});
+    out.push_back({"iommufd", vm_->iommufd.fd()});
+    if (vm_->kvm_vfio) out.push_back({"kvm-vfio", vm_->kvm_vfio->fd()});
+    for (const auto& [id, d] : devices_) {
+        out.push_back({name("dev", id), d.vfio.fd()});
+        out.push_back({name("claim", id), d.claim.fd()});
+    }
+    for (const auto& [id, m] : memory_) out.push_back({name("mem", id), m.gmem.get()});
+    return out;
+}
+
+std::string Guest::structure() const {
+    std::string s = std::string(toString(state_)) + " next=" + std::to_string(next_id_);
+    if (vm_) s += " hwpt=" + std::to_string(vm_->hwpt) + " kvm_vfio=" + std::to_string(vm_->kvm_vfio.has_value());
+    for (const auto& [id, d] : devices_) {
+        s += " d" + std::to_string(id) + ":" + std::to_string(d.attached) + toString(d.tdi).data() +
+             std::to_string(d.tsm_connected) + (d.vdevice ? std::to_string(d.vdevice->kernel_id) : "-");
+    }
+    for (const auto& [id, v] : viommus_) s += " v" + std::to_string(id);
+    for (const auto& [id, m] : memory_) s += " m" + std::to_string(id);
+    return s;
+}
+
+void Guest::dropMemoryKernelState(std::uint64_t gpa, std::uint64_t size, std::uint32_t memslot) {
+    // Everything any state could have mapped there, at either alias; ENOENT is fine.
+    for (std::uint64_t bit : {std::uint64_t{0}, kSharedAliasBit}) {
+        (void)vm_->iommufd.unmap(vm_->ioas, gpa | bit, size);
+        if (usesPageSizeLimits(config_.platform)) (void)vm_->iommufd.limitPageSize(vm_->ioas, gpa | bit, size, 0);
+    }
+    if (vm_->has_memory_attributes) (void)vm_->vm.setMemoryAttributes(gpa, size, false);
+    (void)vm_->vm.deleteMemslot(memslot);
+}
+
+void Guest::replay(const v1::MemoryIntent& intent, bool finished, RestoreReport& report) {
+    const ApplyMode mode = finished ? ApplyMode::ModelOnly : ApplyMode::Recover;
+    Rollback none;  // replay and recovery go forward only
+    switch (intent.kind()) {
+        case v1::MemoryIntent::CONVERT: {
+            std::vector<MemoryConversion> ranges;
+            for (const auto& r : intent.ranges()) {
+                ranges.push_back({r.gpa(), r.size(), parseMemoryState(r.to()).value_or(MemoryState::Private)});
+            }
+            if (auto r = convertRanges(ranges, none, mode); !r) {
+                report.notes.push_back("replaying a conversion failed: " + r.error().message);
+            } else if (!finished) {
+                report.notes.push_back("finished a conversion of " + std::to_string(ranges.size()) + " ranges");
+            }
+            break;
+        }
+        case v1::MemoryIntent::PUNCH:
+            for (const auto& r : intent.ranges()) {
+                if (auto done = revokeRange(r.gpa(), r.size(), none, mode); !done) {
+                    report.notes.push_back("replaying a hole punch failed: " + done.error().message);
+                    continue;
+                }
+                if (finished) continue;
+                // Punching twice frees nothing twice.
+                if (auto slices = slicesOf(r.gpa(), r.size())) {
+                    for (const RegionSlice& s : *slices) {
+                        (void)kernel::punchGuestMemfd(sys_, s.region->gmem.get(), s.region->fileOffset(s.start),
+                                                      s.end - s.start);
+                    }
+                }
+                report.notes.push_back("finished a hole punch");
+            }
+            break;
+        case v1::MemoryIntent::ADD:
+            // A region the snapshot does not hold has no stored fd: undo the addition.
+            if (!memory_.contains(intent.region_id())) {
+                if (!finished) {
+                    dropMemoryKernelState(intent.gpa(), intent.size(), intent.memslot());
+                    report.notes.push_back("undid an interrupted AddMemory at gpa " + std::to_string(intent.gpa()));
+                } else {
+                    dropMemoryKernelState(intent.gpa(), intent.size(), intent.memslot());
+                    report.notes.push_back("dropped a region added after the snapshot (its fd was not kept)");
+                }
+            }
+            next_memslot_ = std::max(next_memslot_, intent.memslot() + 1);
+            next_id_ = std::max(next_id_, intent.region_id() + 1);
+            break;
+        case v1::MemoryIntent::REMOVE: {
+            auto it = memory_.find(intent.region_id());
+            if (it == memory_.end()) break;
+            dropMemoryKernelState(it->second.gpa, it->second.size, it->second.memslot);
+            memory_by_gpa_.erase(it->second.gpa);
+            memory_.erase(it);
+            if (!finished) report.notes.push_back("finished an interrupted RemoveMemory");
+            break;
+        }
+        default: break;
+    }
+}
+
+void Guest::scrubUnaccountedObjects(RestoreReport& report) {
+    std::set<std::uint32_t> known = {vm_->ioas};
+    if (vm_->hwpt != 0) known.insert(vm_->hwpt);
+    for (const auto& [id, d] : devices_) {
+        known.insert(d.dev_id);
+        if (d.vdevice) known.insert(d.vdevice->kernel_id);
+    }
+    for (const auto& [id, v] : viommus_) known.insert(v.kernel_id);
+    const std::uint32_t top = *known.rbegin() + kScrubMargin;
+    // Leaf-first without knowing the leaves: repeat while something went.
+    for (bool progressed = true; progressed;) {
+        progressed = false;
+        for (std::uint32_t id = 1; id <= top; ++id) {
+            if (known.contains(id)) continue;
+            if (vm_->iommufd.destroy(id)) {
+                report.notes.push_back("destroyed iommufd object " + std::to_string(id) + " nothing accounted for");
+                progressed = true;
+            }
+        }
+    }
+}
+
+Result<RestoreReport> Guest::restore(const v1::GuestSnapshot& s, const std::vector<v1::JournalEntry>& journal,
+                                     std::map<std::string, UniqueFd>& fds) {
+    RestoreReport report;
+    if (vm_ || state_ != GuestState::Empty) return fail(Code::InvalidState, "restore needs an empty guest");
+    if (s.state() != "active") return report;  // nothing was running
+    const auto type = parseVmType(s.vm_type());
+    if (!type) return fail(Code::InvalidArgument, "the snapshot names an unknown VM type");
+
+    // The VM, the iommufd with its IOAS, the KVM-VFIO device: the kernel vouches for each.
+    auto vm = kernel::KvmVm::adopt(sys_, take(fds, "vm"));
+    if (!vm) return std::unexpected(vm.error());
+    auto iommufd = kernel::Iommufd::adopt(sys_, take(fds, "iommufd"), s.ioas_id());
+    if (!iommufd) return std::unexpected(iommufd.error());
+    auto features = kernel::probeFeatures(sys_, *iommufd);
+    if (!features) return std::unexpected(features.error());
+    auto attrs = vm->supportsPrivateAttribute();
+    if (!attrs) return std::unexpected(attrs.error());
+    std::optional<kernel::KvmVfioDevice> kvm_vfio;
+    if (s.has_kvm_vfio()) {
+        auto kv = kernel::KvmVfioDevice::adopt(sys_, take(fds, "kvm-vfio"));
+        if (!kv) return std::unexpected(kv.error());
+        kvm_vfio.emplace(std::move(*kv));
+    }
+    vm_.emplace(VmContext{.vm = std::move(*vm),
+                          .type = *type,
+                          .iommufd = std::move(*iommufd),
+                          .features = *features,
+                          .ioas = s.ioas_id(),
+                          .kvm_vfio = std::move(kvm_vfio),
+                          .hwpt = s.hwpt_id(),
+                          .has_memory_attributes = *attrs});
+    state_ = GuestState::Active;
+    next_id_ = std::max<ObjectId>(s.next_object_id(), 1);
+    next_memslot_ = s.next_memslot();
+    conversions_ = s.conversions();
+    revocations_ = s.revocations();
+
+    kernel::PciSysfs sysfs(sys_);
+    for (const auto& sd : s.devices()) {
+        const auto bdf = Bdf::parse(sd.bdf());
+        auto cdev = bdf ? sysfs.vfioCdev(*bdf) : Result<kernel::VfioCdev>(fail(Code::NotFound, "bad BDF"));
+        UniqueFd dev_fd = take(fds, name("dev", sd.id()));
+        UniqueFd claim_fd = take(fds, name("claim", sd.id()));
+        if (!cdev || !dev_fd || !claim_fd) {
+            report.notes.push_back("dropped device " + sd.bdf() + ": its fds were not kept");
+            continue;  // closing whatever fd there was unbinds it
+        }
+        auto vfio = kernel::VfioDevice::adopt(sys_, std::move(dev_fd), cdev->rdev);
+        auto claim = kernel::DeviceClaim::adopt(std::move(claim_fd));
+        if (!vfio || !claim) {
+            report.notes.push_back("dropped device " + sd.bdf() + ": " +
+                                   (!vfio ? vfio.error().message : claim.error().message));
+            continue;
+        }
+        Device d{.id = sd.id(),
+                 .bdf = *bdf,
+                 .vfio_name = sd.vfio_device(),
+                 .claim = std::move(*claim),
+                 .vfio = std::move(*vfio),
+                 .dev_id = sd.dev_id(),
+                 .attached = sd.attached(),
+                 .tdi = parseTdi(sd.tdi_state()).value_or(TdiState::Unlocked),
+                 .tsm_connected = sd.tsm_connected()};
+        if (sd.has_vdevice()) d.vdevice = VDevice{sd.vdevice_id(), sd.viommu(), sd.virtual_id()};
+        // The TDI's state is the device's, not the snapshot's: ask it.
+        if (d.vdevice && d.tdi != TdiState::Unsupported && vm_->features.tsm_request) {
+            if (auto st = vm_->iommufd.tdiState(d.vdevice->kernel_id)) {
+                switch (*st) {
+                    case kernel::TdispState::ConfigUnlocked: d.tdi = TdiState::Unlocked; break;
+                    case kernel::TdispState::ConfigLocked: d.tdi = TdiState::Locked; break;
+                    case kernel::TdispState::Run: d.tdi = TdiState::Run; break;
+                    case kernel::TdispState::Error: d.tdi = TdiState::Error; break;
+                }
+            }
+        }
+        devices_.emplace(d.id, std::move(d));
+    }
+    for (const auto& sv : s.viommus()) {
+        viommus_.emplace(sv.id(), VIommu{.id = sv.id(), .kernel_id = sv.kernel_id(), .type = sv.type_id()});
+    }
+    for (auto& [id, d] : devices_) {
+        if (d.vdevice && viommus_.contains(d.vdevice->viommu)) ++viommus_.at(d.vdevice->viommu).pins;
+        else d.vdevice.reset();
+        if (d.attached) ++vm_->hwpt_pins;
+    }
+    vm_->hwpt_pins += static_cast<std::uint32_t>(viommus_.size());
+
+    for (const auto& sm : s.memory()) {
+        UniqueFd gmem = take(fds, name("mem", sm.id()));
+        auto id = gmem ? sys_.identify(gmem.get()) : kernel::SysResult<kernel::FdIdentity>(std::unexpected(EBADF));
+        if (!id || id->link.find("guest_memfd") == std::string::npos) {
+            dropMemoryKernelState(sm.gpa(), sm.size(), sm.memslot());
+            report.notes.push_back("dropped memory region " + std::to_string(sm.id()) + ": its guest_memfd was not kept");
+            continue;
+        }
+        MemoryRegion r{.id = sm.id(),
+                       .gpa = sm.gpa(),
+                       .size = sm.size(),
+                       .offset = sm.offset(),
+                       .gmem = std::move(gmem),
+                       .memslot = sm.memslot()};
+        for (const auto& range : sm.ranges()) {
+            const PageState st{parseMemoryState(range.state()).value_or(MemoryState::Shared), range.revoked()};
+            r.states.assign(range.gpa(), range.gpa() + range.size(), st);
+            if (st.attr == MemoryState::Private) r.private_bytes += range.size();
+            if (st.revoked) r.revoked_bytes += range.size();
+        }
+        if (r.states.fragments() == 0) r.states.assign(r.gpa, r.end(), PageState{});
+        memory_by_gpa_.emplace(r.gpa, r.id);
+        memory_.emplace(r.id, std::move(r));
+    }
+
+    // The journal since the snapshot: outcomes first, then every intent in order.
+    std::map<std::uint64_t, bool> outcomes;  // seq -> done
+    for (const auto& e : journal) {
+        if (e.seq() <= s.journal_seq() && e.has_intent()) continue;
+        if (e.has_done()) outcomes[e.done()] = true;
+        if (e.has_aborted()) outcomes[e.aborted()] = false;
+    }
+    for (const auto& e : journal) {
+        if (!e.has_intent() || e.seq() <= s.journal_seq()) continue;
+        auto it = outcomes.find(e.seq());
+        if (it != outcomes.end() && !it->second) continue;  // failed and rolled back
+        replay(e.intent(), it != outcomes.end(), report);
+        if (it == outcomes.end() && observer_ != nullptr) observer_->outcome(e.seq(), true);
+    }
+
+    fds.clear();  // what the guest did not take: closing it releases it in the kernel
+    scrubUnaccountedObjects(report);
+    return report;
+}
+
+}  // namespace tio::core

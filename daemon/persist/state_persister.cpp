@@ -1,0 +1,136 @@
+#include "persist/state_persister.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <google/protobuf/io/zero_copy_stream_impl.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/util/delimited_message_util.h>
+#include <spdlog/spdlog.h>
+
+#include "core/snapshot.hpp"
+
+namespace tio::persist {
+namespace {
+
+bool writeAll(int fd, const std::string& bytes) {
+    std::size_t off = 0;
+    while (off < bytes.size()) {
+        const ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        off += static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
+}  // namespace
+
+void StatePersister::adoptJournal(UniqueFd fd, std::uint64_t last_seq) {
+    journal_ = std::move(fd);
+    seq_ = last_seq;
+    struct stat st {};
+    if (journal_ && ::fstat(journal_.get(), &st) == 0) journal_bytes_ = static_cast<std::uint64_t>(st.st_size);
+    // Appends go to the end whatever the adopted fd's offset was.
+    if (journal_) (void)::lseek(journal_.get(), 0, SEEK_END);
+}
+
+void StatePersister::append(const v1::JournalEntry& e) {
+    if (!FdStore::available()) return;
+    if (!journal_) {
+        journal_.reset(::memfd_create("tio-journal", MFD_CLOEXEC));
+        if (!journal_ || !store_.store("journal", journal_.get())) {
+            spdlog::error("memory journal: cannot create it; a restart cannot finish interrupted conversions");
+            return;
+        }
+    }
+    std::string bytes;
+    {
+        google::protobuf::io::StringOutputStream out(&bytes);
+        google::protobuf::util::SerializeDelimitedToZeroCopyStream(e, &out);
+    }
+    if (!writeAll(journal_.get(), bytes)) spdlog::error("memory journal: append failed");
+    journal_bytes_ += bytes.size();
+}
+
+std::uint64_t StatePersister::intent(const v1::MemoryIntent& intent) {
+    v1::JournalEntry e;
+    e.set_seq(++seq_);
+    *e.mutable_intent() = intent;
+    append(e);
+    return seq_;
+}
+
+void StatePersister::outcome(std::uint64_t seq, bool done) {
+    v1::JournalEntry e;
+    e.set_seq(++seq_);
+    if (done) e.set_done(seq);
+    else e.set_aborted(seq);
+    append(e);
+}
+
+void StatePersister::writeSnapshot() {
+    v1::GuestSnapshot s = core::snapshot(guest_, backend_);
+    s.set_journal_seq(seq_);
+    std::string bytes;
+    if (!s.SerializeToString(&bytes)) return;
+    UniqueFd fd(::memfd_create("tio-snapshot", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    if (!fd || !writeAll(fd.get(), bytes) ||
+        ::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+        spdlog::error("snapshot: cannot write it; a restart would use the previous one");
+        return;
+    }
+    store_.store("snapshot", fd.get());
+}
+
+void StatePersister::persist() {
+    if (!FdStore::available()) return;
+    const std::string structure = guest_.structure();
+    if (guest_.vm() == nullptr) {
+        // Nothing to survive: let the manager drop everything it holds for us.
+        if (!store_.stored().empty()) store_.removeAll();
+        journal_.reset();
+        journal_bytes_ = 0;
+        last_structure_ = structure;
+        return;
+    }
+    // Fds first: the snapshot may only name fds the store already has.
+    store_.sync(guest_.ownedFds(), {"snapshot", "journal"});
+    if (structure == last_structure_ && journal_bytes_ < kJournalCompactBytes && store_.stored().contains("snapshot")) {
+        return;
+    }
+    writeSnapshot();
+    last_structure_ = structure;
+    if (journal_bytes_ >= kJournalCompactBytes && journal_) {
+        // Everything up to seq_ is in the snapshot just stored; entries are skipped by
+        // seq on replay, so a crash between the two steps is harmless.
+        (void)::ftruncate(journal_.get(), 0);
+        (void)::lseek(journal_.get(), 0, SEEK_SET);
+        journal_bytes_ = 0;
+    }
+}
+
+Result<v1::GuestSnapshot> StatePersister::readSnapshot(int fd) {
+    v1::GuestSnapshot s;
+    google::protobuf::io::FileInputStream in(fd);
+    (void)::lseek(fd, 0, SEEK_SET);
+    if (!s.ParseFromZeroCopyStream(&in)) return fail(Code::InvalidArgument, "the stored snapshot does not parse");
+    return s;
+}
+
+std::vector<v1::JournalEntry> StatePersister::readJournal(int fd) {
+    std::vector<v1::JournalEntry> out;
+    (void)::lseek(fd, 0, SEEK_SET);
+    google::protobuf::io::FileInputStream in(fd);
+    for (;;) {
+        v1::JournalEntry e;
+        bool clean_eof = false;
+        if (!google::protobuf::util::ParseDelimitedFromZeroCopyStream(&e, &in, &clean_eof)) break;
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+}  // namespace tio::persist

@@ -1,0 +1,49 @@
+#pragma once
+// Keeps what a restarted daemon needs in the fd store (architecture.md section 7):
+// the guest's fds by name, a tio.v1.GuestSnapshot in a sealed memfd ("snapshot"),
+// and the memory journal ("journal", persist/memory_journal.proto), an append-only
+// memfd of intents and outcomes. A snapshot is written when anything but page states
+// changed, or when the journal has grown; page-state changes cost two small appends.
+// Invariant: every fd the snapshot names is stored before the snapshot is.
+#include <string>
+#include <vector>
+
+#include "common/unique_fd.hpp"
+#include "core/guest.hpp"
+#include "persist/fd_store.hpp"
+
+namespace tio::persist {
+
+class StatePersister final : public core::MemoryObserver {
+public:
+    StatePersister(FdStore& store, core::Guest& guest, std::string backend)
+        : store_(store), guest_(guest), backend_(std::move(backend)) {}
+
+    // Continues a previous instance's journal (restore replays it first).
+    void adoptJournal(UniqueFd fd, std::uint64_t last_seq);
+    // After every change the daemon made.
+    void persist();
+
+    std::uint64_t intent(const v1::MemoryIntent& intent) override;
+    void outcome(std::uint64_t seq, bool done) override;
+
+    [[nodiscard]] static Result<v1::GuestSnapshot> readSnapshot(int fd);
+    [[nodiscard]] static std::vector<v1::JournalEntry> readJournal(int fd);
+
+    // The journal is compacted into a snapshot once it holds this much.
+    static constexpr std::uint64_t kJournalCompactBytes = 1U << 20U;
+
+private:
+    void append(const v1::JournalEntry& e);
+    void writeSnapshot();
+
+    FdStore& store_;
+    core::Guest& guest_;
+    std::string backend_;
+    UniqueFd journal_;
+    std::uint64_t journal_bytes_ = 0;
+    std::uint64_t seq_ = 0;
+    std::string last_structure_;
+};
+
+}  // namespace tio::persist
