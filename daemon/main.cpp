@@ -270,7 +270,10 @@ int main(int argc, char** argv) {
     guest.setMemoryObserver(&persister);
     std::vector<std::string> restored_notes;
     bool restored = false;
-    if (auto snap_fd = kept.extract("snapshot")) {
+    std::vector<std::string> kept_list(kept_names.begin(), kept_names.end());
+    const auto newest = persist::StatePersister::newestSnapshot(kept_list);
+    if (newest) persister.adoptSnapshotGeneration(newest->second);
+    if (auto snap_fd = newest ? kept.extract(newest->first) : decltype(kept.extract("")){}) {
         auto snap = persist::StatePersister::readSnapshot(snap_fd.mapped().get());
         std::vector<v1::JournalEntry> journal;
         if (auto j = kept.extract("journal")) {

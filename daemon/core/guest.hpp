@@ -67,10 +67,9 @@ struct NamedFd {
     int fd = -1;
 };
 
-// How applyChange treats the kernel: normally (each step with its undo), not at
-// all (replaying a journal onto a snapshot), or finishing an operation a crash
-// interrupted (steps already done answer ENOENT/EEXIST, which is fine then).
-enum class ApplyMode : std::uint8_t { Normal, ModelOnly, Recover };
+// How applyChange treats the kernel: normally (each step with its undo), or not at
+// all (replaying a journal onto a snapshot).
+enum class ApplyMode : std::uint8_t { Normal, ModelOnly };
 
 // What restore() did beyond adopting what the snapshot names.
 struct RestoreReport {
@@ -188,6 +187,7 @@ private:
     // the record register their undo in `undo`. Returns the GPA ranges it unmapped.
     [[nodiscard]] Result<std::vector<RevokedRange>> applyChange(MemoryRegion& region, const Change& change,
                                                                 Rollback& undo, ApplyMode mode = ApplyMode::Normal);
+    void recordChange(MemoryRegion& region, const Change& change, Rollback& undo);
     [[nodiscard]] Result<> convertRanges(std::span<const MemoryConversion> ranges, Rollback& undo, ApplyMode mode);
     [[nodiscard]] Result<std::vector<RevokedRange>> revokeRange(std::uint64_t gpa, std::uint64_t size, Rollback& undo,
                                                                 ApplyMode mode);
@@ -195,6 +195,9 @@ private:
     // removal of a region, also used to undo an addition a crash interrupted.
     void dropMemoryKernelState(std::uint64_t gpa, std::uint64_t size, std::uint32_t memslot);
     void replay(const v1::MemoryIntent& intent, bool finished, RestoreReport& report);
+    // Brings [start, end) of `r`, whatever an interrupted operation left there, to the
+    // states the record holds: cut, cleared, attributes set, mapped by the planner.
+    void repairWindow(MemoryRegion& r, std::uint64_t start, std::uint64_t end, RestoreReport& report);
     void scrubUnaccountedObjects(RestoreReport& report);
     [[nodiscard]] std::uint32_t viommuType() const;
 

@@ -48,9 +48,6 @@ v1::MemoryIntent conversionIntent(std::span<const MemoryConversion> ranges) {
     return i;
 }
 
-// Steps a crash may already have done answer like this when done again.
-bool alreadyDone(const Error& e) { return e.sys_errno == ENOENT || e.sys_errno == EEXIST; }
-
 }  // namespace
 
 Result<std::vector<Guest::RegionSlice>> Guest::slicesOf(std::uint64_t gpa, std::uint64_t size) {
@@ -72,10 +69,18 @@ Result<std::vector<Guest::RegionSlice>> Guest::slicesOf(std::uint64_t gpa, std::
 
 Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Change& change, Rollback& undo,
                                                      ApplyMode mode) {
-    const std::vector<Step> plan =
-        mode == ApplyMode::ModelOnly ? std::vector<Step>{} : planChange(config_.platform, r.states, r.gpa, r.end(), change);
+    const std::vector<Step> plan = planChange(config_.platform, r.states, r.gpa, r.end(), change);
     const bool maps = std::any_of(plan.begin(), plan.end(),
                                   [](const Step& s) { return s.kind == StepKind::Map || s.kind == StepKind::Unmap; });
+    if (mode == ApplyMode::ModelOnly) {
+        // Replaying the journal: the kernel did all of it already; only the record and
+        // what the live call reported (the ranges it unmapped) are redone.
+        std::vector<RevokedRange> unmapped;
+        for (const Step& s : plan)
+            if (s.kind == StepKind::Unmap) unmapped.push_back({s.start, s.end - s.start});
+        recordChange(r, change, undo);
+        return unmapped;
+    }
     if (maps && !vm_->features.map_file) {
         return fail(Code::NotSupported, "this kernel's iommufd cannot map files (IOMMU_IOAS_MAP_FILE)");
     }
@@ -105,7 +110,6 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
                 auto u = iommufd.unmap(ioas, iova, len);
                 if (!u) {
                     done = std::unexpected(u.error());
-                    if (mode == ApplyMode::Recover && alreadyDone(u.error())) unmapped.push_back({s.start, len});
                     break;
                 }
                 unmapped.push_back({s.start, len});
@@ -140,9 +144,15 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
                 }
                 break;
         }
-        if (!done && !(mode == ApplyMode::Recover && alreadyDone(done.error()))) return std::unexpected(done.error());
+        if (!done) return std::unexpected(done.error());
     }
+    recordChange(r, change, undo);
+    return unmapped;
+}
+
+void Guest::recordChange(MemoryRegion& r, const Change& change, Rollback& undo) {
     // The record follows the kernel; its undo restores the runs and the byte counts.
+    const auto before = r.states.runs(change.start, change.end);
     auto account = [&r](const PageState& st, std::uint64_t bytes, bool add) {
         std::uint64_t& priv = r.private_bytes;
         std::uint64_t& rev = r.revoked_bytes;
@@ -161,7 +171,6 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
             r.states.assign(run.start, run.end, run.value);
         }
     });
-    return unmapped;
 }
 
 Result<ObjectId> Guest::addMemory(std::uint64_t gpa, std::uint64_t size, UniqueFd gmem, std::uint64_t offset,

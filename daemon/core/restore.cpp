@@ -71,29 +71,64 @@ void Guest::dropMemoryKernelState(std::uint64_t gpa, std::uint64_t size, std::ui
     (void)vm_->vm.deleteMemslot(memslot);
 }
 
+void Guest::repairWindow(MemoryRegion& r, std::uint64_t start, std::uint64_t end, RestoreReport& report) {
+    // The interrupted operation may have done any prefix of its steps inside
+    // [start, end), nothing outside it. Clear the window (cut at its ends, unmap what
+    // is there, at either alias), then bring it to the states the record holds.
+    for (std::uint64_t bit : {std::uint64_t{0}, kSharedAliasBit}) {
+        (void)vm_->iommufd.splitArea(vm_->ioas, start | bit);
+        (void)vm_->iommufd.splitArea(vm_->ioas, end | bit);
+        (void)vm_->iommufd.unmap(vm_->ioas, start | bit, end - start);
+    }
+    Rollback forward;
+    forward.commit();
+    const auto target = r.states.runs(start, end);
+    for (const auto& run : target) {
+        recordChange(r, Change{.start = run.start, .end = run.end, .attr = run.value.attr, .revoked = true}, forward);
+        if (vm_->has_memory_attributes) {
+            (void)vm_->vm.setMemoryAttributes(run.start, run.end - run.start, run.value.attr == MemoryState::Private);
+        }
+    }
+    for (const auto& run : target) {
+        if (run.value.revoked) continue;
+        auto done = applyChange(r, Change{.start = run.start, .end = run.end, .attr = run.value.attr, .revoked = false},
+                                forward);
+        if (!done) report.notes.push_back("repairing an interrupted change failed: " + done.error().message);
+    }
+}
+
 void Guest::replay(const v1::MemoryIntent& intent, bool finished, RestoreReport& report) {
-    const ApplyMode mode = finished ? ApplyMode::ModelOnly : ApplyMode::Recover;
-    Rollback none;  // replay and recovery go forward only
+    Rollback forward;  // replay and recovery go forward only
+    forward.commit();
+    // The record first (what the call meant), then, if it did not finish, the kernel.
+    auto repair = [&](std::uint64_t gpa, std::uint64_t size) {
+        if (finished) return;
+        if (auto slices = slicesOf(gpa, size)) {
+            for (const RegionSlice& s : *slices) repairWindow(*s.region, s.start, s.end, report);
+        }
+    };
     switch (intent.kind()) {
         case v1::MemoryIntent::CONVERT: {
             std::vector<MemoryConversion> ranges;
             for (const auto& r : intent.ranges()) {
                 ranges.push_back({r.gpa(), r.size(), parseMemoryState(r.to()).value_or(MemoryState::Private)});
             }
-            if (auto r = convertRanges(ranges, none, mode); !r) {
+            if (auto r = convertRanges(ranges, forward, ApplyMode::ModelOnly); !r) {
                 report.notes.push_back("replaying a conversion failed: " + r.error().message);
-            } else if (!finished) {
-                report.notes.push_back("finished a conversion of " + std::to_string(ranges.size()) + " ranges");
+                break;
             }
+            for (const auto& c : ranges) repair(c.gpa, c.size);
+            if (!finished) report.notes.push_back("finished a conversion of " + std::to_string(ranges.size()) + " ranges");
             break;
         }
         case v1::MemoryIntent::PUNCH:
             for (const auto& r : intent.ranges()) {
-                if (auto done = revokeRange(r.gpa(), r.size(), none, mode); !done) {
+                if (auto done = revokeRange(r.gpa(), r.size(), forward, ApplyMode::ModelOnly); !done) {
                     report.notes.push_back("replaying a hole punch failed: " + done.error().message);
                     continue;
                 }
                 if (finished) continue;
+                repair(r.gpa(), r.size());
                 // Punching twice frees nothing twice.
                 if (auto slices = slicesOf(r.gpa(), r.size())) {
                     for (const RegionSlice& s : *slices) {
@@ -107,13 +142,9 @@ void Guest::replay(const v1::MemoryIntent& intent, bool finished, RestoreReport&
         case v1::MemoryIntent::ADD:
             // A region the snapshot does not hold has no stored fd: undo the addition.
             if (!memory_.contains(intent.region_id())) {
-                if (!finished) {
-                    dropMemoryKernelState(intent.gpa(), intent.size(), intent.memslot());
-                    report.notes.push_back("undid an interrupted AddMemory at gpa " + std::to_string(intent.gpa()));
-                } else {
-                    dropMemoryKernelState(intent.gpa(), intent.size(), intent.memslot());
-                    report.notes.push_back("dropped a region added after the snapshot (its fd was not kept)");
-                }
+                dropMemoryKernelState(intent.gpa(), intent.size(), intent.memslot());
+                report.notes.push_back(finished ? "dropped a region added after the snapshot (its fd was not kept)"
+                                                : "undid an interrupted AddMemory");
             }
             next_memslot_ = std::max(next_memslot_, intent.memslot() + 1);
             next_id_ = std::max(next_id_, intent.region_id() + 1);

@@ -53,13 +53,19 @@ bool SimSyscalls::isSimFile(int fd) const {
     return cred.pid == sim_pid_;
 }
 
-SysResult<wire::Message> SimSyscalls::call(int sock, const wire::Request& req, std::span<const std::uint8_t> payload,
+SysResult<wire::Message> SimSyscalls::call(int sock, const wire::Request& request, std::span<const std::uint8_t> payload,
                                            std::span<const int> fds) {
+    wire::Request req = request;
+    req.seq = ++seq_;
     if (auto sent = wire::send(sock, wire::bytesOf(req), payload, fds); !sent) return std::unexpected(sent.error());
-    auto reply = wire::receive(sock);
-    if (!reply) return std::unexpected(reply.error() == EPIPE ? EIO : reply.error());
-    if (reply->bytes.size() < sizeof(wire::Reply)) return std::unexpected(EPROTO);
-    return reply;
+    for (;;) {
+        auto reply = wire::receive(sock);
+        if (!reply) return std::unexpected(reply.error() == EPIPE ? EIO : reply.error());
+        if (reply->bytes.size() < sizeof(wire::Reply)) return std::unexpected(EPROTO);
+        // A reply to someone else's request (a previous owner of this file that died
+        // before reading it) is dropped, with any fds it carried.
+        if (readAt<wire::Reply>(reply->bytes, 0).seq == req.seq) return reply;
+    }
 }
 
 SysResult<UniqueFd> SimSyscalls::open(const std::string& path, int flags) {

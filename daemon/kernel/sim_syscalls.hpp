@@ -2,6 +2,7 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <random>
 
 #include "kernel/linux_syscalls.hpp"
 #include "kernel/sim_wire.hpp"
@@ -34,7 +35,9 @@ public:
 
 private:
     SimSyscalls(UniqueFd broker, pid_t sim_pid, bool use_host_kvm)
-        : broker_(std::move(broker)), sim_pid_(sim_pid), use_host_kvm_(use_host_kvm) {}
+        : broker_(std::move(broker)), sim_pid_(sim_pid), use_host_kvm_(use_host_kvm), seq_(std::random_device{}()) {
+        seq_ = (seq_ << 32U) ^ std::random_device{}();
+    }
 
     SysResult<wire::Message> call(int sock, const wire::Request& req, std::span<const std::uint8_t> payload,
                                   std::span<const int> fds);
@@ -43,6 +46,7 @@ private:
     UniqueFd broker_;  // connection for open/sysfs (calls not tied to an open file)
     pid_t sim_pid_;
     bool use_host_kvm_;
+    std::uint64_t seq_;  // request numbers start at random: a restarted daemon's never meet its predecessor's
     LinuxSyscalls host_;
 };
 

@@ -34,9 +34,13 @@ enum class Op : std::uint32_t {
     Identify = 7,   // on a file's own socket               -> payload: link; a = rdev
 };
 
+// `seq` pairs a reply with its request: a file kept across a daemon restart (the fd
+// store) may still hold the reply to a request its killed sender never read, and a
+// real syscall leaves nothing like that behind.
 struct Request {
     std::uint32_t magic = kMagic;
     Op op = Op::Open;
+    std::uint64_t seq = 0;
     std::uint64_t request = 0;
     std::uint64_t a = 0;
     std::uint64_t b = 0;
@@ -48,6 +52,7 @@ struct Reply {
     std::int32_t err = 0;  // errno, 0 on success
     std::int64_t ret = 0;
     std::uint64_t a = 0;
+    std::uint64_t seq = 0;  // the request's
 };
 
 struct Message {

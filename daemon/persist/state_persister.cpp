@@ -10,6 +10,9 @@
 #include <google/protobuf/util/delimited_message_util.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cstdlib>
+
 #include "core/snapshot.hpp"
 
 namespace tio::persist {
@@ -82,7 +85,30 @@ void StatePersister::writeSnapshot() {
         spdlog::error("snapshot: cannot write it; a restart would use the previous one");
         return;
     }
-    store_.store("snapshot", fd.get());
+    const std::string previous = "snapshot." + std::to_string(snapshot_generation_);
+    const std::string next = "snapshot." + std::to_string(snapshot_generation_ + 1);
+    if (!store_.store(next, fd.get())) return;
+    ++snapshot_generation_;
+    // Every other snapshot goes only once the new one is kept.
+    const std::set<std::string> stored = store_.stored();
+    for (const auto& n : stored)
+        if (n.starts_with("snapshot.") && n != next) store_.remove(n);
+    (void)previous;
+}
+
+std::optional<std::pair<std::string, std::uint64_t>> StatePersister::newestSnapshot(
+    const std::vector<std::string>& names) {
+    std::optional<std::pair<std::string, std::uint64_t>> best;
+    for (const auto& n : names) {
+        if (!n.starts_with("snapshot.")) continue;
+        const std::uint64_t g = std::strtoull(n.c_str() + 9, nullptr, 10);
+        if (!best || g > best->second) best = {n, g};
+    }
+    return best;
+}
+
+bool StatePersister::isStateName(const std::string& name) {
+    return name == "journal" || name.starts_with("snapshot.");
 }
 
 void StatePersister::persist() {
@@ -97,10 +123,13 @@ void StatePersister::persist() {
         return;
     }
     // Fds first: the snapshot may only name fds the store already has.
-    store_.sync(guest_.ownedFds(), {"snapshot", "journal"});
-    if (structure == last_structure_ && journal_bytes_ < kJournalCompactBytes && store_.stored().contains("snapshot")) {
-        return;
-    }
+    std::set<std::string> keep = {"journal"};
+    for (const auto& n : store_.stored())
+        if (isStateName(n)) keep.insert(n);
+    store_.sync(guest_.ownedFds(), keep);
+    const bool have_snapshot = std::any_of(store_.stored().begin(), store_.stored().end(),
+                                           [](const std::string& n) { return n.starts_with("snapshot."); });
+    if (structure == last_structure_ && journal_bytes_ < kJournalCompactBytes && have_snapshot) return;
     writeSnapshot();
     last_structure_ = structure;
     if (journal_bytes_ >= kJournalCompactBytes && journal_) {

@@ -1,6 +1,7 @@
 #pragma once
 // Keeps what a restarted daemon needs in the fd store (architecture.md section 7):
-// the guest's fds by name, a tio.v1.GuestSnapshot in a sealed memfd ("snapshot"),
+// the guest's fds by name, a tio.v1.GuestSnapshot in a sealed memfd ("snapshot.N";
+// the next is stored before the previous is removed, so one is always there),
 // and the memory journal ("journal", persist/memory_journal.proto), an append-only
 // memfd of intents and outcomes. A snapshot is written when anything but page states
 // changed, or when the journal has grown; page-state changes cost two small appends.
@@ -21,6 +22,12 @@ public:
 
     // Continues a previous instance's journal (restore replays it first).
     void adoptJournal(UniqueFd fd, std::uint64_t last_seq);
+    // Continues a previous instance's snapshot numbering.
+    void adoptSnapshotGeneration(std::uint64_t generation) { snapshot_generation_ = generation; }
+    // The kept snapshot to restore from: the newest "snapshot.N" of `names`.
+    [[nodiscard]] static std::optional<std::pair<std::string, std::uint64_t>> newestSnapshot(
+        const std::vector<std::string>& names);
+    [[nodiscard]] static bool isStateName(const std::string& name);
     // After every change the daemon made.
     void persist();
 
@@ -44,6 +51,7 @@ private:
     std::uint64_t journal_bytes_ = 0;
     std::uint64_t seq_ = 0;
     std::string last_structure_;
+    std::uint64_t snapshot_generation_ = 0;  // "snapshot.N": the newest N is the one
 };
 
 }  // namespace tio::persist

@@ -132,7 +132,7 @@ void SimKernel::configWrite(PciFunction& fn) {
 
 bool SimKernel::reply(int sock, int err, std::int64_t ret, std::span<const std::uint8_t> payload, int fd,
                       std::uint64_t a) {
-    Reply r{.err = err, .ret = ret, .a = a};
+    Reply r{.err = err, .ret = ret, .a = a, .seq = current_seq_};
     const int fds[1] = {fd};
     auto sent = kernel::wire::send(sock, kernel::wire::bytesOf(r), payload,
                                    fd >= 0 ? std::span<const int>(fds) : std::span<const int>());
@@ -144,6 +144,7 @@ bool SimKernel::serve(int sock, SimFile* file, kernel::wire::Message msg) {
     if (msg.bytes.size() < sizeof(Request)) return reply(sock, EPROTO, -1);
     Request rq{};
     std::memcpy(&rq, msg.bytes.data(), sizeof rq);
+    current_seq_ = rq.seq;
     if (rq.magic != kernel::wire::kMagic) return reply(sock, EPROTO, -1);
     const std::span<const std::uint8_t> payload(msg.bytes.data() + sizeof rq, msg.bytes.size() - sizeof rq);
     if (file == nullptr) {

@@ -146,6 +146,7 @@ private:
     Watcher watcher_ = nullptr;
     void* watcher_ctx_ = nullptr;
     bool sent_ok_ = true;
+    std::uint64_t current_seq_ = 0;  // of the request being served, echoed in its reply
     struct Generator {
         Bdf bdf;
         unsigned per_call = 0;
