@@ -14,6 +14,7 @@ packages=(
   dbus-daemon dbus-bin systemd
   python3 python3-dbus libglib2.0-bin
   man-db
+  dpkg-dev debhelper fakeroot lintian
 )
 
 missing=()

@@ -16,7 +16,7 @@ mkdir -p "$work/units" "$work/man/man8"
 cp "$src"/packaging/man/*.8 "$work/man/man8/"
 for u in "$src"/units/*; do
   name=$(basename "$u")
-  sed -e "s|/usr/bin/tio-managerd|$managerd|" -e "s|/usr/bin/tio-simkernel|$simkernel|" "$u" > "$work/units/${name/@./@vm1.}"
+  sed -e "s|/usr/sbin/tio-managerd|$managerd|" -e "s|/usr/bin/tio-simkernel|$simkernel|" "$u" > "$work/units/${name/@./@vm1.}"
 done
 cd "$work/units"
 MANPATH="$work/man" systemd-analyze verify ./* > "$work/verify.out" 2>&1 || { cat "$work/verify.out"; echo "FAIL: verify exited non-zero"; exit 1; }
