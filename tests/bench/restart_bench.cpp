@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <random>
 #include <string>
@@ -55,13 +56,31 @@ int main(int argc, char** argv) {
     for (unsigned i = 0; i < devices; ++i) bdfs.push_back(bdfOf(i));
     SimProcess sim(platform, bdfs);
 
+    // A policy that gives each guest its share of the devices (the development
+    // policy's limit is 8 devices).
+    const std::string policy = sim.dir() + "/policy.json";
+    {
+        std::ofstream out(policy);
+        out << R"({"version": 1, "guests": {)";
+        for (unsigned g = 0; g < guests; ++g) {
+            out << (g == 0 ? "" : ",") << "\"g" << g << R"(": {"owners": {"uids": [0]}, "limits": {"devices": 1024}, "devices": [)";
+            bool first = true;
+            for (unsigned d = g; d < devices; d += guests) {
+                out << (first ? "" : ",") << '"' << bdfs[d] << '"';
+                first = false;
+            }
+            out << "]}";
+        }
+        out << "}}";
+    }
     const std::uint64_t per_guest = (memory_gib / guests) << 30U;
     constexpr std::uint64_t kGpa = 1ULL << 32U;
     std::vector<std::unique_ptr<ServiceManager>> managers;
     std::vector<double> cold;
     std::mt19937_64 rng(7);
     for (unsigned g = 0; g < guests; ++g) {
-        managers.push_back(std::make_unique<ServiceManager>(sim, "g" + std::to_string(g)));
+        managers.push_back(std::make_unique<ServiceManager>(sim, "g" + std::to_string(g),
+                                                            std::vector<std::string>{"--policy", policy}));
         cold.push_back(managers.back()->start());
         auto conn = sdbus::createSessionBusConnectionWithAddress(managers.back()->address());
         GuestClient guest(*conn, "g" + std::to_string(g));
