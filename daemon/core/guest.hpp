@@ -144,8 +144,11 @@ public:
     [[nodiscard]] Result<RestoreReport> restore(const v1::GuestSnapshot& snapshot,
                                                 const std::vector<v1::JournalEntry>& journal,
                                                 std::map<std::string, UniqueFd>& fds);
-    // Every fd the guest owns, named for the fd store.
+    // Every fd the guest owns, named for the fd store; one name per open file.
     [[nodiscard]] std::vector<NamedFd> ownedFds() const;
+    // The name region `id`'s guest_memfd is kept under: "mem-<the lowest id of a
+    // region on the same file>".
+    [[nodiscard]] std::string memoryFdName(ObjectId id) const;
     void setMemoryObserver(MemoryObserver* observer) { observer_ = observer; }
     // Changes when anything but page states changes (devices, regions, the VM...):
     // then a new snapshot is due; page-state changes are journaled instead.

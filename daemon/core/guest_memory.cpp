@@ -6,6 +6,7 @@
 #include "common/checked_math.hpp"
 #include "core/guest.hpp"
 #include "core/memory_planner.hpp"
+#include "kernel/kernel_error.hpp"
 
 namespace tio::core {
 namespace {
@@ -209,6 +210,10 @@ Result<ObjectId> Guest::addMemory(std::uint64_t gpa, std::uint64_t size, UniqueF
         return std::unexpected(r.error());
     }
     undo.add([&] { (void)vm_->vm.deleteMemslot(slot); });
+    // Which file it is, for naming it once in the fd store whatever number of regions use it.
+    auto identity = sys_.identify(region.gmem.get());
+    if (!identity) return std::unexpected(kernel::kernelError("identify the guest_memfd", identity.error()));
+    region.file_identity = {identity->dev, identity->ino};
     // New memory is shared to KVM and mapped nowhere: bring it to `initial` the way
     // every conversion goes, so the IOMMU layout follows the same rules.
     region.states.assign(gpa, end, PageState{.attr = MemoryState::Shared, .revoked = true});

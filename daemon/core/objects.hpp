@@ -5,6 +5,7 @@
 // resource is held by exactly one RAII handle here.
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <string>
 
 #include "common/bdf.hpp"
@@ -58,6 +59,7 @@ struct MemoryRegion {
     RangeMap<PageState> states;  // covers exactly [gpa, gpa + size)
     std::uint64_t private_bytes = 0;
     std::uint64_t revoked_bytes = 0;
+    std::pair<std::uint64_t, std::uint64_t> file_identity{};  // (st_dev, st_ino) of the guest_memfd
     [[nodiscard]] std::uint64_t end() const { return gpa + size; }
     [[nodiscard]] std::uint64_t fileOffset(std::uint64_t at_gpa) const { return offset + (at_gpa - gpa); }
 };

@@ -4,6 +4,8 @@
 // operation a crash may have interrupted is carried to its end (or, for an
 // addition, undone); iommufd objects nobody accounts for are destroyed. Nothing that
 // is still right is re-mapped, re-pinned or re-bound.
+#include <fcntl.h>
+
 #include <cerrno>
 
 #include "core/guest.hpp"
@@ -45,8 +47,21 @@ std::vector<NamedFd> Guest::ownedFds() const {
         out.push_back({name("dev", id), d.vfio.fd()});
         out.push_back({name("claim", id), d.claim.fd()});
     }
-    for (const auto& [id, m] : memory_) out.push_back({name("mem", id), m.gmem.get()});
+    for (const auto& [id, m] : memory_) {
+        const std::string n = memoryFdName(id);
+        if (n == name("mem", id)) out.push_back({n, m.gmem.get()});
+    }
     return out;
+}
+
+std::string Guest::memoryFdName(ObjectId id) const {
+    // Same file, same name (the identity was taken from the kernel when the fd came in).
+    const auto& mine = memory_.at(id).file_identity;
+    for (const auto& [other, m] : memory_) {
+        if (other >= id) break;
+        if (m.file_identity == mine) return name("mem", other);
+    }
+    return name("mem", id);
 }
 
 std::string Guest::structure() const {
@@ -271,8 +286,12 @@ Result<RestoreReport> Guest::restore(const v1::GuestSnapshot& s, const std::vect
     }
     vm_->hwpt_pins += static_cast<std::uint32_t>(viommus_.size());
 
+    std::map<std::string, int> shared_files;  // a kept guest_memfd already taken, for the next region on it
     for (const auto& sm : s.memory()) {
-        UniqueFd gmem = take(fds, name("mem", sm.id()));
+        const std::string fd_name = sm.fd_name().empty() ? name("mem", sm.id()) : sm.fd_name();
+        UniqueFd gmem = take(fds, fd_name);
+        if (!gmem && shared_files.contains(fd_name)) gmem.reset(::fcntl(shared_files.at(fd_name), F_DUPFD_CLOEXEC, 0));
+        if (gmem) shared_files.emplace(fd_name, gmem.get());
         auto id = gmem ? sys_.identify(gmem.get()) : kernel::SysResult<kernel::FdIdentity>(std::unexpected(EBADF));
         if (!id || id->link.find("guest_memfd") == std::string::npos) {
             dropMemoryKernelState(sm.gpa(), sm.size(), sm.memslot());
@@ -285,6 +304,7 @@ Result<RestoreReport> Guest::restore(const v1::GuestSnapshot& s, const std::vect
                        .offset = sm.offset(),
                        .gmem = std::move(gmem),
                        .memslot = sm.memslot()};
+        r.file_identity = {id->dev, id->ino};
         for (const auto& range : sm.ranges()) {
             const PageState st{parseMemoryState(range.state()).value_or(MemoryState::Shared), range.revoked()};
             r.states.assign(range.gpa(), range.gpa() + range.size(), st);

@@ -48,6 +48,7 @@ v1::GuestSnapshot snapshot(const Guest& guest, std::string_view backend) {
         out->set_offset(m.offset);
         out->set_memslot(m.memslot);
         out->set_private_bytes(m.private_bytes);
+        out->set_fd_name(guest.memoryFdName(id));
         out->set_revoked_bytes(m.revoked_bytes);
         for (const auto& run : m.states.all()) {
             auto* range = out->add_ranges();

@@ -104,7 +104,12 @@ int main(int argc, char** argv) {
                                  static_cast<unsigned long long>(size), sim->Dma(bdf, iova, size, true).c_str());
         };
 
-        say("guest " + guest.Name() + " on " + guest.Platform() + " (" + guest.Backend() + "), state " + guest.State());
+        const std::string platform = guest.Platform();
+        // Where a device reaches shared memory: TDX and CCA DMA addresses carry the
+        // shared alias bit (bit 47 for a 48-bit guest), SNP uses the GPA itself;
+        // private memory is reached without it, by a TDI in RUN only.
+        const uint64_t shared_bit = platform == "snp" ? 0 : (1ULL << 47U);
+        say("guest " + guest.Name() + " on " + platform + " (" + guest.Backend() + "), state " + guest.State());
         auto vm = guest.CreateVm("sim", {});
         say("CreateVm(sim): VM fd " + std::to_string(vm.get()) + ", state " + guest.State());
         auto gmem = guest.CreateGuestMemory(64ULL << 20U, {});
@@ -117,7 +122,7 @@ int main(int argc, char** argv) {
         auto dev_path = guest.AddDevice(bdf, {});
         Child<org::tio::Device1_proxy> dev(*conn, dev_path);
         say("AddDevice(" + bdf + "): " + std::string(dev_path) + " as " + dev.VfioDevice() + ", TDI " + dev.TdiState());
-        dma(kGpa, 4096);
+        dma(kGpa | shared_bit, 4096);
         auto viommu_path = guest.CreateVIommu(dev_path, {});
         Child<org::tio::VIommu1_proxy> viommu(*conn, viommu_path);
         say("CreateVIommu: " + std::string(viommu_path) + " type " + viommu.Type());
@@ -129,7 +134,18 @@ int main(int argc, char** argv) {
         say("GuestRequest(info, GET_DEVICE_INTERFACE_REPORT): \"" + std::string(report.begin(), report.end()) + "\"");
         auto ran = dev.GuestRequest("state-change", {0x02});
         say("GuestRequest(state-change, RUN): response " + hex(ran) + ", TDI " + dev.TdiState());
-        dma(kGpa + 4096, 64 * 1024);
+        dma((kGpa + 4096) | shared_bit, 64 * 1024);
+        dma(kGpa + (40ULL << 20U), 4096);  // private memory, by the TDI in RUN
+        // The guest converts: 2 MiB of private memory to shared, 8 KiB of shared to
+        // private; the daemon changes attribute and IOMMU in the platform's order.
+        guest.ConvertMemoryRanges({{kGpa + (40ULL << 20U), 2ULL << 20U, "shared"}, {kGpa + 8192, 8192, "private"}});
+        say("ConvertMemoryRanges(2 MiB to shared, 8 KiB to private): shared bytes " +
+            std::to_string(guest.SharedBytes()) + ", private bytes " + std::to_string(guest.PrivateBytes()));
+        dma((kGpa + (40ULL << 20U)) | shared_bit, 2ULL << 20U);
+        dma((kGpa + 8192) | shared_bit, 4096);
+        guest.PunchHole(kGpa + (16ULL << 20U), 4096 * 4);
+        say("PunchHole(16 KiB of shared memory): revocations " + std::to_string(guest.Revocations()));
+        dma((kGpa + (16ULL << 20U)) | shared_bit, 4096);
         if (!on_run.empty()) {
             std::fflush(stdout);
             if (std::system(on_run.c_str()) != 0) std::fprintf(stderr, "(--on-run command failed)\n");
@@ -141,13 +157,15 @@ int main(int argc, char** argv) {
         say("DestroyVDevice, VIommu.Destroy: vIOMMUs left " + std::to_string(guest.VIommus().size()));
         dev.Remove();
         say("Device.Remove: devices left " + std::to_string(guest.Devices().size()));
-        dma(kGpa, 4096);
+        dma(kGpa | shared_bit, 4096);
         guest.Teardown();
         say("Teardown: state " + guest.State());
         if (sim) {
             const auto c = sim->Counters();
             say("simulator: objects " + std::to_string(c.at("objects")) + ", iommu faults " +
-                std::to_string(c.at("iommu_faults")) + ", machine checks " + std::to_string(c.at("machine_checks")));
+                std::to_string(c.at("iommu_faults")) + ", machine checks " + std::to_string(c.at("machine_checks")) +
+                ", rmp faults " + std::to_string(c.at("rmp_faults")) + ", IOPTE splits " +
+                std::to_string(c.at("iopte_split")) + ", merges " + std::to_string(c.at("iopte_merge")));
         }
         conn->leaveEventLoop();
     } catch (const sdbus::Error& e) {

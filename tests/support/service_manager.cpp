@@ -5,12 +5,14 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -94,7 +96,17 @@ void ServiceManager::readNotifications() {
         std::lock_guard l(mu_);
         busy_ = false;
         if (fields["FDSTORE"] == "1") {
-            for (auto& fd : fds) store_.emplace(fields["FDNAME"], std::move(fd));  // names may repeat, as in systemd
+            for (auto& fd : fds) {
+                // Like systemd: a file already in the store is not stored again, under
+                // any name (names may repeat).
+                struct stat st {};
+                ::fstat(fd.get(), &st);
+                const bool duplicate = std::any_of(store_.begin(), store_.end(), [&](const auto& kv) {
+                    struct stat o {};
+                    return ::fstat(kv.second.get(), &o) == 0 && o.st_dev == st.st_dev && o.st_ino == st.st_ino;
+                });
+                if (!duplicate) store_.emplace(fields["FDNAME"], std::move(fd));
+            }
         }
         if (fields["FDSTOREREMOVE"] == "1") store_.erase(fields["FDNAME"]);
         if (fields["READY"] == "1") {
