@@ -104,6 +104,15 @@ PciFunction* functionArg(SimKernel& k, const char* text, sd_bus_error* err, int*
     return fn;
 }
 
+// Reads the call's leading BDF argument and finds the function: null (with *r the
+// reply to return) when the message or the BDF is bad.
+PciFunction* readFunction(SimKernel& k, sd_bus_message* m, sd_bus_error* err, int* r) {
+    const char* bdf = nullptr;
+    *r = sd_bus_message_read(m, "s", &bdf);
+    if (*r < 0) return nullptr;
+    return functionArg(k, bdf, err, r);
+}
+
 int methodDma(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     auto& k = *static_cast<SimKernel*>(userdata);
     const char* bdf = nullptr;
@@ -136,33 +145,28 @@ int methodCounters(sd_bus_message* m, void* userdata, sd_bus_error*) {
 
 int methodAudit(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     auto& k = *static_cast<SimKernel*>(userdata);
-    const char* bdf = nullptr;
-    int r = sd_bus_message_read(m, "s", &bdf);
-    if (r < 0) return r;
-    PciFunction* fn = functionArg(k, bdf, err, &r);
+    int r = 0;
+    PciFunction* fn = readFunction(k, m, err, &r);
     if (fn == nullptr) return r;
     return replyCounts(m, k.audit(fn->bdf));
 }
 
 int methodLayout(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     auto& k = *static_cast<SimKernel*>(userdata);
-    const char* bdf = nullptr;
-    int r = sd_bus_message_read(m, "s", &bdf);
-    if (r < 0) return r;
-    PciFunction* fn = functionArg(k, bdf, err, &r);
+    int r = 0;
+    PciFunction* fn = readFunction(k, m, err, &r);
     if (fn == nullptr) return r;
     return sd_bus_reply_method_return(m, "s", k.layout(fn->bdf).c_str());
 }
 
 int methodSetDmaGenerator(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     auto& k = *static_cast<SimKernel*>(userdata);
-    const char* bdf = nullptr;
+    int r = 0;
+    PciFunction* fn = readFunction(k, m, err, &r);
+    if (fn == nullptr) return r;
     std::uint32_t per_call = 0;
     std::uint64_t seed = 0;
-    int r = sd_bus_message_read(m, "sut", &bdf, &per_call, &seed);
-    if (r < 0) return r;
-    PciFunction* fn = functionArg(k, bdf, err, &r);
-    if (fn == nullptr) return r;
+    if ((r = sd_bus_message_read(m, "ut", &per_call, &seed)) < 0) return r;
     if (per_call > 4096) return sd_bus_error_set(err, kErrInvalid, "per_call is at most 4096");
     k.setDmaGenerator(fn->bdf, per_call, seed);
     return sd_bus_reply_method_return(m, "");
@@ -184,10 +188,8 @@ int methodTakeDmaFaults(sd_bus_message* m, void* userdata, sd_bus_error*) {
 
 int methodConfigWrite(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     auto& k = *static_cast<SimKernel*>(userdata);
-    const char* bdf = nullptr;
-    int r = sd_bus_message_read(m, "s", &bdf);
-    if (r < 0) return r;
-    PciFunction* fn = functionArg(k, bdf, err, &r);
+    int r = 0;
+    PciFunction* fn = readFunction(k, m, err, &r);
     if (fn == nullptr) return r;
     k.configWrite(*fn);
     return sd_bus_reply_method_return(m, "");
@@ -211,10 +213,8 @@ int methodInjectFailure(sd_bus_message* m, void* userdata, sd_bus_error* err) {
 
 int methodTdiState(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     auto& k = *static_cast<SimKernel*>(userdata);
-    const char* bdf = nullptr;
-    int r = sd_bus_message_read(m, "s", &bdf);
-    if (r < 0) return r;
-    PciFunction* fn = functionArg(k, bdf, err, &r);
+    int r = 0;
+    PciFunction* fn = readFunction(k, m, err, &r);
     if (fn == nullptr) return r;
     const std::string state = fn->tdisp ? std::string(toString(fn->tdi)) : "unsupported";
     return sd_bus_reply_method_return(m, "s", state.c_str());

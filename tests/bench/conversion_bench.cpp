@@ -31,6 +31,7 @@
 
 #include "common/range_map.hpp"
 #include "core/guest.hpp"
+#include "kernel/forwarding_syscalls.hpp"
 #include "kernel/iommufd.hpp"
 #include "kernel/kvm.hpp"
 #include "kernel/pci_sysfs.hpp"
@@ -46,34 +47,20 @@ constexpr std::uint64_t k2M = 2ULL << 20U;
 constexpr std::uint64_t kGpa = 1ULL << 32U;
 constexpr std::uint32_t kIommufdIoctlType = 0x3B;
 
-// Counts the iommufd ioctls that pass through (the rest of the kernel is not the IOMMU).
-class CountingSyscalls final : public kernel::Syscalls {
+// Counts the iommufd ioctls that pass through (the rest of the kernel is not the
+// IOMMU) and the time spent inside kernel calls.
+class CountingSyscalls final : public kernel::ForwardingSyscalls {
 public:
-    explicit CountingSyscalls(kernel::Syscalls& inner) : inner_(inner) {}
+    using ForwardingSyscalls::ForwardingSyscalls;
     std::uint64_t iommufd_calls = 0;
     double kernel_us = 0;  // time spent inside kernel calls (the simulator's share)
-    kernel::SysResult<UniqueFd> open(const std::string& p, int f) override { return inner_.open(p, f); }
     kernel::SysResult<long> ioctl(int fd, unsigned long request, unsigned long arg) override {
         if (((request >> 8U) & 0xffU) == kIommufdIoctlType) ++iommufd_calls;
         const auto t = std::chrono::steady_clock::now();
-        auto r = inner_.ioctl(fd, request, arg);
+        auto r = inner().ioctl(fd, request, arg);
         kernel_us += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t).count();
         return r;
     }
-    kernel::SysResult<> fallocate(int fd, int mode, std::uint64_t o, std::uint64_t l) override {
-        return inner_.fallocate(fd, mode, o, l);
-    }
-    kernel::SysResult<std::string> readAttribute(const std::string& p) override { return inner_.readAttribute(p); }
-    kernel::SysResult<> writeAttribute(const std::string& p, const std::string& v) override {
-        return inner_.writeAttribute(p, v);
-    }
-    kernel::SysResult<std::vector<std::string>> listDirectory(const std::string& p) override {
-        return inner_.listDirectory(p);
-    }
-    kernel::SysResult<kernel::FdIdentity> identify(int fd) override { return inner_.identify(fd); }
-
-private:
-    kernel::Syscalls& inner_;
 };
 
 struct Conversion {
@@ -123,6 +110,34 @@ std::uint64_t ioptesWritten(const std::map<std::string, std::uint64_t>& c) {
     return c.at("iopte_map") + c.at("iopte_unmap") + c.at("iopte_split") + c.at("iopte_merge");
 }
 
+// What a run measured, once its loop is done: counter and call deltas, the pages
+// unmapped beyond those that had to be, heap growth, and the final table.
+struct Start {
+    std::map<std::string, std::uint64_t> counters;
+    std::uint64_t iommufd_calls = 0;
+    std::size_t heap = 0;
+    std::chrono::steady_clock::time_point time;
+};
+
+Start startOf(test::SimProcess& sim, const CountingSyscalls& sys, std::size_t heap_before) {
+    return {sim.counters(), sys.iommufd_calls, heap_before, std::chrono::steady_clock::now()};
+}
+
+void finish(Figures& f, test::SimProcess& sim, const CountingSyscalls& sys, const Start& s, std::uint64_t count,
+            std::uint64_t pages_that_had_to_go, const char* bdf) {
+    f.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.time).count();
+    const auto c1 = sim.counters();
+    f.conversions = count;
+    f.iommufd_calls = sys.iommufd_calls - s.iommufd_calls;
+    f.iopte_writes = ioptesWritten(c1) - ioptesWritten(s.counters);
+    const std::uint64_t unmapped = c1.at("pages_unmapped") - s.counters.at("pages_unmapped");
+    f.pages_disrupted = unmapped > pages_that_had_to_go ? unmapped - pages_that_had_to_go : 0;
+    f.heap_bytes = heapInUse() - s.heap;
+    const auto audit = sim.audit(bdf);
+    f.areas = audit.at("areas");
+    f.ioptes = audit.at("actual_leaves");
+}
+
 // The random sequence both sides run: 4 KiB or 2 MiB (aligned), anywhere.
 std::vector<Conversion> sequence(std::uint64_t guest_bytes, std::uint64_t n, std::uint64_t seed) {
     std::mt19937_64 rng(seed);
@@ -148,12 +163,16 @@ Figures runTioManager(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_
     must(g.addMemory(kGpa, guest_bytes, std::move(gmem), 0, core::MemoryState::Private), "AddMemory");
     must(g.addDevice(*Bdf::parse("0000:3a:00.0")), "AddDevice");
     RangeMap<bool> shared;  // the benchmark's own record, to pick each direction
-    const auto c0 = sim.counters();
-    const std::uint64_t calls0 = sys.iommufd_calls;
-    const auto t0 = std::chrono::steady_clock::now();
+    std::uint64_t converted_from_shared = 0;
+    const Start start = startOf(sim, sys, heap_before);
     for (std::uint64_t i = 0; i < count; ++i) {
         const Conversion& c = seq[i];
         const bool to_shared = !shared.find(c.gpa).has_value();
+        // Unmapping what was shared in the range is the conversion; anything more disrupts.
+        if (!to_shared) {
+            shared.forEach(c.gpa, c.gpa + c.size,
+                           [&](std::uint64_t s, std::uint64_t e, bool) { converted_from_shared += (e - s) / kPage; });
+        }
         const core::MemoryConversion mc{c.gpa, c.size, to_shared ? core::MemoryState::Shared : core::MemoryState::Private};
         const auto s = std::chrono::steady_clock::now();
         const double k = sys.kernel_us;
@@ -164,35 +183,8 @@ Figures runTioManager(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_
         if (to_shared) shared.assign(c.gpa, c.gpa + c.size, true);
         else shared.erase(c.gpa, c.gpa + c.size);
     }
-    f.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const auto c1 = sim.counters();
-    f.conversions = count;
-    f.iommufd_calls = sys.iommufd_calls - calls0;
-    f.iopte_writes = ioptesWritten(c1) - ioptesWritten(c0);
-    // Every page unmapped that was not converted away from shared was disrupted.
-    std::uint64_t converted_from_shared = 0;
-    {
-        RangeMap<bool> replay;
-        for (std::uint64_t i = 0; i < count; ++i) {
-            const Conversion& c = seq[i];
-            const bool to_shared = !replay.find(c.gpa).has_value();
-            if (!to_shared) {
-                replay.forEach(c.gpa, c.gpa + c.size,
-                               [&](std::uint64_t s, std::uint64_t e, bool) { converted_from_shared += (e - s) / kPage; });
-                replay.erase(c.gpa, c.gpa + c.size);
-            } else {
-                replay.assign(c.gpa, c.gpa + c.size, true);
-            }
-        }
-    }
-    const std::uint64_t unmapped = c1.at("pages_unmapped") - c0.at("pages_unmapped");
-    const std::uint64_t expected_unmaps = platform == Platform::Snp ? 0 : converted_from_shared;
-    f.pages_disrupted = unmapped > expected_unmaps ? unmapped - expected_unmaps : 0;
-    f.heap_bytes = heapInUse() - heap_before;
-    const auto audit = sim.audit("0000:3a:00.0");
-    f.areas = audit.at("areas");
-    f.ioptes = audit.at("actual_leaves");
-    if (audit.at("layout_mismatches") != 0) die("the oracle found the layout wrong");
+    finish(f, sim, sys, start, count, platform == Platform::Snp ? 0 : converted_from_shared, "0000:3a:00.0");
+    if (sim.audit("0000:3a:00.0").at("layout_mismatches") != 0) die("the oracle found the layout wrong");
     return f;
 }
 
@@ -220,10 +212,8 @@ Figures runQemuStyle(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_t
     // RamBlockAttributes: one bit per page of the guest, set = shared.
     std::vector<std::uint64_t> bitmap(guest_bytes / kPage / 64, 0);
     const std::uint64_t alias = sim.sharedIova(0);
-    const auto c0 = sim.counters();
-    const std::uint64_t calls0 = sys.iommufd_calls;
     std::uint64_t converted_from_shared = 0;
-    const auto t0 = std::chrono::steady_clock::now();
+    const Start start = startOf(sim, sys, heap_before);
     for (std::uint64_t i = 0; i < count; ++i) {
         const Conversion& c = seq[i];
         const std::uint64_t first = (c.gpa - kGpa) / kPage;
@@ -250,17 +240,7 @@ Figures runQemuStyle(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_t
         f.latency_us.push_back(us);
         f.daemon_us.push_back(us - (sys.kernel_us - k));
     }
-    f.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const auto c1 = sim.counters();
-    f.conversions = count;
-    f.iommufd_calls = sys.iommufd_calls - calls0;
-    f.iopte_writes = ioptesWritten(c1) - ioptesWritten(c0);
-    const std::uint64_t unmapped = c1.at("pages_unmapped") - c0.at("pages_unmapped");
-    f.pages_disrupted = unmapped > converted_from_shared ? unmapped - converted_from_shared : 0;
-    f.heap_bytes = heapInUse() - heap_before;
-    const auto audit = sim.audit("0000:3b:00.0");
-    f.areas = audit.at("areas");
-    f.ioptes = audit.at("actual_leaves");
+    finish(f, sim, sys, start, count, converted_from_shared, "0000:3b:00.0");
     (void)platform;
     return f;
 }

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "kernel/features.hpp"
+#include "kernel/forwarding_syscalls.hpp"
 #include "kernel/ioctl_table.hpp"
 #include "support/assert_ok.hpp"
 #include "support/guest_rig.hpp"
@@ -14,35 +15,22 @@ namespace tio::test {
 namespace {
 
 // An older kernel: the named ioctls do not exist (ENOTTY); all else passes through.
-class KernelWithout final : public kernel::Syscalls {
+class KernelWithout final : public kernel::ForwardingSyscalls {
 public:
     KernelWithout(kernel::Syscalls& inner, std::set<std::string_view> missing)
-        : inner_(inner), missing_(std::move(missing)) {}
+        : ForwardingSyscalls(inner), missing_(std::move(missing)) {}
     unsigned long refused = 0;
 
-    kernel::SysResult<UniqueFd> open(const std::string& p, int f) override { return inner_.open(p, f); }
     kernel::SysResult<long> ioctl(int fd, unsigned long req, unsigned long arg) override {
         const auto* d = kernel::findIoctl(req);
         if (d != nullptr && missing_.contains(d->name)) {
             ++refused;
             return std::unexpected(ENOTTY);
         }
-        return inner_.ioctl(fd, req, arg);
+        return inner().ioctl(fd, req, arg);
     }
-    kernel::SysResult<> fallocate(int fd, int m, std::uint64_t o, std::uint64_t l) override {
-        return inner_.fallocate(fd, m, o, l);
-    }
-    kernel::SysResult<std::string> readAttribute(const std::string& p) override { return inner_.readAttribute(p); }
-    kernel::SysResult<> writeAttribute(const std::string& p, const std::string& v) override {
-        return inner_.writeAttribute(p, v);
-    }
-    kernel::SysResult<std::vector<std::string>> listDirectory(const std::string& p) override {
-        return inner_.listDirectory(p);
-    }
-    kernel::SysResult<kernel::FdIdentity> identify(int fd) override { return inner_.identify(fd); }
 
 private:
-    kernel::Syscalls& inner_;
     std::set<std::string_view> missing_;
 };
 

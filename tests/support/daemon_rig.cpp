@@ -71,14 +71,7 @@ DaemonProcess::DaemonProcess(SimProcess& sim, const std::string& guest, const st
     waitForPath(socket_, "tio-managerd");
 }
 
-int DaemonProcess::stop() {
-    if (pid_ <= 0) return 0;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-}
+int DaemonProcess::stop() { return stopProcess(pid_, SIGTERM); }
 
 DaemonProcess::~DaemonProcess() { (void)stop(); }
 

@@ -1,6 +1,8 @@
 #include "support/process.hpp"
 
+#include <signal.h>
 #include <spawn.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <filesystem>
@@ -33,6 +35,19 @@ void waitForPath(const std::string& path, const char* what) {
     if (!eventually([&] { return std::filesystem::exists(path); }, std::chrono::seconds(10))) {
         throw std::runtime_error(std::string(what) + " did not start");
     }
+}
+
+}  // namespace tio::test
+
+namespace tio::test {
+
+int stopProcess(pid_t& pid, int sig) {
+    if (pid <= 0) return 0;
+    ::kill(pid, sig);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    pid = -1;
+    return status;
 }
 
 }  // namespace tio::test

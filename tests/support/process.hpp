@@ -16,4 +16,8 @@ namespace tio::test {
 // accept connections.
 void waitForPath(const std::string& path, const char* what);
 
+// Sends `sig` to `pid` (if it is > 0), reaps it, sets it to -1; returns the waitpid
+// status (0 when there was nothing to stop).
+int stopProcess(pid_t& pid, int sig);
+
 }  // namespace tio::test

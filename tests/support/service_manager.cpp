@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "dbus/listen_socket.hpp"
+#include "support/process.hpp"
 
 extern char** environ;
 
@@ -176,9 +177,7 @@ double ServiceManager::start() {
 
 void ServiceManager::kill9() {
     if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
+    (void)stopProcess(pid_, SIGKILL);
     // Like systemd, take every notification the dead process sent before acting on
     // its death: the next start must see the fd store as the process left it.
     for (;;) {
@@ -194,14 +193,7 @@ void ServiceManager::kill9() {
     }
 }
 
-int ServiceManager::stop() {
-    if (pid_ <= 0) return 0;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-}
+int ServiceManager::stop() { return stopProcess(pid_, SIGTERM); }
 
 std::set<std::string> ServiceManager::storedNames() {
     std::lock_guard l(mu_);
