@@ -198,9 +198,9 @@ private:
     // removal of a region, also used to undo an addition a crash interrupted.
     void dropMemoryKernelState(std::uint64_t gpa, std::uint64_t size, std::uint32_t memslot);
     void replay(const v1::MemoryIntent& intent, bool finished, RestoreReport& report);
-    // Brings [start, end) of `r`, whatever an interrupted operation left there, to the
-    // states the record holds: cut, cleared, attributes set, mapped by the planner.
-    void repairWindow(MemoryRegion& r, std::uint64_t start, std::uint64_t end, RestoreReport& report);
+    // Brings the GPA ranges an interrupted operation touched, whatever it left there,
+    // to the states the record holds: cut, cleared, attributes set, mapped by the planner.
+    void repairWindows(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges, RestoreReport& report);
     void scrubUnaccountedObjects(RestoreReport& report);
     [[nodiscard]] std::uint32_t viommuType() const;
 

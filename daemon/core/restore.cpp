@@ -86,29 +86,65 @@ void Guest::dropMemoryKernelState(std::uint64_t gpa, std::uint64_t size, std::ui
     (void)vm_->vm.deleteMemslot(memslot);
 }
 
-void Guest::repairWindow(MemoryRegion& r, std::uint64_t start, std::uint64_t end, RestoreReport& report) {
-    // The interrupted operation may have done any prefix of its steps inside
-    // [start, end), nothing outside it. Clear the window (cut at its ends, unmap what
-    // is there, at either alias), then bring it to the states the record holds.
-    for (std::uint64_t bit : {std::uint64_t{0}, kSharedAliasBit}) {
-        (void)vm_->iommufd.splitArea(vm_->ioas, start | bit);
-        (void)vm_->iommufd.splitArea(vm_->ioas, end | bit);
-        (void)vm_->iommufd.unmap(vm_->ioas, start | bit, end - start);
-    }
-    Rollback forward;
-    forward.commit();
-    const auto target = r.states.runs(start, end);
-    for (const auto& run : target) {
-        recordChange(r, Change{.start = run.start, .end = run.end, .attr = run.value.attr, .revoked = true}, forward);
-        if (vm_->has_memory_attributes) {
-            (void)vm_->vm.setMemoryAttributes(run.start, run.end - run.start, run.value.attr == MemoryState::Private);
+void Guest::repairWindows(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges, RestoreReport& report) {
+    // The interrupted operation may have done any prefix of its steps inside its
+    // ranges, nothing outside them. Merge them into disjoint windows per region, clear
+    // every window first (cut at its ends, unmap what is there, at either alias), then
+    // bring each to the states the record holds: a window's neighbours are then
+    // either untouched (consistent) or already rebuilt.
+    std::map<std::pair<ObjectId, std::uint64_t>, std::uint64_t> windows;  // (region, start) -> end
+    for (const auto& [gpa, size] : ranges) {
+        auto slices = slicesOf(gpa, size);
+        if (!slices) continue;
+        for (const RegionSlice& sl : *slices) {
+            std::uint64_t start = sl.start;
+            std::uint64_t end = sl.end;
+            const ObjectId id = sl.region->id;
+            auto it = windows.lower_bound({id, 0});
+            while (it != windows.end() && it->first.first == id) {
+                if (it->first.second <= end && start <= it->second) {  // overlapping or touching
+                    start = std::min(start, it->first.second);
+                    end = std::max(end, it->second);
+                    it = windows.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+            windows[{id, start}] = end;
         }
     }
-    for (const auto& run : target) {
-        if (run.value.revoked) continue;
-        auto done = applyChange(r, Change{.start = run.start, .end = run.end, .attr = run.value.attr, .revoked = false},
-                                forward);
-        if (!done) report.notes.push_back("repairing an interrupted change failed: " + done.error().message);
+    // What the record holds for each window: the target.
+    std::vector<std::pair<MemoryRegion*, std::vector<RangeMap<PageState>::Run>>> targets;
+    for (const auto& [key, end] : windows) {
+        MemoryRegion& r = memory_.at(key.first);
+        targets.emplace_back(&r, r.states.runs(key.second, end));
+    }
+    Rollback forward;  // forward only
+    forward.commit();
+    for (const auto& [key, end] : windows) {
+        const std::uint64_t start = key.second;
+        for (std::uint64_t bit : {std::uint64_t{0}, kSharedAliasBit}) {
+            (void)vm_->iommufd.splitArea(vm_->ioas, start | bit);
+            (void)vm_->iommufd.splitArea(vm_->ioas, end | bit);
+            (void)vm_->iommufd.unmap(vm_->ioas, start | bit, end - start);
+        }
+    }
+    for (auto& [r, runs] : targets) {
+        for (const auto& run : runs) {
+            recordChange(*r, Change{.start = run.start, .end = run.end, .attr = run.value.attr, .revoked = true},
+                         forward);
+            if (vm_->has_memory_attributes) {
+                (void)vm_->vm.setMemoryAttributes(run.start, run.end - run.start, run.value.attr == MemoryState::Private);
+            }
+        }
+    }
+    for (auto& [r, runs] : targets) {
+        for (const auto& run : runs) {
+            if (run.value.revoked) continue;
+            auto done = applyChange(*r, Change{.start = run.start, .end = run.end, .attr = run.value.attr, .revoked = false},
+                                    forward);
+            if (!done) report.notes.push_back("repairing an interrupted change failed: " + done.error().message);
+        }
     }
 }
 
@@ -116,12 +152,8 @@ void Guest::replay(const v1::MemoryIntent& intent, bool finished, RestoreReport&
     Rollback forward;  // replay and recovery go forward only
     forward.commit();
     // The record first (what the call meant), then, if it did not finish, the kernel.
-    auto repair = [&](std::uint64_t gpa, std::uint64_t size) {
-        if (finished) return;
-        if (auto slices = slicesOf(gpa, size)) {
-            for (const RegionSlice& s : *slices) repairWindow(*s.region, s.start, s.end, report);
-        }
-    };
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> touched;
+    for (const auto& r : intent.ranges()) touched.emplace_back(r.gpa(), r.size());
     switch (intent.kind()) {
         case v1::MemoryIntent::CONVERT: {
             std::vector<MemoryConversion> ranges;
@@ -132,7 +164,7 @@ void Guest::replay(const v1::MemoryIntent& intent, bool finished, RestoreReport&
                 report.notes.push_back("replaying a conversion failed: " + r.error().message);
                 break;
             }
-            for (const auto& c : ranges) repair(c.gpa, c.size);
+            if (!finished) repairWindows(touched, report);
             if (!finished) report.notes.push_back("finished a conversion of " + std::to_string(ranges.size()) + " ranges");
             break;
         }
@@ -143,7 +175,7 @@ void Guest::replay(const v1::MemoryIntent& intent, bool finished, RestoreReport&
                     continue;
                 }
                 if (finished) continue;
-                repair(r.gpa(), r.size());
+                repairWindows({{r.gpa(), r.size()}}, report);
                 // Punching twice frees nothing twice.
                 if (auto slices = slicesOf(r.gpa(), r.size())) {
                     for (const RegionSlice& s : *slices) {

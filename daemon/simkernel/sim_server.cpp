@@ -1,5 +1,6 @@
 #include "simkernel/sim_server.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -66,6 +67,21 @@ void SimServer::closeConn(Conn* c) {
     conns_.erase(c);
     // The last userspace copy of this file is gone: the kernel's fput -> release.
     if (file != nullptr) kernel_.closedByUser(file);
+}
+
+void SimServer::settle() {
+    for (bool again = true; again;) {
+        again = false;
+        for (auto& [ptr, c] : conns_) {
+            pollfd p{c->fd.get(), POLLIN | POLLRDHUP, 0};
+            // Closed by every holder and nothing left to read: the file's last fd is gone.
+            if (::poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP)) != 0 && (p.revents & POLLIN) == 0) {
+                closeConn(ptr);
+                again = true;  // releasing may close other files' connections' peers
+                break;
+            }
+        }
+    }
 }
 
 int SimServer::onConn(sd_event_source*, int fd, std::uint32_t revents, void* userdata) {
@@ -246,6 +262,11 @@ const sd_bus_vtable kSimVtable[] = {
 }  // namespace
 
 int SimServer::setupControl(sd_bus* bus) {
+    // Every question to the oracle first takes in the closes that came before it.
+    sd_bus_add_filter(bus, nullptr, [](sd_bus_message*, void* self, sd_bus_error*) {
+        static_cast<SimServer*>(self)->settle();
+        return 0;
+    }, this);
     return sd_bus_add_object_vtable(bus, nullptr, "/org/tio/Sim1", "org.tio.Sim1", kSimVtable, &kernel_);
 }
 

@@ -33,6 +33,10 @@ private:
     static void watchFile(void* ctx, int server_fd, SimFile* file);
     void addConn(UniqueFd fd, SimFile* file);
     void closeConn(Conn* c);
+    // Releases every file whose last userspace fd is already closed but whose EOF the
+    // event loop has not dispatched yet: the oracle answers about every close() its
+    // caller made before asking, whatever order epoll reports them in.
+    void settle();
     int setupControl(sd_bus* bus);
 
     sd_event* event_;

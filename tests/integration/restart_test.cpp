@@ -174,10 +174,15 @@ TEST_P(RestartTest, SigkillAtRandomMomentsOfAConversionStream) {
     for (int round = 0; round < 12; ++round) {
         SCOPED_TRACE("round " + std::to_string(round));
         std::atomic<bool> running{true};
+        std::atomic<bool> connected{false};
         std::thread client([&, seed = rng()] {
             std::mt19937_64 r(seed);
             try {
                 Vmm vmm(manager.address());
+                // Connected to this daemon, not queued on the socket for the next one
+                // (whose start waits for this thread: a call there would hang).
+                (void)vmm.guest.State();
+                connected = true;
                 while (running) {
                     std::vector<sdbus::Struct<std::uint64_t, std::uint64_t, std::string>> batch;
                     for (int i = 0; i < 1 + static_cast<int>(r() % 4); ++i) {
@@ -194,7 +199,9 @@ TEST_P(RestartTest, SigkillAtRandomMomentsOfAConversionStream) {
             } catch (const sdbus::Error&) {
                 // the daemon died under the call
             }
+            connected = true;
         });
+        while (!connected) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         std::this_thread::sleep_for(std::chrono::microseconds(rng() % 40000));
         manager.kill9();
         running = false;
