@@ -304,8 +304,7 @@ int main(int argc, char** argv) {
     }
     dbus::GuestService service(guest, std::move(policy), simulated ? "sim" : "linux", std::move(audit_log));
     if (restored) {
-        service.record("restarted", {}, nullptr, {},
-                       "re-adopted the kept state" + (restored_notes.empty() ? std::string() : ": "));
+        service.record("restarted", {}, nullptr, {}, "re-adopted the kept state");
         for (const auto& n : restored_notes) service.record("restart-recovery", {}, nullptr, {}, n);
     }
     service.setOnPublished([&] { persister.persist(); });

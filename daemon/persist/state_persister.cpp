@@ -85,7 +85,6 @@ void StatePersister::writeSnapshot() {
         spdlog::error("snapshot: cannot write it; a restart would use the previous one");
         return;
     }
-    const std::string previous = "snapshot." + std::to_string(snapshot_generation_);
     const std::string next = "snapshot." + std::to_string(snapshot_generation_ + 1);
     if (!store_.store(next, fd.get())) return;
     ++snapshot_generation_;
@@ -93,7 +92,6 @@ void StatePersister::writeSnapshot() {
     const std::set<std::string> stored = store_.stored();
     for (const auto& n : stored)
         if (n.starts_with("snapshot.") && n != next) store_.remove(n);
-    (void)previous;
 }
 
 std::optional<std::pair<std::string, std::uint64_t>> StatePersister::newestSnapshot(
