@@ -19,16 +19,12 @@
 #include <sstream>
 
 #include "dbus/listen_socket.hpp"
+#include "kernel/sim_wire.hpp"
 #include "support/process.hpp"
 
 extern char** environ;
 
 namespace tio::test {
-namespace {
-
-constexpr int kMaxFdsPerMessage = 16;
-
-}  // namespace
 
 ServiceManager::ServiceManager(SimProcess& sim, std::string guest, std::vector<std::string> extra_args)
     : sim_(sim), guest_(std::move(guest)), extra_(std::move(extra_args)) {
@@ -57,7 +53,6 @@ ServiceManager::~ServiceManager() {
 }
 
 void ServiceManager::readNotifications() {
-    std::vector<char> buf(64 * 1024);
     while (!stopping_) {
         pollfd p{notify_.get(), POLLIN, 0};
         if (::poll(&p, 1, 50) <= 0) continue;
@@ -65,31 +60,16 @@ void ServiceManager::readNotifications() {
             std::lock_guard l(mu_);
             busy_ = true;
         }
-        iovec iov{buf.data(), buf.size()};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
-        msghdr msg{};
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        const ssize_t n = ::recvmsg(notify_.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-        if (n < 0) {
+        // The poll said a datagram is there and this thread is its only reader.
+        auto message = kernel::wire::receive(notify_.get());
+        if (!message) {
             std::lock_guard l(mu_);
             busy_ = false;
             continue;
         }
-        std::vector<UniqueFd> fds;
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-            const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (std::size_t i = 0; i < count; ++i) {
-                int fd = -1;
-                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-                fds.emplace_back(fd);
-            }
-        }
+        std::vector<UniqueFd> fds = std::move(message->fds);
         std::map<std::string, std::string> fields;
-        std::istringstream lines(std::string(buf.data(), static_cast<std::size_t>(n)));
+        std::istringstream lines(std::string(message->bytes.begin(), message->bytes.end()));
         for (std::string line; std::getline(lines, line);) {
             const auto eq = line.find('=');
             if (eq != std::string::npos) fields[line.substr(0, eq)] = line.substr(eq + 1);
