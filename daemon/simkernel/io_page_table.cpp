@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <optional>
 
 namespace tio::sim {
 namespace {
@@ -14,20 +15,34 @@ unsigned nextLower(unsigned shift) { return shift == kShift1G ? kShift2M : kShif
 
 std::uint64_t roundUp(std::uint64_t v, std::uint64_t size) { return (v + size - 1) & ~(size - 1); }
 
-void decomposeInto(std::uint64_t s, std::uint64_t e, unsigned max_shift, LeafCounts& c) {
-    if (s >= e) return;
+// The greedy rule iommu_map() follows, one level at a time: the largest size up to
+// max_shift of which [s, e) holds at least one aligned entry, and where those
+// entries start and end; the rest of [s, e) falls to smaller sizes on either side.
+struct Body {
+    unsigned shift = kShift4K;
+    std::uint64_t start = 0;
+    std::uint64_t end = 0;
+};
+
+std::optional<Body> bodyOf(std::uint64_t s, std::uint64_t e, unsigned max_shift) {
     for (unsigned sh : kShifts) {
         if (sh > max_shift) continue;
         const std::uint64_t size = 1ULL << sh;
         const std::uint64_t a = roundUp(s, size);
         const std::uint64_t b = e & ~(size - 1);
-        if (a >= b) continue;
-        c.n[slot(sh)] += (b - a) >> sh;
-        if (sh == kShift4K) return;
-        decomposeInto(s, a, nextLower(sh), c);
-        decomposeInto(b, e, nextLower(sh), c);
-        return;
+        if (a < b) return Body{sh, a, b};
     }
+    return std::nullopt;
+}
+
+void decomposeInto(std::uint64_t s, std::uint64_t e, unsigned max_shift, LeafCounts& c) {
+    if (s >= e) return;
+    const auto body = bodyOf(s, e, max_shift);
+    if (!body) return;
+    c.n[slot(body->shift)] += (body->end - body->start) >> body->shift;
+    if (body->shift == kShift4K) return;
+    decomposeInto(s, body->start, nextLower(body->shift), c);
+    decomposeInto(body->end, e, nextLower(body->shift), c);
 }
 
 std::uint64_t pages(std::uint64_t bytes) { return bytes >> kShift4K; }
@@ -49,17 +64,13 @@ LeafCounts decompose(std::uint64_t s, std::uint64_t e, unsigned max_shift) {
 }
 
 std::pair<std::uint64_t, unsigned> leafOf(std::uint64_t s, std::uint64_t e, unsigned max_shift, std::uint64_t v) {
-    for (unsigned sh : kShifts) {
-        if (sh > max_shift) continue;
-        const std::uint64_t size = 1ULL << sh;
-        const std::uint64_t a = roundUp(s, size);
-        const std::uint64_t b = e & ~(size - 1);
-        if (a >= b) continue;
-        if (v >= a && v < b) return {v & ~(size - 1), sh};
-        if (sh == kShift4K) break;
-        return v < a ? leafOf(s, a, nextLower(sh), v) : leafOf(b, e, nextLower(sh), v);
+    const auto body = bodyOf(s, e, max_shift);
+    if (!body || body->shift == kShift4K || (v >= body->start && v < body->end)) {
+        const unsigned shift = body ? body->shift : kShift4K;
+        return {v & ~((1ULL << shift) - 1), shift};
     }
-    return {v & ~((1ULL << kShift4K) - 1), kShift4K};
+    return v < body->start ? leafOf(s, body->start, nextLower(body->shift), v)
+                           : leafOf(body->end, e, nextLower(body->shift), v);
 }
 
 std::pair<std::uint64_t, std::uint64_t> IoPageTable::widen(std::uint64_t s, std::uint64_t e) const {

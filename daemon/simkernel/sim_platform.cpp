@@ -25,6 +25,17 @@ constexpr std::uint64_t kTopAliasBit = 1ULL << 47U;  // GPAW/IPA width 48
 constexpr std::uint64_t kRmpHuge = 1ULL << kShift2M;
 constexpr std::size_t kMaxRecordedFaults = 1U << 16U;
 
+// The RMP's verdict on an IOPTE mapping GPAs [gs, gs + size): fine over shared
+// memory; over private memory only if it covers private pages alone and is no larger
+// than their RMP entry (2 MiB where the whole 2 MiB block is private, else 4 KiB).
+bool rmpAllows(const RangeMap<bool>& priv, std::uint64_t gs, std::uint64_t size) {
+    if (!priv.intersects(gs, gs + size)) return true;
+    if (!priv.covers(gs, gs + size, true)) return false;  // straddles
+    const std::uint64_t block = gs & ~(kRmpHuge - 1);
+    const std::uint64_t rmp = priv.covers(block, block + kRmpHuge, true) ? kRmpHuge : kPageSize;
+    return size <= rmp;
+}
+
 struct PageClass {
     bool mapped = false;
     std::uint64_t iova_bit = 0;
@@ -77,14 +88,7 @@ std::string SimKernel::accessPage(PciFunction& fn, std::uint64_t iova, bool writ
     if (platform_ == Platform::Cca) return page_private ? fault("gpt-fault", "gpt_faults") : "ok";
     // SNP: the RMP checks the IOPTE against the memory under it.
     const RangeMap<bool>& priv = vm->privateRanges();
-    const std::uint64_t ls = *leaf_gpa;
-    const std::uint64_t le = ls + leaf->size();
-    if (priv.intersects(ls, le)) {
-        if (!priv.covers(ls, le, true)) return fault("rmp-fault", "rmp_faults");  // straddles
-        const std::uint64_t block = ls & ~(kRmpHuge - 1);
-        const std::uint64_t rmp = priv.covers(block, block + kRmpHuge, true) ? kRmpHuge : kPageSize;
-        if (leaf->size() > rmp) return fault("rmp-fault", "rmp_faults");
-    }
+    if (!rmpAllows(priv, *leaf_gpa, leaf->size())) return fault("rmp-fault", "rmp_faults");
     if (page_private && !running) return fault("rmp-fault", "rmp_faults");
     return "ok";
 }
@@ -296,12 +300,7 @@ std::map<std::string, std::uint64_t> SimKernel::audit(const Bdf& bdf) {
                 const std::uint64_t size = 1ULL << shift;
                 v = base + size;
                 if (shift == kShift4K) continue;
-                const std::uint64_t gs = base;  // SNP maps at the GPA
-                if (!priv.intersects(gs, gs + size)) continue;
-                const std::uint64_t block = gs & ~(kRmpHuge - 1);
-                const bool whole = priv.covers(gs, gs + size, true);
-                const std::uint64_t rmp = priv.covers(block, block + kRmpHuge, true) ? kRmpHuge : kPageSize;
-                if (!whole || size > rmp) ++out["rmp_violating_leaves"];
+                if (!rmpAllows(priv, base, size)) ++out["rmp_violating_leaves"];  // SNP maps at the GPA
             }
         }
     }
