@@ -270,8 +270,7 @@ int main(int argc, char** argv) {
     guest.setMemoryObserver(&persister);
     std::vector<std::string> restored_notes;
     bool restored = false;
-    std::vector<std::string> kept_list(kept_names.begin(), kept_names.end());
-    const auto newest = persist::StatePersister::newestSnapshot(kept_list);
+    const auto newest = persist::StatePersister::newestSnapshot(kept_names);
     if (newest) persister.adoptSnapshotGeneration(newest->second);
     if (auto snap_fd = newest ? kept.extract(newest->first) : decltype(kept.extract("")){}) {
         auto snap = persist::StatePersister::readSnapshot(snap_fd.mapped().get());

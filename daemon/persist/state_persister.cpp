@@ -95,7 +95,7 @@ void StatePersister::writeSnapshot() {
 }
 
 std::optional<std::pair<std::string, std::uint64_t>> StatePersister::newestSnapshot(
-    const std::vector<std::string>& names) {
+    const std::set<std::string>& names) {
     std::optional<std::pair<std::string, std::uint64_t>> best;
     for (const auto& n : names) {
         if (!n.starts_with("snapshot.")) continue;

@@ -26,7 +26,7 @@ public:
     void adoptSnapshotGeneration(std::uint64_t generation) { snapshot_generation_ = generation; }
     // The kept snapshot to restore from: the newest "snapshot.N" of `names`.
     [[nodiscard]] static std::optional<std::pair<std::string, std::uint64_t>> newestSnapshot(
-        const std::vector<std::string>& names);
+        const std::set<std::string>& names);
     [[nodiscard]] static bool isStateName(const std::string& name);
     // After every change the daemon made.
     void persist();
