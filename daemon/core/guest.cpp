@@ -1,12 +1,9 @@
-// Guest: the VM, teardown and the read model. Guest memory and conversions are in
-// guest_memory.cpp; device, vIOMMU, vDEVICE and TDI operations in guest_devices.cpp.
+// Guest: the aggregate, its object table, teardown and the read model. The VM is in
+// vm.cpp, memory and conversions in memory.cpp, devices, vIOMMUs, vDEVICEs and TDIs
+// in devices.cpp, restart survival in recovery.cpp.
 #include "core/guest.hpp"
 
-#include <cerrno>
 #include <sstream>
-
-#include "common/checked_math.hpp"
-#include "core/rollback.hpp"
 
 namespace tio::core {
 
@@ -40,104 +37,78 @@ Result<> Guest::requireVm(std::string_view step) const {
     return {};
 }
 
-Result<> Guest::adoptVm(kernel::KvmVm vm, kernel::VmType type) {
-    if (!permitted(kGuestTransitions, state_, GuestState::Active)) {
-        return fail(Code::InvalidState, whatFirst(state_, GuestState::Active));
+// Who holds whom (iommufd's refcounts): a device holds the page table it is attached
+// to and the KVM-VFIO device its file was added to; a vIOMMU holds the page table it
+// sits on; a vDEVICE holds its vIOMMU and its device; the page table and memory hold
+// the IOAS.
+std::vector<ObjectKey> Guest::holdsOf(const Device& d) const {
+    std::vector<ObjectKey> holds;
+    if (d.state == DeviceState::Attached) holds.push_back(kHwptKey);
+    if (objects_.contains(kKvmVfioKey)) holds.push_back(kKvmVfioKey);
+    return holds;
+}
+std::vector<ObjectKey> Guest::holdsOf(const VIommu&) { return {kHwptKey}; }
+std::vector<ObjectKey> Guest::holdsOf(const Device& d, const VDevice& v) {
+    return {{ObjectKind::VIommu, v.viommu}, {ObjectKind::Device, d.id}};
+}
+std::vector<ObjectKey> Guest::holdsOf(const MemoryRegion&) { return {kIoasKey}; }
+
+void Guest::releaseHwptIfUnused() {
+    // A manual HWPT, not an autodomain: ours to destroy once nothing holds it; if the
+    // kernel refuses, teardown tries again.
+    if (!objects_.contains(kHwptKey) || objects_.pins(kHwptKey) != 0) return;
+    if (vm_->iommufd.destroy(hwptId())) (void)objects_.erase(kHwptKey);
+}
+
+Result<> Guest::destroyObject(ObjectKey key, std::uint32_t kernel_id) {
+    VmContext& vm = *vm_;
+    switch (key.kind) {
+        case ObjectKind::VDevice: {
+            Device& d = devices_.at(key.id);
+            Result<> r;
+            // STOP before the vDEVICE goes: a bound TDI is never left behind.
+            if (d.tdiNeedsUnbind()) r = vm.iommufd.tsmUnbind(kernel_id);
+            Result<> destroyed = vm.iommufd.destroy(kernel_id);
+            d.vdevice.reset();
+            d.tdi = TdiState::Unlocked;
+            return r ? destroyed : r;
+        }
+        case ObjectKind::VIommu:
+            viommus_.erase(key.id);
+            return vm.iommufd.destroy(kernel_id);
+        case ObjectKind::Device: {
+            Device& d = devices_.at(key.id);
+            Result<> r;
+            if (d.state == DeviceState::Attached) r = d.vfio.detach();
+            Result<> removed = vm.kvm_vfio ? vm.kvm_vfio->removeFile(d.vfio.fd()) : Result<>{};
+            devices_.erase(key.id);  // closes the cdev (unbinds it from iommufd) and drops the claim
+            return r ? removed : r;
+        }
+        case ObjectKind::Memory: {
+            MemoryRegion& m = memory_.at(key.id);
+            dropMemoryKernelState(m.gpa, m.size, m.memslot);
+            memory_by_gpa_.erase(m.gpa);
+            memory_.erase(key.id);
+            return {};
+        }
+        case ObjectKind::Hwpt: return vm.iommufd.destroy(kernel_id);
+        case ObjectKind::KvmVfio: vm.kvm_vfio.reset(); return {};
+        case ObjectKind::Ioas: return vm.iommufd.destroy(kernel_id);
     }
-    // The iommufd context and IOAS live as long as the VM: memory is mapped into the
-    // IOAS as it is added, before any device exists.
-    auto iommufd = kernel::Iommufd::open(sys_);
-    if (!iommufd) return std::unexpected(iommufd.error());
-    auto features = kernel::probeFeatures(sys_, *iommufd);
-    if (!features) return std::unexpected(features.error());
-    auto ioas = iommufd->allocIoas();
-    if (!ioas) return std::unexpected(ioas.error());
-    auto attrs = vm.supportsPrivateAttribute();
-    if (!attrs) return std::unexpected(attrs.error());  // closing the iommufd drops the IOAS
-    vm_.emplace(VmContext{.vm = std::move(vm),
-                          .type = type,
-                          .iommufd = std::move(*iommufd),
-                          .features = *features,
-                          .ioas = *ioas,
-                          .has_memory_attributes = *attrs});
-    return transition(kGuestTransitions, state_, GuestState::Active);
-}
-
-Result<UniqueFd> Guest::createVm(kernel::VmType type) {
-    if (vm_) return fail(Code::InvalidState, whatFirst(state_, GuestState::Active));
-    auto kvm = kernel::Kvm::open(sys_);
-    if (!kvm) return std::unexpected(kvm.error());
-    auto vm = kvm->createVm(type);
-    if (!vm) return std::unexpected(vm.error());
-    auto copy = vm->duplicateFd();
-    if (!copy) return std::unexpected(copy.error());
-    if (auto r = adoptVm(std::move(*vm), type); !r) return std::unexpected(r.error());
-    return std::move(*copy);
-}
-
-Result<> Guest::attachVm(UniqueFd vm_fd, kernel::VmType type) {
-    if (vm_) return fail(Code::InvalidState, whatFirst(state_, GuestState::Active));
-    auto vm = kernel::KvmVm::adopt(sys_, std::move(vm_fd));
-    if (!vm) return std::unexpected(vm.error());
-    return adoptVm(std::move(*vm), type);
-}
-
-Result<UniqueFd> Guest::createGuestMemory(std::uint64_t size, kernel::GuestMemfdFlags flags) {
-    if (auto r = requireVm("CreateGuestMemory"); !r) return std::unexpected(r.error());
-    if (size == 0 || !pageAligned(size)) return fail(Code::InvalidArgument, "size must be a non-zero multiple of 4 KiB");
-    auto supported = vm_->vm.supportedGuestMemfdFlags();
-    if (!supported) return std::unexpected(supported.error());
-    if ((flags.mmap && !supported->mmap) || (flags.init_shared && !supported->init_shared)) {
-        return fail(Code::NotSupported, "guest_memfd flags not offered for this VM type");
-    }
-    auto gmem = vm_->vm.createGuestMemfd(size, flags);
-    if (!gmem) return std::unexpected(gmem.error());
-    return gmem->duplicateFd();
+    return {};
 }
 
 std::vector<Error> Guest::teardown() {
-    std::vector<Error> errors;
-    auto note = [&](Result<> r) {
-        if (!r) errors.push_back(r.error());
-    };
-    if (state_ == GuestState::Empty && !vm_) return errors;
-    state_ = GuestState::TearingDown;
-    // Leaf-first, the reverse of bring-up (kernel-uapi.md 1.5 and section 7):
-    // TDIs, vDEVICEs, vIOMMUs, device attachments, the page table, memory, the IOAS,
-    // then the fds. A failed step is recorded and stepped over.
-    if (vm_) {
-        for (auto& [id, d] : devices_) {
-            if (d.vdevice && d.tdi != TdiState::Unlocked && d.tdi != TdiState::Unsupported) {
-                note(vm_->iommufd.tsmUnbind(d.vdevice->kernel_id));
-                d.tdi = TdiState::Unlocked;
-            }
-            if (d.vdevice) {
-                note(vm_->iommufd.destroy(d.vdevice->kernel_id));
-                d.vdevice.reset();
-            }
-        }
-        for (auto& [id, v] : viommus_) note(vm_->iommufd.destroy(v.kernel_id));
-        viommus_.clear();
-        for (auto& [id, d] : devices_) {
-            if (d.attached) note(d.vfio.detach());
-            if (vm_->kvm_vfio) note(vm_->kvm_vfio->removeFile(d.vfio.fd()));
-        }
-        devices_.clear();  // closes the device fds (unbind) and releases the claims
-        if (vm_->hwpt != 0) note(vm_->iommufd.destroy(vm_->hwpt));
-        // One unmap of everything: the areas may be many small ones after conversions.
-        if (!memory_.empty()) {
-            if (auto r = vm_->iommufd.unmap(vm_->ioas, 0, UINT64_MAX); !r && r.error().sys_errno != ENOENT) {
-                errors.push_back(r.error());
-            }
-        }
-        for (auto& [id, m] : memory_) note(vm_->vm.deleteMemslot(m.memslot));
-        memory_.clear();
-        memory_by_gpa_.clear();
-        note(vm_->iommufd.destroy(vm_->ioas));
-        vm_.reset();  // KVM-VFIO device, iommufd, VM: members close in reverse order, the VM last
-    }
+    if (state_ == GuestState::Empty && !vm_) return {};
+    (void)transition(kGuestTransitions, state_, GuestState::TearingDown);
+    // Leaf-first, the reverse of bring-up (kernel-uapi.md 1.5 and section 7): the
+    // table's drain destroys what nothing holds until nothing is left.
+    std::vector<Error> errors = objects_.drain([this](ObjectKey key, std::uint32_t kernel_id) {
+        return destroyObject(key, kernel_id);
+    });
+    vm_.reset();  // iommufd, VM: members close in reverse order, the VM last
     next_memslot_ = 0;
-    state_ = GuestState::Empty;
+    (void)transition(kGuestTransitions, state_, GuestState::Empty);
     return errors;
 }
 
@@ -147,18 +118,32 @@ std::optional<ObjectId> Guest::findDevice(const Bdf& bdf) const {
     return std::nullopt;
 }
 
+std::uint64_t Guest::generation() const {
+    // The table's generation covers every object made or destroyed; what a snapshot
+    // also records of the objects (states) is folded in, so a change of any of it
+    // changes the number.
+    std::uint64_t g = objects_.generation() * 1000003U ^ static_cast<std::uint64_t>(state_) ^ (next_id_ << 8U);
+    for (const auto& [id, d] : devices_) {
+        g = g * 31U + (id << 8U) + (static_cast<std::uint64_t>(d.tdi) << 4U) +
+            (static_cast<std::uint64_t>(d.state) << 2U) + (d.tsm_connected ? 1U : 0U);
+    }
+    return g;
+}
+
 std::string Guest::describe() const {
     std::ostringstream o;
     o << "state=" << toString(state_) << " conversions=" << conversions_ << " revocations=" << revocations_;
-    if (vm_) o << " vm=" << toString(vm_->type) << " ioas=" << vm_->ioas << " hwpt=" << vm_->hwpt
-               << " hwpt_pins=" << vm_->hwpt_pins << " kvm_vfio=" << vm_->kvm_vfio.has_value();
+    if (vm_) o << " vm=" << toString(vm_->type) << " ioas=" << ioasId() << " hwpt=" << hwptId()
+               << " hwpt_pins=" << objects_.pins(kHwptKey) << " kvm_vfio=" << vm_->kvm_vfio.has_value();
     for (const auto& [id, d] : devices_) {
-        o << " dev" << id << "{" << d.bdf.toString() << " devid=" << d.dev_id << " attached=" << d.attached
-          << " tdi=" << toString(d.tdi) << " tsm=" << d.tsm_connected;
+        o << " dev" << id << "{" << d.bdf.toString() << " devid=" << d.dev_id << " " << toString(d.state)
+          << " tdisp=" << d.tdisp_capable << " tdi=" << toString(d.tdi) << " tsm=" << d.tsm_connected;
         if (d.vdevice) o << " vdev=" << d.vdevice->kernel_id << "@" << d.vdevice->viommu << "/" << d.vdevice->virtual_id;
         o << "}";
     }
-    for (const auto& [id, v] : viommus_) o << " viommu" << id << "{" << v.kernel_id << " pins=" << v.pins << "}";
+    for (const auto& [id, v] : viommus_) {
+        o << " viommu" << id << "{" << v.kernel_id << " pins=" << objects_.pins({ObjectKind::VIommu, id}) << "}";
+    }
     for (const auto& [id, m] : memory_) {
         o << " mem" << id << "{" << m.gpa << "+" << m.size << " slot=" << m.memslot << " private=" << m.private_bytes
           << " revoked=" << m.revoked_bytes << " runs=";

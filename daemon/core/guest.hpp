@@ -16,6 +16,7 @@
 #include "common/error.hpp"
 #include "common/platform.hpp"
 #include "core/memory_planner.hpp"
+#include "core/object_table.hpp"
 #include "core/objects.hpp"
 #include "core/rollback.hpp"
 #include "tio/v1/guest_snapshot.pb.h"
@@ -76,17 +77,15 @@ struct RestoreReport {
     std::vector<std::string> notes;  // one line per thing dropped, finished or undone
 };
 
-// The VM, its KVM-VFIO device and the iommufd context with the guest's IOAS and
-// (once a device is attached) its nest-parent page table.
+// The VM, its KVM-VFIO device and the iommufd context. The IOAS and the nest-parent
+// page table are objects of the table (kIoasKey, kHwptKey): their kernel ids are
+// there, not here.
 struct VmContext {
     kernel::KvmVm vm;
     kernel::VmType type;
     kernel::Iommufd iommufd;
     kernel::IommuFeatures features;  // probed once, when the iommufd is opened
-    std::uint32_t ioas = 0;
     std::optional<kernel::KvmVfioDevice> kvm_vfio;
-    std::uint32_t hwpt = 0;       // nest-parent HWPT, 0 until the first device attaches
-    std::uint32_t hwpt_pins = 0;  // attached devices + vIOMMUs
     bool has_memory_attributes = false;
 };
 
@@ -131,11 +130,12 @@ public:
     // whose TDI went to error since the last look.
     std::vector<ObjectId> watchTdis();
 
-    // Leaf-first unwind of everything; returns what failed along the way (each
-    // failure was stepped over: closing the fds makes the kernel converge).
+    // Leaf-first unwind of everything: a drain of the object table. Returns what
+    // failed along the way (each failure was stepped over: closing the fds makes the
+    // kernel converge).
     std::vector<Error> teardown();
 
-    // --- restart survival (core/restore.cpp) ---
+    // --- restart survival (core/recovery.cpp) ---
     // Re-adopts the fds a previous instance kept (taken from `fds` by name), checks
     // each with the kernel, rebuilds the model from `snapshot`, replays `journal`,
     // finishes or undoes the memory operation a crash interrupted, and destroys
@@ -150,14 +150,17 @@ public:
     // region on the same file>".
     [[nodiscard]] std::string memoryFdName(ObjectId id) const;
     void setMemoryObserver(MemoryObserver* observer) { observer_ = observer; }
-    // Changes when anything but page states changes (devices, regions, the VM...):
-    // then a new snapshot is due; page-state changes are journaled instead.
-    [[nodiscard]] std::string structure() const;
+    // Changes when anything but page states changes (objects, TDI states, the
+    // guest's state): then a new snapshot is due; page-state changes are journaled.
+    [[nodiscard]] std::uint64_t generation() const;
 
     // --- read model ---
     [[nodiscard]] const GuestConfig& config() const { return config_; }
     [[nodiscard]] GuestState state() const { return state_; }
     [[nodiscard]] const VmContext* vm() const { return vm_ ? &*vm_ : nullptr; }
+    [[nodiscard]] const ObjectTable& objects() const { return objects_; }
+    [[nodiscard]] std::uint32_t ioasId() const { return objects_.kernelId(kIoasKey); }
+    [[nodiscard]] std::uint32_t hwptId() const { return objects_.kernelId(kHwptKey); }
     [[nodiscard]] const std::map<ObjectId, Device>& devices() const { return devices_; }
     [[nodiscard]] const std::map<ObjectId, VIommu>& viommus() const { return viommus_; }
     [[nodiscard]] const std::map<ObjectId, MemoryRegion>& memory() const { return memory_; }
@@ -177,7 +180,17 @@ private:
     // Re-reads the TDI state from the device (a config write or reset may have moved
     // it to error behind the daemon's back).
     [[nodiscard]] Result<> refreshTdi(Device& dev);
+    // The nest-parent page table is created with the first attached device and
+    // destroyed when nothing holds it any more.
     void releaseHwptIfUnused();
+    // What an object of each kind holds (its pins), for adding it and re-adding it
+    // after a restart alike: one place says who depends on whom.
+    [[nodiscard]] std::vector<ObjectKey> holdsOf(const Device& d) const;
+    [[nodiscard]] static std::vector<ObjectKey> holdsOf(const VIommu& v);
+    [[nodiscard]] static std::vector<ObjectKey> holdsOf(const Device& d, const VDevice& v);
+    [[nodiscard]] static std::vector<ObjectKey> holdsOf(const MemoryRegion& m);
+    // Undoes the kernel side of one object and forgets its record (drain's step).
+    [[nodiscard]] Result<> destroyObject(ObjectKey key, std::uint32_t kernel_id);
     // Memory (guest_memory.cpp). The regions covering [gpa, gpa+size) exactly, each
     // with the part of the range inside it; InvalidArgument if any byte is not memory.
     struct RegionSlice {
@@ -208,6 +221,7 @@ private:
     kernel::Syscalls& sys_;
     GuestState state_ = GuestState::Empty;
     std::optional<VmContext> vm_;
+    ObjectTable objects_;
     std::map<ObjectId, Device> devices_;
     std::map<ObjectId, VIommu> viommus_;
     std::map<ObjectId, MemoryRegion> memory_;

@@ -2,6 +2,9 @@
 // The lifecycles the daemon enforces, one transition table each (style rule 13):
 // every state change goes through transition(), which refuses any pair that is not
 // in the table with InvalidState and a message naming the step that must come first.
+// The one way around a table is force(), for adopting a state the kernel reports
+// (a restart, a TDI that failed behind the daemon's back): it returns the line that
+// says so, which the caller must log or audit.
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -14,12 +17,21 @@
 namespace tio::core {
 
 enum class GuestState : std::uint8_t { Empty, Active, TearingDown };
-enum class TdiState : std::uint8_t { Unlocked, Locked, Run, Error, Unsupported };
+// A device of the guest: claimed and its cdev open, then bound to the guest's
+// iommufd and attached to the nest-parent page table.
+enum class DeviceState : std::uint8_t { Opened, Attached };
+// The TDISP interface state of a TDI-capable function (whether it is capable is a
+// property of the function, Device::tdisp_capable, not a state).
+enum class TdiState : std::uint8_t { Unlocked, Locked, Run, Error };
 enum class MemoryState : std::uint8_t { Private, Shared };
 
 [[nodiscard]] std::string_view toString(GuestState s);
+[[nodiscard]] std::string_view toString(DeviceState s);
 [[nodiscard]] std::string_view toString(TdiState s);
 [[nodiscard]] std::string_view toString(MemoryState s);
+[[nodiscard]] std::optional<GuestState> parseGuestState(std::string_view s);
+[[nodiscard]] std::optional<DeviceState> parseDeviceState(std::string_view s);
+[[nodiscard]] std::optional<TdiState> parseTdiState(std::string_view s);
 [[nodiscard]] std::optional<MemoryState> parseMemoryState(std::string_view s);
 
 template <typename State>
@@ -34,6 +46,11 @@ inline constexpr std::array kGuestTransitions = {
     Transition<GuestState>{GuestState::Active, GuestState::TearingDown},
     Transition<GuestState>{GuestState::Empty, GuestState::TearingDown},
     Transition<GuestState>{GuestState::TearingDown, GuestState::Empty},
+};
+
+// Device: opened, then attached (VFIO_DEVICE_BIND_IOMMUFD + ATTACH_IOMMUFD_PT).
+inline constexpr std::array kDeviceTransitions = {
+    Transition<DeviceState>{DeviceState::Opened, DeviceState::Attached},
 };
 
 // TDI (PCIe TDISP): Bind locks, the guest's START request runs, a config write or
@@ -54,14 +71,32 @@ template <typename State, std::size_t N>
 
 // What must happen before `to` can be reached from `from` (the InvalidState message).
 [[nodiscard]] std::string whatFirst(GuestState from, GuestState to);
+[[nodiscard]] std::string whatFirst(DeviceState from, DeviceState to);
 [[nodiscard]] std::string whatFirst(TdiState from, TdiState to);
+
+// InvalidState naming the missing step unless the table allows from -> to.
+template <typename State, std::size_t N>
+[[nodiscard]] Result<> check(const std::array<Transition<State>, N>& table, State from, State to) {
+    if (!permitted(table, from, to)) return fail(Code::InvalidState, whatFirst(from, to));
+    return {};
+}
 
 // Moves `state` to `to` if the table allows it; InvalidState naming the missing step otherwise.
 template <typename State, std::size_t N>
 [[nodiscard]] Result<> transition(const std::array<Transition<State>, N>& table, State& state, State to) {
-    if (!permitted(table, state, to)) return fail(Code::InvalidState, whatFirst(state, to));
+    if (auto r = check(table, state, to); !r) return r;
     state = to;
     return {};
+}
+
+// Sets `state` to what the kernel says it is, table or not; returns the line to log
+// (empty when nothing changed).
+template <typename State>
+[[nodiscard]] std::string force(State& state, State to, std::string_view why) {
+    if (state == to) return {};
+    std::string line = std::string(toString(state)) + " -> " + std::string(toString(to)) + ": " + std::string(why);
+    state = to;
+    return line;
 }
 
 }  // namespace tio::core

@@ -1,31 +1,31 @@
 #pragma once
-// The guest's objects. References are explicit, as in iommufd: `pins` counts who
-// depends on an object (a vDEVICE pins its vIOMMU; a device or vIOMMU pins the
-// nest-parent page table), and destroying a pinned object is Busy. Every kernel
-// resource is held by exactly one RAII handle here.
+// The typed records of the guest's objects. Who holds whom is the object table's
+// (core/object_table.hpp), under the same key; these hold what each object is and
+// the RAII handles of its kernel resources, each held by exactly one of them.
 #include <cstdint>
 #include <optional>
-#include <utility>
 #include <string>
+#include <utility>
 
 #include "common/bdf.hpp"
 #include "common/range_map.hpp"
 #include "common/unique_fd.hpp"
 #include "core/lifecycle.hpp"
 #include "core/memory_rules.hpp"
+#include "core/object_table.hpp"
 #include "kernel/device_claim.hpp"
 #include "kernel/vfio_device.hpp"
 
 namespace tio::core {
 
-using ObjectId = std::uint64_t;  // monotonic per guest, never reused (D-Bus path element)
-
+// Table key {VDevice, device id}.
 struct VDevice {
     std::uint32_t kernel_id = 0;  // iommufd vDEVICE id
     ObjectId viommu = 0;
     std::uint64_t virtual_id = 0;
 };
 
+// Table key {Device, id}.
 struct Device {
     ObjectId id = 0;
     Bdf bdf;
@@ -33,22 +33,33 @@ struct Device {
     kernel::DeviceClaim claim;
     kernel::VfioDevice vfio;
     std::uint32_t dev_id = 0;  // iommufd DEVICE id
-    bool attached = false;
+    DeviceState state = DeviceState::Opened;
     std::optional<VDevice> vdevice;
-    TdiState tdi = TdiState::Unsupported;
+    bool tdisp_capable = false;  // the function has a TDISP capability (sysfs tsm/)
+    TdiState tdi = TdiState::Unlocked;
     bool tsm_connected = false;
+    // Locked, running or in error: only Unbind may touch it (never a reset, a
+    // re-attach or a vDEVICE destroy under a bound TDI).
+    [[nodiscard]] bool tdiNeedsUnbind() const { return tdi != TdiState::Unlocked; }
 };
 
+// The TDI state as clients and snapshots name it: "unsupported" for a function
+// without TDISP, else the state.
+[[nodiscard]] inline std::string_view tdiStateName(const Device& d) {
+    return d.tdisp_capable ? toString(d.tdi) : std::string_view("unsupported");
+}
+
+// Table key {VIommu, id}.
 struct VIommu {
     ObjectId id = 0;
     std::uint32_t kernel_id = 0;
     std::uint32_t type = 0;
-    std::uint32_t pins = 0;  // vDEVICEs on it
 };
 
-// Guest memory: one memslot over a guest_memfd range. Its pages' states are kept as
-// runs (memory per fragment, not per page); the IOAS areas and page-size limits are
-// derived from them by the planner (memory_planner.hpp), so they are not stored.
+// Guest memory: one memslot over a guest_memfd range, table key {Memory, id}. Its
+// pages' states are kept as runs (memory per fragment, not per page); the IOAS areas
+// and page-size limits are derived from them by the planner (memory_planner.hpp),
+// so they are not stored.
 struct MemoryRegion {
     ObjectId id = 0;
     std::uint64_t gpa = 0;

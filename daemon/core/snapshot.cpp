@@ -11,8 +11,8 @@ v1::GuestSnapshot snapshot(const Guest& guest, std::string_view backend) {
     s.set_state(std::string(toString(guest.state())));
     if (const auto* vm = guest.vm()) {
         s.set_vm_type(std::string(toString(vm->type)));
-        s.set_ioas_id(vm->ioas);
-        s.set_hwpt_id(vm->hwpt);
+        s.set_ioas_id(guest.ioasId());
+        s.set_hwpt_id(guest.hwptId());
         s.set_has_kvm_vfio(vm->kvm_vfio.has_value());
     }
     s.set_next_object_id(guest.nextObjectId());
@@ -22,7 +22,7 @@ v1::GuestSnapshot snapshot(const Guest& guest, std::string_view backend) {
         out->set_id(id);
         out->set_bdf(d.bdf.toString());
         out->set_vfio_device(d.vfio_name);
-        out->set_attached(d.attached);
+        out->set_attached(d.state == DeviceState::Attached);
         out->set_dev_id(d.dev_id);
         out->set_has_vdevice(d.vdevice.has_value());
         if (d.vdevice) {
@@ -30,7 +30,7 @@ v1::GuestSnapshot snapshot(const Guest& guest, std::string_view backend) {
             out->set_viommu(d.vdevice->viommu);
             out->set_virtual_id(d.vdevice->virtual_id);
         }
-        out->set_tdi_state(std::string(toString(d.tdi)));
+        out->set_tdi_state(std::string(tdiStateName(d)));
         out->set_tsm_connected(d.tsm_connected);
     }
     for (const auto& [id, v] : guest.viommus()) {

@@ -226,11 +226,11 @@ std::map<std::string, ObjectView> GuestService::buildViews() const {
         v[path] = ObjectView{kDeviceIface,
                              {{"Bdf", d.bdf.toString()},
                               {"VfioDevice", d.vfio_name},
-                              {"Attached", d.attached},
+                              {"Attached", d.state == core::DeviceState::Attached},
                               {"VIommu", ObjectPathValue{d.vdevice ? viommuPath(d.vdevice->viommu) : "/"}},
                               {"VirtualId", std::uint64_t{d.vdevice ? d.vdevice->virtual_id : 0}},
                               {"HasVDevice", d.vdevice.has_value()},
-                              {"TdiState", std::string(core::toString(d.tdi))},
+                              {"TdiState", std::string(core::tdiStateName(d))},
                               {"TsmConnected", d.tsm_connected}}};
     }
     for (const auto& [id, vi] : guest_.viommus()) {

@@ -2,6 +2,11 @@
 
 #include <fcntl.h>
 
+#include <cerrno>
+#include <string>
+
+#include "kernel/kernel_error.hpp"
+
 #include "kernel/ioctl_call.hpp"
 #include "kernel/uapi/kvm.hpp"
 
@@ -82,7 +87,7 @@ Result<GuestMemfd> KvmVm::createGuestMemfd(std::uint64_t size, GuestMemfdFlags f
     g.flags = (flags.mmap ? GUEST_MEMFD_FLAG_MMAP : 0) | (flags.init_shared ? GUEST_MEMFD_FLAG_INIT_SHARED : 0);
     auto r = ioctlStruct(*sys_, fd_.get(), KVM_CREATE_GUEST_MEMFD, g);
     if (!r) return std::unexpected(r.error());
-    return GuestMemfd(*sys_, UniqueFd(static_cast<int>(*r)), size);
+    return GuestMemfd(UniqueFd(static_cast<int>(*r)));
 }
 
 Result<> KvmVm::setMemslot(std::uint32_t slot, std::uint64_t gpa, std::uint64_t size, int gmem,
@@ -94,8 +99,17 @@ Result<> KvmVm::setMemslot(std::uint32_t slot, std::uint64_t gpa, std::uint64_t 
     m.memory_size = size;
     m.guest_memfd_offset = gmem_offset;
     m.guest_memfd = static_cast<std::uint32_t>(gmem);
-    if (auto r = ioctlStruct(*sys_, fd_.get(), KVM_SET_USER_MEMORY_REGION2, m); !r) return std::unexpected(r.error());
-    return {};
+    auto r = ioctlStruct(*sys_, fd_.get(), KVM_SET_USER_MEMORY_REGION2, m);
+    if (r) return {};
+    switch (r.error().sys_errno) {
+        case EINVAL:
+        case EBADF:
+            return fail(Code::InvalidArgument, "the fd is not a guest_memfd of this guest's VM, or offset+size is beyond it",
+                        r.error().sys_errno);
+        case EEXIST:
+            return fail(Code::InvalidArgument, "that guest_memfd range is already guest memory", r.error().sys_errno);
+        default: return std::unexpected(r.error());
+    }
 }
 
 Result<> KvmVm::deleteMemslot(std::uint32_t slot) {
@@ -132,8 +146,14 @@ Result<> punchGuestMemfd(Syscalls& sys, int fd, std::uint64_t offset, std::uint6
     return {};
 }
 
-Result<> GuestMemfd::punchHole(std::uint64_t offset, std::uint64_t length) {
-    return punchGuestMemfd(*sys_, fd_.get(), offset, length);
+Result<FileIdentity> guestMemfdIdentity(Syscalls& sys, int fd) {
+    auto id = sys.identify(fd);
+    if (!id) return std::unexpected(kernelError("identify the guest_memfd", id.error()));
+    // anon_inode:[kvm-gmem] on Linux; the simulator names its files the same way.
+    if (id->link.find("gmem") == std::string::npos && id->link.find("guest_memfd") == std::string::npos) {
+        return fail(Code::InvalidArgument, "the fd is not a guest_memfd");
+    }
+    return FileIdentity{static_cast<std::uint64_t>(id->dev), static_cast<std::uint64_t>(id->ino)};
 }
 
 Result<UniqueFd> GuestMemfd::duplicateFd() const {

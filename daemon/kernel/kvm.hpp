@@ -33,6 +33,8 @@ public:
     [[nodiscard]] Result<GuestMemfdFlags> supportedGuestMemfdFlags();
     [[nodiscard]] Result<GuestMemfd> createGuestMemfd(std::uint64_t size, GuestMemfdFlags flags);
     // Binds [gmem_offset, +size) of `gmem` as guest memory at `gpa` in memslot `slot`.
+    // InvalidArgument when the kernel refuses the fd (not a guest_memfd of this VM,
+    // or offset+size beyond it) or the range is already bound to a memslot.
     [[nodiscard]] Result<> setMemslot(std::uint32_t slot, std::uint64_t gpa, std::uint64_t size, int gmem,
                                       std::uint64_t gmem_offset);
     [[nodiscard]] Result<> deleteMemslot(std::uint32_t slot);
@@ -64,20 +66,25 @@ private:
 // FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE on a guest_memfd: frees the pages, zaps stage-2.
 [[nodiscard]] Result<> punchGuestMemfd(Syscalls& sys, int fd, std::uint64_t offset, std::uint64_t length);
 
+// Which file an fd is (st_dev, st_ino), if it is a guest_memfd; InvalidArgument if it
+// is another kind of file. The kernel's own name for the file decides, so core never
+// reads /proc link text.
+struct FileIdentity {
+    std::uint64_t dev = 0;
+    std::uint64_t ino = 0;
+    friend bool operator==(const FileIdentity&, const FileIdentity&) = default;
+};
+[[nodiscard]] Result<FileIdentity> guestMemfdIdentity(Syscalls& sys, int fd);
+
 class GuestMemfd {
 public:
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
-    [[nodiscard]] std::uint64_t size() const noexcept { return size_; }
-    // FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE: frees the pages, zaps stage-2.
-    [[nodiscard]] Result<> punchHole(std::uint64_t offset, std::uint64_t length);
     [[nodiscard]] Result<UniqueFd> duplicateFd() const;
 
 private:
-    GuestMemfd(Syscalls& sys, UniqueFd fd, std::uint64_t size) : sys_(&sys), fd_(std::move(fd)), size_(size) {}
+    explicit GuestMemfd(UniqueFd fd) : fd_(std::move(fd)) {}
     friend class KvmVm;
-    Syscalls* sys_;
     UniqueFd fd_;
-    std::uint64_t size_;
 };
 
 // The VM's KVM-VFIO pseudo device (one per VM). FILE_ADD must precede

@@ -111,7 +111,7 @@ bool StatePersister::isStateName(const std::string& name) {
 
 void StatePersister::persist() {
     if (!FdStore::available()) return;
-    const std::string structure = guest_.structure();
+    const std::uint64_t structure = guest_.generation();
     if (guest_.vm() == nullptr) {
         // Nothing to survive: let the manager drop everything it holds for us.
         if (!store_.stored().empty()) store_.removeAll();

@@ -151,7 +151,8 @@ TEST_P(LifecycleTest, FunctionWithoutTdispCannotBind) {
     ASSERT_OK(g.createVm(kernel::VmType::Sim));
     auto dev = g.addDevice(*Bdf::parse(kDevPlain));
     ASSERT_OK(dev);
-    EXPECT_EQ(g.devices().at(*dev).tdi, TdiState::Unsupported);
+    EXPECT_FALSE(g.devices().at(*dev).tdisp_capable);
+    EXPECT_EQ(core::tdiStateName(g.devices().at(*dev)), "unsupported");
     auto viommu = g.createViommu(*dev);
     ASSERT_OK(viommu);
     ASSERT_OK(g.createVdevice(*dev, *viommu, 1));

@@ -7,8 +7,7 @@
 namespace tio::core {
 namespace {
 
-constexpr TdiState kAllTdi[] = {TdiState::Unlocked, TdiState::Locked, TdiState::Run, TdiState::Error,
-                                TdiState::Unsupported};
+constexpr TdiState kAllTdi[] = {TdiState::Unlocked, TdiState::Locked, TdiState::Run, TdiState::Error};
 
 TEST(TdiTable, AllowsExactlyTheTdispTransitions) {
     const std::set<std::pair<TdiState, TdiState>> allowed = {
@@ -57,7 +56,29 @@ TEST(Strings, RoundTrip) {
     EXPECT_FALSE(parseMemoryState(""));
     for (auto s : {MemoryState::Private, MemoryState::Shared}) EXPECT_EQ(parseMemoryState(toString(s)), s);
     EXPECT_EQ(toString(GuestState::TearingDown), "tearing-down");
-    EXPECT_EQ(toString(TdiState::Unsupported), "unsupported");
+    for (auto s : {GuestState::Empty, GuestState::Active, GuestState::TearingDown}) {
+        EXPECT_EQ(parseGuestState(toString(s)), s);
+    }
+    for (auto s : {DeviceState::Opened, DeviceState::Attached}) EXPECT_EQ(parseDeviceState(toString(s)), s);
+    for (auto s : kAllTdi) EXPECT_EQ(parseTdiState(toString(s)), s);
+    EXPECT_FALSE(parseTdiState("unsupported")) << "TDISP capability is not a TDI state";
+}
+
+TEST(DeviceTable, AttachesOnceFromOpened) {
+    DeviceState s = DeviceState::Opened;
+    ASSERT_TRUE(transition(kDeviceTransitions, s, DeviceState::Attached));
+    auto again = transition(kDeviceTransitions, s, DeviceState::Attached);
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().code, Code::InvalidState);
+    EXPECT_NE(again.error().message.find("already attached"), std::string::npos) << again.error().message;
+}
+
+TEST(Force, SaysWhatItOverrodeAndNothingWhenUnchanged) {
+    TdiState s = TdiState::Unlocked;
+    EXPECT_FALSE(permitted(kTdiTransitions, s, TdiState::Run));
+    EXPECT_EQ(force(s, TdiState::Run, "as the device reports it"), "unlocked -> run: as the device reports it");
+    EXPECT_EQ(s, TdiState::Run);
+    EXPECT_EQ(force(s, TdiState::Run, "again"), "");
 }
 
 }  // namespace

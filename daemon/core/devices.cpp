@@ -1,10 +1,11 @@
 // Guest: devices, vIOMMUs, vDEVICEs and TDIs (architecture.md section 5):
 //   AddDevice: claim -> open cdev -> KVM_DEV_VFIO_FILE_ADD -> BIND_IOMMUFD -> attach
 //   CreateVIommu -> CreateVDevice -> Bind -> (guest) RUN -> Unbind -> destroy, leaf-first.
-#include <cerrno>
-
+// Each object enters the object table last, once every kernel step succeeded
+// (iommufd's finalize), with what it holds; destroying one leaves it first.
 #include "core/guest.hpp"
 #include "core/rollback.hpp"
+#include "core/tdi.hpp"
 #include "kernel/pci_sysfs.hpp"
 #include "kernel/tsm.hpp"
 
@@ -23,14 +24,6 @@ Result<Device*> Guest::deviceFor(std::string_view step, ObjectId id) {
 }
 
 std::uint32_t Guest::viommuType() const { return kernel::viommuTypeFor(config_.platform); }
-
-void Guest::releaseHwptIfUnused() {
-    // The nest-parent page table is ours to destroy (a manual HWPT, not an autodomain)
-    // once nothing uses it; if the kernel refuses, teardown tries again.
-    if (vm_ && vm_->hwpt != 0 && vm_->hwpt_pins == 0) {
-        if (vm_->iommufd.destroy(vm_->hwpt)) vm_->hwpt = 0;
-    }
-}
 
 Result<ObjectId> Guest::addDevice(const Bdf& bdf) {
     if (auto r = requireVm("AddDevice"); !r) return std::unexpected(r.error());
@@ -52,7 +45,11 @@ Result<ObjectId> Guest::addDevice(const Bdf& bdf) {
         auto kv = vm.vm.createVfioDevice();
         if (!kv) return std::unexpected(kv.error());
         vm.kvm_vfio.emplace(std::move(*kv));
-        undo.add([&] { vm.kvm_vfio.reset(); });
+        if (auto r = objects_.add(kKvmVfioKey, 0); !r) return std::unexpected(r.error());
+        undo.add([&] {
+            (void)objects_.erase(kKvmVfioKey);
+            vm.kvm_vfio.reset();
+        });
     }
     // FILE_ADD before BIND: VFIO hands the VM to the device at bind time, and the
     // vIOMMU (hence TSM bind) learns it from there (kernel-uapi.md 3.7).
@@ -61,30 +58,31 @@ Result<ObjectId> Guest::addDevice(const Bdf& bdf) {
     auto dev_id = vfio->bindIommufd(vm.iommufd.fd());
     if (!dev_id) return std::unexpected(dev_id.error());
     // (Unbinding happens when the device fd closes, which the rollback of `vfio` does.)
-    const bool new_hwpt = vm.hwpt == 0;
-    if (new_hwpt) {
-        auto hwpt = vm.iommufd.allocNestParentHwpt(*dev_id, vm.ioas);
+    if (!objects_.contains(kHwptKey)) {
+        auto hwpt = vm.iommufd.allocNestParentHwpt(*dev_id, ioasId());
         if (!hwpt) return std::unexpected(hwpt.error());
-        vm.hwpt = *hwpt;
-        undo.add([&] {
+        if (auto r = objects_.add(kHwptKey, *hwpt, {kIoasKey}); !r) return std::unexpected(r.error());
+        undo.add([&, hwpt = *hwpt] {
             (void)vfio->detach();  // harmless when not attached; required before destroy
-            (void)vm.iommufd.destroy(vm.hwpt);
-            vm.hwpt = 0;
+            (void)vm.iommufd.destroy(hwpt);
+            (void)objects_.erase(kHwptKey);
         });
     }
-    if (auto r = vfio->attach(vm.hwpt); !r) return std::unexpected(r.error());
-    undo.commit();
+    if (auto r = vfio->attach(hwptId()); !r) return std::unexpected(r.error());
 
-    ++vm.hwpt_pins;
-    const ObjectId id = next_id_++;
-    devices_.emplace(id, Device{.id = id,
-                                .bdf = bdf,
-                                .vfio_name = cdev->name,
-                                .claim = std::move(*claim),
-                                .vfio = std::move(*vfio),
-                                .dev_id = *dev_id,
-                                .attached = true,
-                                .tdi = *has_tsm ? TdiState::Unlocked : TdiState::Unsupported});
+    const ObjectId id = next_id_;
+    Device d{.id = id,
+             .bdf = bdf,
+             .vfio_name = cdev->name,
+             .claim = std::move(*claim),
+             .vfio = std::move(*vfio),
+             .dev_id = *dev_id,
+             .tdisp_capable = *has_tsm};
+    if (auto r = transition(kDeviceTransitions, d.state, DeviceState::Attached); !r) return std::unexpected(r.error());
+    if (auto r = objects_.add({ObjectKind::Device, id}, d.dev_id, holdsOf(d)); !r) return std::unexpected(r.error());
+    undo.commit();
+    ++next_id_;
+    devices_.emplace(id, std::move(d));
     return id;
 }
 
@@ -92,15 +90,16 @@ Result<> Guest::removeDevice(ObjectId id) {
     auto dev = deviceFor("RemoveDevice", id);
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
-    if (d.vdevice) return fail(Code::Busy, "the device still has a vDEVICE (DestroyVDevice first)");
-    if (d.attached) {
+    const ObjectKey key{ObjectKind::Device, id};
+    if (objects_.pins(key) != 0) return objects_.erase(key);  // Busy, naming what holds it
+    if (d.state == DeviceState::Attached) {
         if (auto r = d.vfio.detach(); !r) return std::unexpected(r.error());
     }
     if (auto r = vm_->kvm_vfio->removeFile(d.vfio.fd()); !r) {
-        if (d.attached) (void)d.vfio.attach(vm_->hwpt);
+        if (d.state == DeviceState::Attached) (void)d.vfio.attach(hwptId());
         return std::unexpected(r.error());
     }
-    if (d.attached) --vm_->hwpt_pins;
+    (void)objects_.erase(key);
     devices_.erase(id);  // closes the cdev: unbinds from iommufd; drops the claim
     releaseHwptIfUnused();
     return {};
@@ -110,13 +109,20 @@ Result<ObjectId> Guest::createViommu(ObjectId device) {
     auto dev = deviceFor("CreateVIommu", device);
     if (!dev) return std::unexpected(dev.error());
     if (!vm_->features.viommu) return fail(Code::NotSupported, "this kernel's iommufd has no IOMMU_VIOMMU_ALLOC");
-    if (!(*dev)->attached || vm_->hwpt == 0) return fail(Code::InvalidState, "the device is not attached (AddDevice first)");
+    if ((*dev)->state != DeviceState::Attached || !objects_.contains(kHwptKey)) {
+        return fail(Code::InvalidState, "the device is not attached (AddDevice first)");
+    }
     const std::uint32_t type = viommuType();
-    auto kid = vm_->iommufd.allocViommu((*dev)->dev_id, vm_->hwpt, type);
+    auto kid = vm_->iommufd.allocViommu((*dev)->dev_id, hwptId(), type);
     if (!kid) return std::unexpected(kid.error());
-    ++vm_->hwpt_pins;
-    const ObjectId id = next_id_++;
-    viommus_.emplace(id, VIommu{.id = id, .kernel_id = *kid, .type = type});
+    const ObjectId id = next_id_;
+    VIommu v{.id = id, .kernel_id = *kid, .type = type};
+    if (auto r = objects_.add({ObjectKind::VIommu, id}, v.kernel_id, holdsOf(v)); !r) {
+        (void)vm_->iommufd.destroy(*kid);
+        return std::unexpected(r.error());
+    }
+    ++next_id_;
+    viommus_.emplace(id, v);
     return id;
 }
 
@@ -124,10 +130,11 @@ Result<> Guest::destroyViommu(ObjectId viommu) {
     if (auto r = requireVm("DestroyVIommu"); !r) return std::unexpected(r.error());
     auto it = viommus_.find(viommu);
     if (it == viommus_.end()) return fail(Code::NotFound, "no such vIOMMU in this guest");
-    if (it->second.pins != 0) return fail(Code::Busy, "vDEVICEs still use this vIOMMU (DestroyVDevice first)");
+    const ObjectKey key{ObjectKind::VIommu, viommu};
+    if (objects_.pins(key) != 0) return objects_.erase(key);  // Busy, naming what holds it
     if (auto r = vm_->iommufd.destroy(it->second.kernel_id); !r) return std::unexpected(r.error());
+    (void)objects_.erase(key);
     viommus_.erase(it);
-    --vm_->hwpt_pins;
     releaseHwptIfUnused();
     return {};
 }
@@ -147,8 +154,12 @@ Result<> Guest::createVdevice(ObjectId device, ObjectId viommu, std::uint64_t vi
     }
     auto kid = vm_->iommufd.allocVdevice(v->second.kernel_id, d.dev_id, virtual_id);
     if (!kid) return std::unexpected(kid.error());
-    d.vdevice = VDevice{.kernel_id = *kid, .viommu = viommu, .virtual_id = virtual_id};
-    ++v->second.pins;
+    const VDevice vdev{.kernel_id = *kid, .viommu = viommu, .virtual_id = virtual_id};
+    if (auto r = objects_.add({ObjectKind::VDevice, device}, vdev.kernel_id, holdsOf(d, vdev)); !r) {
+        (void)vm_->iommufd.destroy(*kid);
+        return std::unexpected(r.error());
+    }
+    d.vdevice = vdev;
     return {};
 }
 
@@ -158,23 +169,23 @@ Result<> Guest::destroyVdevice(ObjectId device) {
     Device& d = **dev;
     if (!d.vdevice) return fail(Code::InvalidState, "the device has no vDEVICE (CreateVDevice first)");
     if (auto r = refreshTdi(d); !r) return std::unexpected(r.error());
-    if (d.tdi != TdiState::Unlocked && d.tdi != TdiState::Unsupported) {
+    if (d.tdiNeedsUnbind()) {
         return fail(Code::InvalidState, "the TDI is " + std::string(toString(d.tdi)) + " (Unbind first)");
     }
     if (auto r = vm_->iommufd.destroy(d.vdevice->kernel_id); !r) return std::unexpected(r.error());
-    --viommus_.at(d.vdevice->viommu).pins;
+    (void)objects_.erase({ObjectKind::VDevice, device});
     d.vdevice.reset();
     return {};
 }
 
 Result<> Guest::refreshTdi(Device& d) {
     // Without the request tunnel the state cannot be asked; Bind was impossible too.
-    if (!d.vdevice || d.tdi == TdiState::Unsupported || d.tdi == TdiState::Unlocked || !vm_->features.tsm_request) {
+    if (!d.vdevice || !d.tdisp_capable || d.tdi == TdiState::Unlocked || !vm_->features.tsm_request) {
         return {};
     }
     auto state = vm_->iommufd.tdiState(d.vdevice->kernel_id);
     if (!state) return std::unexpected(state.error());
-    if (*state == kernel::TdispState::Error && d.tdi != TdiState::Error) {
+    if (toTdiState(*state) == TdiState::Error && d.tdi != TdiState::Error) {
         return transition(kTdiTransitions, d.tdi, TdiState::Error);
     }
     return {};
@@ -184,7 +195,7 @@ Result<> Guest::bind(ObjectId device) {
     auto dev = deviceFor("Bind", device);
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
-    if (d.tdi == TdiState::Unsupported) return fail(Code::NotSupported, d.bdf.toString() + " has no TDISP capability");
+    if (!d.tdisp_capable) return fail(Code::NotSupported, d.bdf.toString() + " has no TDISP capability");
     if (!vm_->features.tsm_op) return fail(Code::NotSupported, "this kernel has no TSM bind (IOMMU_VDEVICE_TSM_OP)");
     if (!d.vdevice) return fail(Code::InvalidState, "Bind needs a vDEVICE (CreateVDevice first)");
     if (auto r = refreshTdi(d); !r) return std::unexpected(r.error());
@@ -248,7 +259,7 @@ Result<> Guest::unbind(ObjectId device) {
     auto dev = deviceFor("Unbind", device);
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
-    if (!d.vdevice || d.tdi == TdiState::Unsupported) return fail(Code::InvalidState, "the device is not bound (Bind first)");
+    if (!d.vdevice || !d.tdisp_capable) return fail(Code::InvalidState, "the device is not bound (Bind first)");
     if (auto r = refreshTdi(d); !r) return std::unexpected(r.error());
     if (!permitted(kTdiTransitions, d.tdi, TdiState::Unlocked)) {
         return fail(Code::InvalidState, whatFirst(d.tdi, TdiState::Unlocked));
@@ -263,7 +274,7 @@ Result<> Guest::reset(ObjectId device) {
     Device& d = **dev;
     if (auto r = refreshTdi(d); !r) return std::unexpected(r.error());
     // A reset of a bound TDI destroys its TDISP state: never do it (kernel-uapi.md 2.5).
-    if (d.tdi != TdiState::Unlocked && d.tdi != TdiState::Unsupported) {
+    if (d.tdiNeedsUnbind()) {
         return fail(Code::InvalidState, "the TDI is " + std::string(toString(d.tdi)) + " (Unbind first)");
     }
     return d.vfio.reset();

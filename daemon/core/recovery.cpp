@@ -4,11 +4,8 @@
 // operation a crash may have interrupted is carried to its end (or, for an
 // addition, undone); iommufd objects nobody accounts for are destroyed. Nothing that
 // is still right is re-mapped, re-pinned or re-bound.
-#include <fcntl.h>
-
-#include <cerrno>
-
 #include "core/guest.hpp"
+#include "core/tdi.hpp"
 #include "kernel/pci_sysfs.hpp"
 
 namespace tio::core {
@@ -24,13 +21,6 @@ UniqueFd take(std::map<std::string, UniqueFd>& fds, const std::string& name) {
     UniqueFd fd = std::move(it->second);
     fds.erase(it);
     return fd;
-}
-
-std::optional<TdiState> parseTdi(std::string_view s) {
-    for (TdiState t : {TdiState::Unlocked, TdiState::Locked, TdiState::Run, TdiState::Error, TdiState::Unsupported}) {
-        if (toString(t) == s) return t;
-    }
-    return std::nullopt;
 }
 
 std::string name(std::string_view kind, ObjectId id) { return std::string(kind) + "-" + std::to_string(id); }
@@ -64,23 +54,11 @@ std::string Guest::memoryFdName(ObjectId id) const {
     return name("mem", id);
 }
 
-std::string Guest::structure() const {
-    std::string s = std::string(toString(state_)) + " next=" + std::to_string(next_id_);
-    if (vm_) s += " hwpt=" + std::to_string(vm_->hwpt) + " kvm_vfio=" + std::to_string(vm_->kvm_vfio.has_value());
-    for (const auto& [id, d] : devices_) {
-        s += " d" + std::to_string(id) + ":" + std::to_string(d.attached) + toString(d.tdi).data() +
-             std::to_string(d.tsm_connected) + (d.vdevice ? std::to_string(d.vdevice->kernel_id) : "-");
-    }
-    for (const auto& [id, v] : viommus_) s += " v" + std::to_string(id);
-    for (const auto& [id, m] : memory_) s += " m" + std::to_string(id);
-    return s;
-}
-
 void Guest::dropMemoryKernelState(std::uint64_t gpa, std::uint64_t size, std::uint32_t memslot) {
     // Everything any state could have mapped there, at either alias; ENOENT is fine.
     for (std::uint64_t bit : {std::uint64_t{0}, kSharedAliasBit}) {
-        (void)vm_->iommufd.unmap(vm_->ioas, gpa | bit, size);
-        if (usesPageSizeLimits(config_.platform)) (void)vm_->iommufd.limitPageSize(vm_->ioas, gpa | bit, size, 0);
+        (void)vm_->iommufd.unmap(ioasId(), gpa | bit, size);
+        if (usesPageSizeLimits(config_.platform)) (void)vm_->iommufd.limitPageSize(ioasId(), gpa | bit, size, 0);
     }
     if (vm_->has_memory_attributes) (void)vm_->vm.setMemoryAttributes(gpa, size, false);
     (void)vm_->vm.deleteMemslot(memslot);
@@ -124,9 +102,9 @@ void Guest::repairWindows(const std::vector<std::pair<std::uint64_t, std::uint64
     for (const auto& [key, end] : windows) {
         const std::uint64_t start = key.second;
         for (std::uint64_t bit : {std::uint64_t{0}, kSharedAliasBit}) {
-            (void)vm_->iommufd.splitArea(vm_->ioas, start | bit);
-            (void)vm_->iommufd.splitArea(vm_->ioas, end | bit);
-            (void)vm_->iommufd.unmap(vm_->ioas, start | bit, end - start);
+            (void)vm_->iommufd.splitArea(ioasId(), start | bit);
+            (void)vm_->iommufd.splitArea(ioasId(), end | bit);
+            (void)vm_->iommufd.unmap(ioasId(), start | bit, end - start);
         }
     }
     for (auto& [r, runs] : targets) {
@@ -197,11 +175,9 @@ void Guest::replay(const v1::MemoryIntent& intent, bool finished, RestoreReport&
             next_id_ = std::max(next_id_, intent.region_id() + 1);
             break;
         case v1::MemoryIntent::REMOVE: {
-            auto it = memory_.find(intent.region_id());
-            if (it == memory_.end()) break;
-            dropMemoryKernelState(it->second.gpa, it->second.size, it->second.memslot);
-            memory_by_gpa_.erase(it->second.gpa);
-            memory_.erase(it);
+            const ObjectKey key{ObjectKind::Memory, intent.region_id()};
+            if (!objects_.erase(key)) break;  // not there (or, impossibly, held)
+            (void)destroyObject(key, 0);
             if (!finished) report.notes.push_back("finished an interrupted RemoveMemory");
             break;
         }
@@ -210,13 +186,8 @@ void Guest::replay(const v1::MemoryIntent& intent, bool finished, RestoreReport&
 }
 
 void Guest::scrubUnaccountedObjects(RestoreReport& report) {
-    std::set<std::uint32_t> known = {vm_->ioas};
-    if (vm_->hwpt != 0) known.insert(vm_->hwpt);
-    for (const auto& [id, d] : devices_) {
-        known.insert(d.dev_id);
-        if (d.vdevice) known.insert(d.vdevice->kernel_id);
-    }
-    for (const auto& [id, v] : viommus_) known.insert(v.kernel_id);
+    // What the table accounts for stays; anything else a crash left behind goes.
+    const std::set<std::uint32_t> known = objects_.kernelIds();
     const std::uint32_t top = *known.rbegin() + kScrubMargin;
     // Leaf-first without knowing the leaves: repeat while something went.
     for (bool progressed = true; progressed;) {
@@ -254,20 +225,35 @@ Result<RestoreReport> Guest::restore(const v1::GuestSnapshot& s, const std::vect
         if (!kv) return std::unexpected(kv.error());
         kvm_vfio.emplace(std::move(*kv));
     }
+    // The table is rebuilt object by object with the same holds the live calls give
+    // (holdsOf), so the pins follow; nothing is counted here.
+    if (auto r = objects_.add(kIoasKey, s.ioas_id()); !r) return std::unexpected(r.error());
+    if (s.hwpt_id() != 0) {
+        if (auto r = objects_.add(kHwptKey, s.hwpt_id(), {kIoasKey}); !r) return std::unexpected(r.error());
+    }
+    if (kvm_vfio) {
+        if (auto r = objects_.add(kKvmVfioKey, 0); !r) return std::unexpected(r.error());
+    }
     vm_.emplace(VmContext{.vm = std::move(*vm),
                           .type = *type,
                           .iommufd = std::move(*iommufd),
                           .features = *features,
-                          .ioas = s.ioas_id(),
                           .kvm_vfio = std::move(kvm_vfio),
-                          .hwpt = s.hwpt_id(),
                           .has_memory_attributes = *attrs});
-    state_ = GuestState::Active;
+    report.notes.push_back("guest " + force(state_, GuestState::Active, "re-adopted from the snapshot"));
     next_id_ = std::max<ObjectId>(s.next_object_id(), 1);
     next_memslot_ = s.next_memslot();
     conversions_ = s.conversions();
     revocations_ = s.revocations();
 
+    for (const auto& sv : s.viommus()) {
+        const VIommu v{.id = sv.id(), .kernel_id = sv.kernel_id(), .type = sv.type_id()};
+        if (!objects_.contains(kHwptKey) || !objects_.add({ObjectKind::VIommu, v.id}, v.kernel_id, holdsOf(v))) {
+            report.notes.push_back("dropped vIOMMU " + std::to_string(v.id) + ": its page table is gone");
+            continue;
+        }
+        viommus_.emplace(v.id, v);
+    }
     kernel::PciSysfs sysfs(sys_);
     for (const auto& sd : s.devices()) {
         const auto bdf = Bdf::parse(sd.bdf());
@@ -285,47 +271,48 @@ Result<RestoreReport> Guest::restore(const v1::GuestSnapshot& s, const std::vect
                                    (!vfio ? vfio.error().message : claim.error().message));
             continue;
         }
+        const auto tdi = parseTdiState(sd.tdi_state());
         Device d{.id = sd.id(),
                  .bdf = *bdf,
                  .vfio_name = sd.vfio_device(),
                  .claim = std::move(*claim),
                  .vfio = std::move(*vfio),
                  .dev_id = sd.dev_id(),
-                 .attached = sd.attached(),
-                 .tdi = parseTdi(sd.tdi_state()).value_or(TdiState::Unlocked),
+                 .tdisp_capable = sd.tdi_state() != "unsupported",
                  .tsm_connected = sd.tsm_connected()};
-        if (sd.has_vdevice()) d.vdevice = VDevice{sd.vdevice_id(), sd.viommu(), sd.virtual_id()};
-        // The TDI's state is the device's, not the snapshot's: ask it.
-        if (d.vdevice && d.tdi != TdiState::Unsupported && vm_->features.tsm_request) {
-            if (auto st = vm_->iommufd.tdiState(d.vdevice->kernel_id)) {
-                switch (*st) {
-                    case kernel::TdispState::ConfigUnlocked: d.tdi = TdiState::Unlocked; break;
-                    case kernel::TdispState::ConfigLocked: d.tdi = TdiState::Locked; break;
-                    case kernel::TdispState::Run: d.tdi = TdiState::Run; break;
-                    case kernel::TdispState::Error: d.tdi = TdiState::Error; break;
-                }
-            }
+        if (sd.attached()) {
+            report.notes.push_back(bdf->toString() + " " + force(d.state, DeviceState::Attached, "from the snapshot"));
+        }
+        if (auto r = objects_.add({ObjectKind::Device, d.id}, d.dev_id, holdsOf(d)); !r) {
+            report.notes.push_back("dropped device " + sd.bdf() + ": " + r.error().message);
+            continue;
+        }
+        if (sd.has_vdevice()) {
+            const VDevice v{sd.vdevice_id(), sd.viommu(), sd.virtual_id()};
+            if (objects_.add({ObjectKind::VDevice, d.id}, v.kernel_id, holdsOf(d, v))) d.vdevice = v;
+            else report.notes.push_back("dropped the vDEVICE of " + sd.bdf() + ": its vIOMMU is gone");
+        }
+        // The TDI's state is the device's, not the snapshot's: ask it, else trust the snapshot.
+        TdiState now = tdi.value_or(TdiState::Unlocked);
+        if (d.vdevice && d.tdisp_capable && vm_->features.tsm_request) {
+            if (auto st = vm_->iommufd.tdiState(d.vdevice->kernel_id)) now = toTdiState(*st);
+        }
+        if (auto line = force(d.tdi, now, "as the device reports it"); !line.empty()) {
+            report.notes.push_back("TDI of " + sd.bdf() + ": " + line);
         }
         devices_.emplace(d.id, std::move(d));
     }
-    for (const auto& sv : s.viommus()) {
-        viommus_.emplace(sv.id(), VIommu{.id = sv.id(), .kernel_id = sv.kernel_id(), .type = sv.type_id()});
-    }
-    for (auto& [id, d] : devices_) {
-        if (d.vdevice && viommus_.contains(d.vdevice->viommu)) ++viommus_.at(d.vdevice->viommu).pins;
-        else d.vdevice.reset();
-        if (d.attached) ++vm_->hwpt_pins;
-    }
-    vm_->hwpt_pins += static_cast<std::uint32_t>(viommus_.size());
 
-    std::map<std::string, int> shared_files;  // a kept guest_memfd already taken, for the next region on it
+    std::map<std::string, const UniqueFd*> shared_files;  // a kept guest_memfd already taken, for the next region on it
     for (const auto& sm : s.memory()) {
         const std::string fd_name = sm.fd_name().empty() ? name("mem", sm.id()) : sm.fd_name();
         UniqueFd gmem = take(fds, fd_name);
-        if (!gmem && shared_files.contains(fd_name)) gmem.reset(::fcntl(shared_files.at(fd_name), F_DUPFD_CLOEXEC, 0));
-        if (gmem) shared_files.emplace(fd_name, gmem.get());
-        auto id = gmem ? sys_.identify(gmem.get()) : kernel::SysResult<kernel::FdIdentity>(std::unexpected(EBADF));
-        if (!id || id->link.find("guest_memfd") == std::string::npos) {
+        if (!gmem && shared_files.contains(fd_name)) {
+            if (auto copy = shared_files.at(fd_name)->duplicate()) gmem = std::move(*copy);
+        }
+        auto id = gmem ? kernel::guestMemfdIdentity(sys_, gmem.get())
+                       : Result<kernel::FileIdentity>(fail(Code::NotFound, "not kept"));
+        if (!id) {
             dropMemoryKernelState(sm.gpa(), sm.size(), sm.memslot());
             report.notes.push_back("dropped memory region " + std::to_string(sm.id()) + ": its guest_memfd was not kept");
             continue;
@@ -344,8 +331,12 @@ Result<RestoreReport> Guest::restore(const v1::GuestSnapshot& s, const std::vect
             if (st.revoked) r.revoked_bytes += range.size();
         }
         if (r.states.fragments() == 0) r.states.assign(r.gpa, r.end(), PageState{});
+        if (auto added = objects_.add({ObjectKind::Memory, r.id}, 0, holdsOf(r)); !added) {
+            return std::unexpected(added.error());
+        }
         memory_by_gpa_.emplace(r.gpa, r.id);
-        memory_.emplace(r.id, std::move(r));
+        auto [it, inserted] = memory_.emplace(r.id, std::move(r));
+        if (!fd_name.empty() && !shared_files.contains(fd_name)) shared_files.emplace(fd_name, &it->second.gmem);
     }
 
     // The journal since the snapshot: outcomes first, then every intent in order.

@@ -1,12 +1,9 @@
 // Guest memory: regions, conversions and hole punching (architecture.md section 6).
 // The planner decides which kernel operations, in which order; this file runs them,
 // registers each one's undo, and keeps the record of page states.
-#include <cerrno>
-
 #include "common/checked_math.hpp"
 #include "core/guest.hpp"
 #include "core/memory_planner.hpp"
-#include "kernel/kernel_error.hpp"
 
 namespace tio::core {
 namespace {
@@ -90,7 +87,7 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
                     "this change needs hitless IOAS restructuring (IOMMU_IOAS_RESHAPE), which this kernel lacks");
     }
     kernel::Iommufd& iommufd = vm_->iommufd;
-    const std::uint32_t ioas = vm_->ioas;
+    const std::uint32_t ioas = ioasId();
     const int gmem = r.gmem.get();
     const auto before = r.states.runs(change.start, change.end);
     std::vector<RevokedRange> unmapped;
@@ -200,19 +197,11 @@ Result<ObjectId> Guest::addMemory(std::uint64_t gpa, std::uint64_t size, UniqueF
     Rollback undo;
     // The kernel is the judge of the fd: binding it to a memslot of this VM only
     // succeeds for a guest_memfd of this VM with offset+size inside it.
-    if (auto r = vm_->vm.setMemslot(slot, gpa, size, region.gmem.get(), offset); !r) {
-        if (r.error().sys_errno == EINVAL || r.error().sys_errno == EBADF) {
-            return fail(Code::InvalidArgument, "the fd is not a guest_memfd of this guest's VM, or offset+size is beyond it");
-        }
-        if (r.error().sys_errno == EEXIST) {
-            return fail(Code::InvalidArgument, "that guest_memfd range is already guest memory");
-        }
-        return std::unexpected(r.error());
-    }
+    if (auto r = vm_->vm.setMemslot(slot, gpa, size, region.gmem.get(), offset); !r) return std::unexpected(r.error());
     undo.add([&] { (void)vm_->vm.deleteMemslot(slot); });
     // Which file it is, for naming it once in the fd store whatever number of regions use it.
-    auto identity = sys_.identify(region.gmem.get());
-    if (!identity) return std::unexpected(kernel::kernelError("identify the guest_memfd", identity.error()));
+    auto identity = kernel::guestMemfdIdentity(sys_, region.gmem.get());
+    if (!identity) return std::unexpected(identity.error());
     region.file_identity = {identity->dev, identity->ino};
     // New memory is shared to KVM and mapped nowhere: bring it to `initial` the way
     // every conversion goes, so the IOMMU layout follows the same rules.
@@ -221,6 +210,7 @@ Result<ObjectId> Guest::addMemory(std::uint64_t gpa, std::uint64_t size, UniqueF
     if (auto r = applyChange(region, Change{.start = gpa, .end = end, .attr = initial, .revoked = false}, undo); !r) {
         return std::unexpected(r.error());
     }
+    if (auto r = objects_.add({ObjectKind::Memory, id}, 0, holdsOf(region)); !r) return std::unexpected(r.error());
     undo.commit();
     intent.done();
     ++next_memslot_;
@@ -248,6 +238,7 @@ Result<> Guest::removeMemory(ObjectId id) {
     if (auto r = vm_->vm.deleteMemslot(m.memslot); !r) return std::unexpected(r.error());
     undo.commit();
     intent.done();
+    (void)objects_.erase({ObjectKind::Memory, id});
     memory_by_gpa_.erase(m.gpa);
     memory_.erase(it);
     return {};
