@@ -41,8 +41,12 @@ public:
     }
 
     // A new owner of the same open file description; errno on failure (EMFILE...).
-    [[nodiscard]] std::expected<UniqueFd, int> duplicate() const noexcept {
-        const int copy = ::fcntl(fd_, F_DUPFD_CLOEXEC, 3);
+    [[nodiscard]] std::expected<UniqueFd, int> duplicate() const noexcept { return duplicateOf(fd_); }
+
+    // A new owner of the file description behind `borrowed`, an fd someone else owns
+    // (a D-Bus message's, say); errno on failure.
+    [[nodiscard]] static std::expected<UniqueFd, int> duplicateOf(int borrowed) noexcept {
+        const int copy = ::fcntl(borrowed, F_DUPFD_CLOEXEC, 3);
         if (copy < 0) return std::unexpected(errno);
         return UniqueFd(copy);
     }

@@ -25,7 +25,8 @@ Result<Device*> Guest::deviceFor(std::string_view step, ObjectId id) {
 
 std::uint32_t Guest::viommuType() const { return kernel::viommuTypeFor(config_.platform); }
 
-Result<ObjectId> Guest::addDevice(const Bdf& bdf) {
+Result<ObjectId> Guest::addDevice(Who, const Bdf& bdf) {
+    if (auto r = guard_.admitDevice(bdf, devices_.size()); !r) return std::unexpected(r.error());
     if (auto r = requireVm("AddDevice"); !r) return std::unexpected(r.error());
     if (findDevice(bdf)) return fail(Code::Busy, bdf.toString() + " is already a device of this guest");
     auto claim = kernel::DeviceClaim::acquire(config_.claim_dir, bdf);
@@ -83,10 +84,11 @@ Result<ObjectId> Guest::addDevice(const Bdf& bdf) {
     undo.commit();
     ++next_id_;
     devices_.emplace(id, std::move(d));
+    changed();
     return id;
 }
 
-Result<> Guest::removeDevice(ObjectId id) {
+Result<> Guest::removeDevice(Who, ObjectId id) {
     auto dev = deviceFor("RemoveDevice", id);
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
@@ -102,10 +104,11 @@ Result<> Guest::removeDevice(ObjectId id) {
     (void)objects_.erase(key);
     devices_.erase(id);  // closes the cdev: unbinds from iommufd; drops the claim
     releaseHwptIfUnused();
+    changed();
     return {};
 }
 
-Result<ObjectId> Guest::createViommu(ObjectId device) {
+Result<ObjectId> Guest::createViommu(Who, ObjectId device) {
     auto dev = deviceFor("CreateVIommu", device);
     if (!dev) return std::unexpected(dev.error());
     if (!vm_->features.viommu) return fail(Code::NotSupported, "this kernel's iommufd has no IOMMU_VIOMMU_ALLOC");
@@ -123,10 +126,11 @@ Result<ObjectId> Guest::createViommu(ObjectId device) {
     }
     ++next_id_;
     viommus_.emplace(id, v);
+    changed();
     return id;
 }
 
-Result<> Guest::destroyViommu(ObjectId viommu) {
+Result<> Guest::destroyViommu(Who, ObjectId viommu) {
     if (auto r = requireVm("DestroyVIommu"); !r) return std::unexpected(r.error());
     auto it = viommus_.find(viommu);
     if (it == viommus_.end()) return fail(Code::NotFound, "no such vIOMMU in this guest");
@@ -136,10 +140,11 @@ Result<> Guest::destroyViommu(ObjectId viommu) {
     (void)objects_.erase(key);
     viommus_.erase(it);
     releaseHwptIfUnused();
+    changed();
     return {};
 }
 
-Result<> Guest::createVdevice(ObjectId device, ObjectId viommu, std::uint64_t virtual_id) {
+Result<> Guest::createVdevice(Who, ObjectId device, ObjectId viommu, std::uint64_t virtual_id) {
     auto dev = deviceFor("CreateVDevice", device);
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
@@ -160,10 +165,11 @@ Result<> Guest::createVdevice(ObjectId device, ObjectId viommu, std::uint64_t vi
         return std::unexpected(r.error());
     }
     d.vdevice = vdev;
+    changed();
     return {};
 }
 
-Result<> Guest::destroyVdevice(ObjectId device) {
+Result<> Guest::destroyVdevice(Who, ObjectId device) {
     auto dev = deviceFor("DestroyVDevice", device);
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
@@ -175,6 +181,7 @@ Result<> Guest::destroyVdevice(ObjectId device) {
     if (auto r = vm_->iommufd.destroy(d.vdevice->kernel_id); !r) return std::unexpected(r.error());
     (void)objects_.erase({ObjectKind::VDevice, device});
     d.vdevice.reset();
+    changed();
     return {};
 }
 
@@ -186,12 +193,13 @@ Result<> Guest::refreshTdi(Device& d) {
     auto state = vm_->iommufd.tdiState(d.vdevice->kernel_id);
     if (!state) return std::unexpected(state.error());
     if (toTdiState(*state) == TdiState::Error && d.tdi != TdiState::Error) {
-        return transition(kTdiTransitions, d.tdi, TdiState::Error);
+        if (auto r = transition(kTdiTransitions, d.tdi, TdiState::Error); !r) return r;
+        changed();
     }
     return {};
 }
 
-Result<> Guest::bind(ObjectId device) {
+Result<> Guest::bind(Who, ObjectId device) {
     auto dev = deviceFor("Bind", device);
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
@@ -217,10 +225,12 @@ Result<> Guest::bind(ObjectId device) {
     if (auto r = vm_->iommufd.tsmBind(d.vdevice->kernel_id); !r) return std::unexpected(r.error());
     undo.commit();
     d.tsm_connected = true;  // the DSM stays connected after Unbind (disconnect is an admin act)
-    return transition(kTdiTransitions, d.tdi, TdiState::Locked);
+    if (auto r = transition(kTdiTransitions, d.tdi, TdiState::Locked); !r) return r;
+    changed();
+    return {};
 }
 
-Result<std::vector<std::uint8_t>> Guest::guestRequest(ObjectId device, GuestRequestScope scope,
+Result<std::vector<std::uint8_t>> Guest::guestRequest(Who, ObjectId device, GuestRequestScope scope,
                                                       std::span<const std::uint8_t> request) {
     auto dev = deviceFor("GuestRequest", device);
     if (!dev) return std::unexpected(dev.error());
@@ -251,11 +261,12 @@ Result<std::vector<std::uint8_t>> Guest::guestRequest(ObjectId device, GuestRequ
     if (!resp) return std::unexpected(resp.error());
     if (target) {
         if (auto r = transition(kTdiTransitions, d.tdi, *target); !r) return std::unexpected(r.error());
+        changed();
     }
     return resp;
 }
 
-Result<> Guest::unbind(ObjectId device) {
+Result<> Guest::unbind(Who, ObjectId device) {
     auto dev = deviceFor("Unbind", device);
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
@@ -265,10 +276,12 @@ Result<> Guest::unbind(ObjectId device) {
         return fail(Code::InvalidState, whatFirst(d.tdi, TdiState::Unlocked));
     }
     if (auto r = vm_->iommufd.tsmUnbind(d.vdevice->kernel_id); !r) return std::unexpected(r.error());
-    return transition(kTdiTransitions, d.tdi, TdiState::Unlocked);
+    if (auto r = transition(kTdiTransitions, d.tdi, TdiState::Unlocked); !r) return r;
+    changed();
+    return {};
 }
 
-Result<> Guest::reset(ObjectId device) {
+Result<> Guest::reset(Who, ObjectId device) {
     auto dev = deviceFor("Reset", device);
     if (!dev) return std::unexpected(dev.error());
     Device& d = **dev;
@@ -291,7 +304,7 @@ std::vector<ObjectId> Guest::watchTdis() {
     return broken;
 }
 
-Result<UniqueFd> Guest::vfioFd(ObjectId device) {
+Result<UniqueFd> Guest::vfioFd(Who, ObjectId device) {
     auto dev = deviceFor("GetVfioFd", device);
     if (!dev) return std::unexpected(dev.error());
     return (*dev)->vfio.duplicateFd();

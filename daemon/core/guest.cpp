@@ -27,9 +27,23 @@ std::string_view toString(kernel::VmType t) {
     return "default";
 }
 
-Guest::Guest(GuestConfig config, kernel::Syscalls& sys) : config_(std::move(config)), sys_(sys) {}
+Guest::Guest(GuestConfig config, kernel::Syscalls& sys, Policy policy)
+    : config_(std::move(config)), sys_(sys), guard_(config_.name, std::move(policy)) {}
 
-Guest::~Guest() { (void)teardown(); }
+void Guest::changed() {
+    for (const auto& listener : listeners_) listener();
+}
+
+std::vector<PolicyFinding> Guest::setPolicy(Policy policy) {
+    std::vector<std::pair<ObjectId, Bdf>> devices;
+    for (const auto& [id, d] : devices_) devices.emplace_back(id, d.bdf);
+    return guard_.replacePolicy(std::move(policy), devices, memory_.size());
+}
+
+Guest::~Guest() {
+    listeners_.clear();  // they may be gone already: the guest outlives its doors
+    (void)teardown();
+}
 
 Result<> Guest::requireVm(std::string_view step) const {
     if (state_ == GuestState::TearingDown) return fail(Code::ShuttingDown, "the guest is tearing down");
@@ -109,6 +123,7 @@ std::vector<Error> Guest::teardown() {
     vm_.reset();  // iommufd, VM: members close in reverse order, the VM last
     next_memslot_ = 0;
     (void)transition(kGuestTransitions, state_, GuestState::Empty);
+    changed();
     return errors;
 }
 

@@ -5,6 +5,7 @@
 // steps roll back in reverse); teardown() always makes progress.
 // Not thread-safe: one event loop owns a Guest.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -15,6 +16,8 @@
 
 #include "common/error.hpp"
 #include "common/platform.hpp"
+#include "core/caller.hpp"
+#include "core/guard.hpp"
 #include "core/memory_planner.hpp"
 #include "core/object_table.hpp"
 #include "core/objects.hpp"
@@ -89,42 +92,49 @@ struct VmContext {
     bool has_memory_attributes = false;
 };
 
+// The command layer (cloud-hypervisor's RequestHandler, machined's machine_*): every
+// door decodes its wire format, calls these methods with the caller its authorizer
+// let in, and encodes the answer. Every decision is made here, the policy's by the
+// guard. After every change the model tells its listeners (the D-Bus publisher and
+// the persister subscribe): the model saves itself.
 class Guest {
 public:
-    Guest(GuestConfig config, kernel::Syscalls& sys);
+    Guest(GuestConfig config, kernel::Syscalls& sys, Policy policy);
     Guest(const Guest&) = delete;
     Guest& operator=(const Guest&) = delete;
     ~Guest();
 
+    using Who = const AuthorizedCaller&;
+
     // --- VM ---
-    [[nodiscard]] Result<UniqueFd> createVm(kernel::VmType type);  // returns a duplicate for the caller
-    [[nodiscard]] Result<> attachVm(UniqueFd vm_fd, kernel::VmType type);
-    [[nodiscard]] Result<UniqueFd> createGuestMemory(std::uint64_t size, kernel::GuestMemfdFlags flags);
+    [[nodiscard]] Result<UniqueFd> createVm(Who who, kernel::VmType type);  // returns a duplicate for the caller
+    [[nodiscard]] Result<> attachVm(Who who, UniqueFd vm_fd, kernel::VmType type);
+    [[nodiscard]] Result<UniqueFd> createGuestMemory(Who who, std::uint64_t size, kernel::GuestMemfdFlags flags);
 
     // --- memory ---
-    [[nodiscard]] Result<ObjectId> addMemory(std::uint64_t gpa, std::uint64_t size, UniqueFd gmem,
+    [[nodiscard]] Result<ObjectId> addMemory(Who who, std::uint64_t gpa, std::uint64_t size, UniqueFd gmem,
                                              std::uint64_t offset, MemoryState initial);
-    [[nodiscard]] Result<> removeMemory(ObjectId region);
+    [[nodiscard]] Result<> removeMemory(Who who, ObjectId region);
     // Converts every range (each inside guest memory) in order; all of them or none.
-    [[nodiscard]] Result<> convertMemory(std::span<const MemoryConversion> ranges);
+    [[nodiscard]] Result<> convertMemory(Who who, std::span<const MemoryConversion> ranges);
     // Revokes the IOMMU mappings over [gpa, gpa+size) (whole areas; with the proposed
     // reshape ioctl the areas are first cut at the range's ends, so nothing outside it
     // is revoked), then punches the hole. Returns what was revoked, for MemoryRevoked.
-    [[nodiscard]] Result<std::vector<RevokedRange>> punchHole(std::uint64_t gpa, std::uint64_t size);
+    [[nodiscard]] Result<std::vector<RevokedRange>> punchHole(Who who, std::uint64_t gpa, std::uint64_t size);
 
     // --- devices, vIOMMUs, vDEVICEs, TDIs ---
-    [[nodiscard]] Result<ObjectId> addDevice(const Bdf& bdf);
-    [[nodiscard]] Result<> removeDevice(ObjectId device);
-    [[nodiscard]] Result<ObjectId> createViommu(ObjectId device);
-    [[nodiscard]] Result<> destroyViommu(ObjectId viommu);
-    [[nodiscard]] Result<> createVdevice(ObjectId device, ObjectId viommu, std::uint64_t virtual_id);
-    [[nodiscard]] Result<> destroyVdevice(ObjectId device);
-    [[nodiscard]] Result<> bind(ObjectId device);
-    [[nodiscard]] Result<std::vector<std::uint8_t>> guestRequest(ObjectId device, GuestRequestScope scope,
+    [[nodiscard]] Result<ObjectId> addDevice(Who who, const Bdf& bdf);
+    [[nodiscard]] Result<> removeDevice(Who who, ObjectId device);
+    [[nodiscard]] Result<ObjectId> createViommu(Who who, ObjectId device);
+    [[nodiscard]] Result<> destroyViommu(Who who, ObjectId viommu);
+    [[nodiscard]] Result<> createVdevice(Who who, ObjectId device, ObjectId viommu, std::uint64_t virtual_id);
+    [[nodiscard]] Result<> destroyVdevice(Who who, ObjectId device);
+    [[nodiscard]] Result<> bind(Who who, ObjectId device);
+    [[nodiscard]] Result<std::vector<std::uint8_t>> guestRequest(Who who, ObjectId device, GuestRequestScope scope,
                                                                  std::span<const std::uint8_t> request);
-    [[nodiscard]] Result<> unbind(ObjectId device);
-    [[nodiscard]] Result<> reset(ObjectId device);
-    [[nodiscard]] Result<UniqueFd> vfioFd(ObjectId device);
+    [[nodiscard]] Result<> unbind(Who who, ObjectId device);
+    [[nodiscard]] Result<> reset(Who who, ObjectId device);
+    [[nodiscard]] Result<UniqueFd> vfioFd(Who who, ObjectId device);
     // Re-reads the interface state of every bound TDI: nothing tells userspace when a
     // host config write or reset breaks one, so the daemon asks. Returns the devices
     // whose TDI went to error since the last look.
@@ -132,8 +142,20 @@ public:
 
     // Leaf-first unwind of everything: a drain of the object table. Returns what
     // failed along the way (each failure was stepped over: closing the fds makes the
-    // kernel converge).
+    // kernel converge). It needs no caller: it only takes access away, and the daemon
+    // runs it itself when the VMM's last connection closes or it is told to stop;
+    // the doors' Teardown methods authorize before they call it.
     std::vector<Error> teardown();
+
+    // --- policy ---
+    [[nodiscard]] const Guard& guard() const { return guard_; }
+    // A reloaded policy applies to the calls that follow; returns what the guest
+    // holds that it no longer allows (reported, never torn down behind the VMM).
+    [[nodiscard]] std::vector<PolicyFinding> setPolicy(Policy policy);
+
+    // --- change notification ---
+    // Called after every change of the model (objects, states, page states, counters).
+    void subscribe(std::function<void()> listener) { listeners_.push_back(std::move(listener)); }
 
     // --- restart survival (core/recovery.cpp) ---
     // Re-adopts the fds a previous instance kept (taken from `fds` by name), checks
@@ -217,8 +239,12 @@ private:
     void scrubUnaccountedObjects(RestoreReport& report);
     [[nodiscard]] std::uint32_t viommuType() const;
 
+    void changed();
+
     GuestConfig config_;
     kernel::Syscalls& sys_;
+    Guard guard_;
+    std::vector<std::function<void()>> listeners_;
     GuestState state_ = GuestState::Empty;
     std::optional<VmContext> vm_;
     ObjectTable objects_;

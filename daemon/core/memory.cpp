@@ -171,8 +171,9 @@ void Guest::recordChange(MemoryRegion& r, const Change& change, Rollback& undo) 
     });
 }
 
-Result<ObjectId> Guest::addMemory(std::uint64_t gpa, std::uint64_t size, UniqueFd gmem, std::uint64_t offset,
+Result<ObjectId> Guest::addMemory(Who, std::uint64_t gpa, std::uint64_t size, UniqueFd gmem, std::uint64_t offset,
                                   MemoryState initial) {
+    if (auto r = guard_.admitMemoryRegion(memory_.size()); !r) return std::unexpected(r.error());
     if (auto r = requireVm("AddMemory"); !r) return std::unexpected(r.error());
     if (!validRange(gpa, size) || !pageAligned(offset) || !checkedEnd(offset, size)) {
         return fail(Code::InvalidArgument, "gpa, size and offset must be 4 KiB aligned, size non-zero, no overflow");
@@ -217,10 +218,11 @@ Result<ObjectId> Guest::addMemory(std::uint64_t gpa, std::uint64_t size, UniqueF
     ++next_id_;
     memory_.emplace(id, std::move(region));
     memory_by_gpa_.emplace(gpa, id);
+    changed();
     return id;
 }
 
-Result<> Guest::removeMemory(ObjectId id) {
+Result<> Guest::removeMemory(Who, ObjectId id) {
     if (auto r = requireVm("RemoveMemory"); !r) return std::unexpected(r.error());
     auto it = memory_.find(id);
     if (it == memory_.end()) return fail(Code::NotFound, "no such memory region");
@@ -241,6 +243,7 @@ Result<> Guest::removeMemory(ObjectId id) {
     (void)objects_.erase({ObjectKind::Memory, id});
     memory_by_gpa_.erase(m.gpa);
     memory_.erase(it);
+    changed();
     return {};
 }
 
@@ -258,7 +261,7 @@ Result<> Guest::convertRanges(std::span<const MemoryConversion> ranges, Rollback
     return {};
 }
 
-Result<> Guest::convertMemory(std::span<const MemoryConversion> ranges) {
+Result<> Guest::convertMemory(Who, std::span<const MemoryConversion> ranges) {
     if (auto r = requireVm("ConvertMemory"); !r) return std::unexpected(r.error());
     if (ranges.empty()) return fail(Code::InvalidArgument, "no ranges to convert");
     if (ranges.size() > kMaxConversionsPerCall) {
@@ -271,6 +274,8 @@ Result<> Guest::convertMemory(std::span<const MemoryConversion> ranges) {
         }
         if (auto s = slicesOf(c.gpa, c.size); !s) return std::unexpected(s.error());
     }
+    // Only a call that would run spends budget.
+    if (auto r = guard_.takeConversions(ranges.size()); !r) return r;
     Intent intent(observer_, conversionIntent(ranges));
     const std::uint64_t conversions_before = conversions_;
     Rollback undo;
@@ -278,6 +283,7 @@ Result<> Guest::convertMemory(std::span<const MemoryConversion> ranges) {
     if (auto r = convertRanges(ranges, undo, ApplyMode::Normal); !r) return r;
     undo.commit();
     intent.done();
+    changed();
     return {};
 }
 
@@ -321,7 +327,7 @@ Result<std::vector<RevokedRange>> Guest::revokeRange(std::uint64_t gpa, std::uin
     return revoked;
 }
 
-Result<std::vector<RevokedRange>> Guest::punchHole(std::uint64_t gpa, std::uint64_t size) {
+Result<std::vector<RevokedRange>> Guest::punchHole(Who, std::uint64_t gpa, std::uint64_t size) {
     if (auto r = requireVm("PunchHole"); !r) return std::unexpected(r.error());
     if (!validRange(gpa, size)) {
         return fail(Code::InvalidArgument, "gpa and size must be 4 KiB aligned, size non-zero, no overflow");
@@ -347,6 +353,7 @@ Result<std::vector<RevokedRange>> Guest::punchHole(std::uint64_t gpa, std::uint6
     }
     undo.commit();
     intent.done();
+    changed();
     return revoked;
 }
 

@@ -6,6 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/bus_names.hpp"
+#include "common/platform.hpp"
+
 namespace tio::core {
 namespace {
 
@@ -72,18 +75,7 @@ Result<std::uint32_t> limit(const json& j, const char* key, std::uint32_t fallba
 
 }  // namespace
 
-bool validPlatformName(std::string_view n) {
-    for (std::string_view p : {"tdx", "snp", "cca", "sim-tdx", "sim-snp", "sim-cca"})
-        if (n == p) return true;
-    return false;
-}
-
-bool validGuestName(std::string_view n) {
-    if (n.empty() || n.size() > 32 || n[0] < 'a' || n[0] > 'z') return false;
-    for (char c : n)
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
-    return true;
-}
+bool validPlatformName(std::string_view n) { return parseTarget(n).has_value(); }
 
 bool Principals::admits(uid_t uid, const std::vector<gid_t>& groups) const {
     if (uids.contains(uid)) return true;
@@ -119,7 +111,7 @@ Result<Policy> Policy::parse(const std::string& text) {
             if (g.contains("platform")) {
                 if (!g["platform"].is_string() || !validPlatformName(g["platform"].get<std::string>())) {
                     return fail(Code::InvalidArgument,
-                                where + ".platform: one of tdx, snp, cca, sim-tdx, sim-snp, sim-cca");
+                                where + ".platform: one of " + targetNames());
                 }
                 gp.platform = g["platform"].get<std::string>();
             }

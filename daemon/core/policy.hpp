@@ -57,7 +57,4 @@ struct Policy {
 // The platforms a policy may name for a guest (the daemon's --platform values).
 [[nodiscard]] bool validPlatformName(std::string_view name);
 
-// Guest names: ^[a-z][a-z0-9_]{0,31}$ (design/dbus-api.md).
-[[nodiscard]] bool validGuestName(std::string_view name);
-
 }  // namespace tio::core

@@ -356,6 +356,7 @@ Result<RestoreReport> Guest::restore(const v1::GuestSnapshot& s, const std::vect
 
     fds.clear();  // what the guest did not take: closing it releases it in the kernel
     scrubUnaccountedObjects(report);
+    changed();
     return report;
 }
 

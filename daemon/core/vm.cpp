@@ -22,10 +22,12 @@ Result<> Guest::adoptVm(kernel::KvmVm vm, kernel::VmType type) {
                           .iommufd = std::move(*iommufd),
                           .features = *features,
                           .has_memory_attributes = *attrs});
-    return transition(kGuestTransitions, state_, GuestState::Active);
+    if (auto r = transition(kGuestTransitions, state_, GuestState::Active); !r) return r;
+    changed();
+    return {};
 }
 
-Result<UniqueFd> Guest::createVm(kernel::VmType type) {
+Result<UniqueFd> Guest::createVm(Who, kernel::VmType type) {
     if (auto r = check(kGuestTransitions, state_, GuestState::Active); !r) return std::unexpected(r.error());
     auto kvm = kernel::Kvm::open(sys_);
     if (!kvm) return std::unexpected(kvm.error());
@@ -37,14 +39,14 @@ Result<UniqueFd> Guest::createVm(kernel::VmType type) {
     return std::move(*copy);
 }
 
-Result<> Guest::attachVm(UniqueFd vm_fd, kernel::VmType type) {
+Result<> Guest::attachVm(Who, UniqueFd vm_fd, kernel::VmType type) {
     if (auto r = check(kGuestTransitions, state_, GuestState::Active); !r) return r;
     auto vm = kernel::KvmVm::adopt(sys_, std::move(vm_fd));
     if (!vm) return std::unexpected(vm.error());
     return adoptVm(std::move(*vm), type);
 }
 
-Result<UniqueFd> Guest::createGuestMemory(std::uint64_t size, kernel::GuestMemfdFlags flags) {
+Result<UniqueFd> Guest::createGuestMemory(Who, std::uint64_t size, kernel::GuestMemfdFlags flags) {
     if (auto r = requireVm("CreateGuestMemory"); !r) return std::unexpected(r.error());
     if (size == 0 || !pageAligned(size)) return fail(Code::InvalidArgument, "size must be a non-zero multiple of 4 KiB");
     auto supported = vm_->vm.supportedGuestMemfdFlags();

@@ -1,5 +1,3 @@
-#include <fcntl.h>
-
 #include <cstring>
 
 #include "dbus/adaptors.hpp"
@@ -49,9 +47,9 @@ Result<Options> readOptions(sd_bus_message* m, bool allow_flags, bool allow_type
 Result<UniqueFd> readFd(sd_bus_message* m) {
     int fd = -1;
     if (sd_bus_message_read(m, "h", &fd) < 0) return std::unexpected(malformed());
-    UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+    auto copy = UniqueFd::duplicateOf(fd);
     if (!copy) return fail(Code::LimitExceeded, "cannot take the fd (out of file descriptors)");
-    return copy;
+    return std::move(*copy);
 }
 
 }  // namespace tio::dbus

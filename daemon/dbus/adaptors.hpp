@@ -12,8 +12,12 @@
 
 #include "dbus/errors.hpp"
 #include "dbus/guest_service.hpp"
+#include "dbus/sd_ptr.hpp"
 
 namespace tio::dbus {
+
+using core::Access;
+using core::AuthorizedCaller;
 
 const sd_bus_vtable* guestVtable();
 const sd_bus_vtable* deviceVtable();
@@ -34,22 +38,12 @@ struct Options {
 // Reads an `h` argument into a new owner (the message keeps its own copy).
 [[nodiscard]] Result<UniqueFd> readFd(sd_bus_message* m);
 
-// The id in a vIOMMU or memory object path of this guest, or NotFound naming `noun`.
-[[nodiscard]] inline Result<core::ObjectId> objectId(std::string_view path, std::string_view prefix,
-                                                     std::string_view noun) {
-    const auto id = GuestService::idFromPath(path, prefix);
-    if (!id) return fail(Code::NotFound, "no such " + std::string(noun) + " in this guest");
-    return *id;
-}
-inline constexpr std::string_view kViommuPathPrefix = "/org/tio/Guest1/viommu/";
-inline constexpr std::string_view kMemoryPathPrefix = "/org/tio/Guest1/memory/";
-
 [[nodiscard]] inline Error malformed() { return Error{Code::InvalidArgument, "malformed arguments"}; }
 
 // Every method has this shape (style rule 19): refuse while stopping, authorize,
-// run the body (decode, validate, call the core, append the reply), publish what
-// changed, reply. Only named errors leave; anything unexpected is Internal with a
-// generic message, the details going to the journal.
+// run the body (decode, call the core, append the reply), reply. The core publishes
+// and persists what changed before it returns. Only named errors leave; anything
+// unexpected is Internal with a generic message, the details going to the journal.
 template <typename Body>
 int runMethod(sd_bus_message* m, void* userdata, sd_bus_error* err, Access access, const char* method, Body&& body) {
     auto& svc = *static_cast<GuestService*>(userdata);
@@ -57,20 +51,17 @@ int runMethod(sd_bus_message* m, void* userdata, sd_bus_error* err, Access acces
         if (svc.shuttingDown()) return setError(err, Error{Code::ShuttingDown, "tio-manager is stopping"});
         auto who = svc.authorize(m, access, method);
         if (!who) return setError(err, who.error());
-        sd_bus_message* reply = nullptr;
-        if (const int r = sd_bus_message_new_method_return(m, &reply); r < 0) return r;
-        Result<> result = body(svc, *who, reply);
+        sd_bus_message* raw = nullptr;
+        if (const int r = sd_bus_message_new_method_return(m, &raw); r < 0) return r;
+        const MessagePtr reply(raw);
+        Result<> result = body(svc, *who, reply.get());
         if (!result) {
-            sd_bus_message_unref(reply);
             if (result.error().code == Code::Internal) {
                 spdlog::error("method={} code=Internal detail={}", method, result.error().message);
             }
             return setError(err, result.error());
         }
-        svc.publish();
-        const int r = sd_bus_send(nullptr, reply, nullptr);
-        sd_bus_message_unref(reply);
-        return r;
+        return sd_bus_send(nullptr, reply.get(), nullptr);
     } catch (const std::exception& e) {
         spdlog::error("method={} code=Internal exception={}", method, e.what());
         return setError(err, Error{Code::Internal, e.what()});

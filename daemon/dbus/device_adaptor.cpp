@@ -1,6 +1,8 @@
 // org.tio.Device1 on /org/tio/Guest1/device/SSSS_BB_DD_F.
 #include <spdlog/spdlog.h>
 
+#include <functional>
+
 #include "dbus/adaptors.hpp"
 
 namespace tio::dbus {
@@ -8,11 +10,13 @@ namespace {
 
 // The device a call addresses; the find callback already proved it exists.
 Result<core::ObjectId> target(GuestService& svc, sd_bus_message* m) {
-    const auto id = svc.deviceFromPath(sd_bus_message_get_path(m));
+    const auto id = deviceFromPath(svc.guest(), sd_bus_message_get_path(m));
     if (!id) return fail(Code::NotFound, "no such device in this guest");
     return *id;
 }
 
+// A method on the device's path with no arguments and nothing to reply: `op` is the
+// core method, the event what the audit calls its success.
 template <typename Op>
 int simple(sd_bus_message* m, void* userdata, sd_bus_error* err, const char* method, const char* event, Op&& op) {
     return runMethod(m, userdata, err, Access::Mutate, method,
@@ -20,18 +24,18 @@ int simple(sd_bus_message* m, void* userdata, sd_bus_error* err, const char* met
                          auto id = target(svc, m);
                          if (!id) return std::unexpected(id.error());
                          const std::string bdf = svc.guest().devices().at(*id).bdf.toString();
-                         auto r = op(svc.guest(), *id);
-                         if (r) svc.record(event, method, &who.caller(), bdf);
+                         auto r = std::invoke(op, svc.guest(), who, *id);
+                         if (r) svc.audit().record(event, method, &who.caller(), bdf);
                          return r;
                      });
 }
 
 int getVfioFd(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     return runMethod(m, userdata, err, Access::Mutate, "GetVfioFd",
-                     [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message* reply) -> Result<> {
+                     [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message* reply) -> Result<> {
                          auto id = target(svc, m);
                          if (!id) return std::unexpected(id.error());
-                         auto fd = svc.guest().vfioFd(*id);
+                         auto fd = svc.guest().vfioFd(who, *id);
                          if (!fd) return std::unexpected(fd.error());
                          if (sd_bus_message_append(reply, "h", fd->get()) < 0) {
                              return fail(Code::LimitExceeded, "cannot pass the fd");
@@ -42,7 +46,7 @@ int getVfioFd(sd_bus_message* m, void* userdata, sd_bus_error* err) {
 
 int createVdevice(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     return runMethod(m, userdata, err, Access::Mutate, "CreateVDevice",
-                     [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message*) -> Result<> {
+                     [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message*) -> Result<> {
                          const char* viommu = nullptr;
                          std::uint64_t virtual_id = 0;
                          if (sd_bus_message_read(m, "ot", &viommu, &virtual_id) < 0) return std::unexpected(malformed());
@@ -50,13 +54,13 @@ int createVdevice(sd_bus_message* m, void* userdata, sd_bus_error* err) {
                          if (!id) return std::unexpected(id.error());
                          auto vid = objectId(viommu, kViommuPathPrefix, "vIOMMU");
                          if (!vid) return std::unexpected(vid.error());
-                         return svc.guest().createVdevice(*id, *vid, virtual_id);
+                         return svc.guest().createVdevice(who, *id, *vid, virtual_id);
                      });
 }
 
 int guestRequest(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     return runMethod(m, userdata, err, Access::Mutate, "GuestRequest",
-                     [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message* reply) -> Result<> {
+                     [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message* reply) -> Result<> {
                          const char* scope = nullptr;
                          const void* data = nullptr;
                          std::size_t size = 0;
@@ -71,7 +75,7 @@ int guestRequest(sd_bus_message* m, void* userdata, sd_bus_error* err) {
                          auto id = target(svc, m);
                          if (!id) return std::unexpected(id.error());
                          auto resp = svc.guest().guestRequest(
-                             *id, s, std::span<const std::uint8_t>(static_cast<const std::uint8_t*>(data), size));
+                             who, *id, s, std::span<const std::uint8_t>(static_cast<const std::uint8_t*>(data), size));
                          if (!resp) return std::unexpected(resp.error());
                          if (sd_bus_message_append_array(reply, 'y', resp->data(), resp->size()) < 0) {
                              return std::unexpected(malformed());
@@ -81,19 +85,19 @@ int guestRequest(sd_bus_message* m, void* userdata, sd_bus_error* err) {
 }
 
 int destroyVdevice(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return simple(m, u, e, "DestroyVDevice", "vdevice-destroyed", [](core::Guest& g, core::ObjectId id) { return g.destroyVdevice(id); });
+    return simple(m, u, e, "DestroyVDevice", "vdevice-destroyed", &core::Guest::destroyVdevice);
 }
 int bind(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return simple(m, u, e, "Bind", "device-bound", [](core::Guest& g, core::ObjectId id) { return g.bind(id); });
+    return simple(m, u, e, "Bind", "device-bound", &core::Guest::bind);
 }
 int unbind(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return simple(m, u, e, "Unbind", "device-unbound", [](core::Guest& g, core::ObjectId id) { return g.unbind(id); });
+    return simple(m, u, e, "Unbind", "device-unbound", &core::Guest::unbind);
 }
 int reset(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return simple(m, u, e, "Reset", "device-reset", [](core::Guest& g, core::ObjectId id) { return g.reset(id); });
+    return simple(m, u, e, "Reset", "device-reset", &core::Guest::reset);
 }
 int remove(sd_bus_message* m, void* u, sd_bus_error* e) {
-    return simple(m, u, e, "Remove", "device-removed", [](core::Guest& g, core::ObjectId id) { return g.removeDevice(id); });
+    return simple(m, u, e, "Remove", "device-removed", &core::Guest::removeDevice);
 }
 
 constexpr std::uint64_t kProp = SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE;

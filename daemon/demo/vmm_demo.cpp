@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/bus_names.hpp"
 #include "tio/Device1-proxy.h"
 #include "tio/Guest1-proxy.h"
 #include "tio/Memory1-proxy.h"
@@ -22,7 +23,7 @@ namespace {
 
 // The guest's bus name. On p2p it is not used for routing, but sdbus-c++ matches
 // signals on sender=<destination>, and tio-managerd sends as org.tio.Guest1.GUEST.
-std::string service = "org.tio.Guest1.vm1";
+std::string service = tio::guestBusName("vm1");
 
 class Guest final : public sdbus::ProxyInterfaces<org::tio::Guest1_proxy> {
 public:
@@ -77,7 +78,7 @@ int main(int argc, char** argv) {
         else if (k == "--sim-control") sim_control = argv[i + 1];
         else if (k == "--device") bdf = argv[i + 1];
         else if (k == "--on-run") on_run = argv[i + 1];
-        else if (k == "--guest") service = std::string("org.tio.Guest1.") + argv[i + 1];
+        else if (k == "--guest") service = tio::guestBusName(argv[i + 1]);
         else {
             std::fprintf(stderr, "unknown option %s\n", k.c_str());
             return 2;

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <spdlog/spdlog.h>
 
+#include "persist/fd_names.hpp"
+
 namespace tio::persist {
 
 std::multimap<std::string, UniqueFd> FdStore::receive() {
@@ -12,7 +14,7 @@ std::multimap<std::string, UniqueFd> FdStore::receive() {
     char** names = nullptr;
     const int n = sd_listen_fds_with_names(1, &names);
     for (int i = 0; i < n; ++i) {
-        const std::string name = names != nullptr && names[i] != nullptr ? names[i] : "unknown";
+        const std::string name = names != nullptr && names[i] != nullptr ? names[i] : std::string(kUnnamed);
         out.emplace(name, UniqueFd(SD_LISTEN_FDS_START + i));
     }
     if (names != nullptr) {

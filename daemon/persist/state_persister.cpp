@@ -14,6 +14,7 @@
 #include <cstdlib>
 
 #include "core/snapshot.hpp"
+#include "persist/fd_names.hpp"
 
 namespace tio::persist {
 namespace {
@@ -44,7 +45,7 @@ void StatePersister::append(const v1::JournalEntry& e) {
     if (!FdStore::available()) return;
     if (!journal_) {
         journal_.reset(::memfd_create("tio-journal", MFD_CLOEXEC));
-        if (!journal_ || !store_.store("journal", journal_.get())) {
+        if (!journal_ || !store_.store(std::string(kJournalName), journal_.get())) {
             spdlog::error("memory journal: cannot create it; a restart cannot finish interrupted conversions");
             return;
         }
@@ -85,28 +86,27 @@ void StatePersister::writeSnapshot() {
         spdlog::error("snapshot: cannot write it; a restart would use the previous one");
         return;
     }
-    const std::string next = "snapshot." + std::to_string(snapshot_generation_ + 1);
+    const std::string next = snapshotName(snapshot_generation_ + 1);
     if (!store_.store(next, fd.get())) return;
     ++snapshot_generation_;
     // Every other snapshot goes only once the new one is kept.
     const std::set<std::string> stored = store_.stored();
     for (const auto& n : stored)
-        if (n.starts_with("snapshot.") && n != next) store_.remove(n);
+        if (snapshotGeneration(n) && n != next) store_.remove(n);
 }
 
 std::optional<std::pair<std::string, std::uint64_t>> StatePersister::newestSnapshot(
     const std::set<std::string>& names) {
     std::optional<std::pair<std::string, std::uint64_t>> best;
     for (const auto& n : names) {
-        if (!n.starts_with("snapshot.")) continue;
-        const std::uint64_t g = std::strtoull(n.c_str() + 9, nullptr, 10);
-        if (!best || g > best->second) best = {n, g};
+        const auto g = snapshotGeneration(n);
+        if (g && (!best || *g > best->second)) best = {n, *g};
     }
     return best;
 }
 
 bool StatePersister::isStateName(const std::string& name) {
-    return name == "journal" || name.starts_with("snapshot.");
+    return name == kJournalName || snapshotGeneration(name).has_value();
 }
 
 void StatePersister::persist() {
@@ -121,12 +121,12 @@ void StatePersister::persist() {
         return;
     }
     // Fds first: the snapshot may only name fds the store already has.
-    std::set<std::string> keep = {"journal"};
+    std::set<std::string> keep = {std::string(kJournalName)};
     for (const auto& n : store_.stored())
         if (isStateName(n)) keep.insert(n);
     store_.sync(guest_.ownedFds(), keep);
     const bool have_snapshot = std::any_of(store_.stored().begin(), store_.stored().end(),
-                                           [](const std::string& n) { return n.starts_with("snapshot."); });
+                                           [](const std::string& n) { return snapshotGeneration(n).has_value(); });
     if (structure == last_structure_ && journal_bytes_ < kJournalCompactBytes && have_snapshot) return;
     writeSnapshot();
     last_structure_ = structure;

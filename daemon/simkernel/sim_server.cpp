@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "dbus/listen_socket.hpp"
+#include "bus/listen_socket.hpp"
 #include "kernel/ioctl_table.hpp"
 
 namespace tio::sim {
@@ -21,15 +21,15 @@ SimServer::~SimServer() {
 }
 
 int SimServer::listen(const std::string& kernel_path, const std::string& control_path) {
-    auto k = dbus::listenUnix(kernel_path, SOCK_SEQPACKET, 0666);
+    auto k = bus::listenUnix(kernel_path, SOCK_SEQPACKET, 0666);
     if (!k) return -k.error();
     kernel_listen_ = std::move(*k);
     int r = sd_event_add_io(event_, &kernel_accept_, kernel_listen_.get(), EPOLLIN, onKernelAccept, this);
     if (r < 0) return r;
     kernel_.setWatcher(watchFile, this);
-    auto c = dbus::listenUnix(control_path, SOCK_STREAM, 0666);
+    auto c = bus::listenUnix(control_path, SOCK_STREAM, 0666);
     if (!c) return -c.error();
-    control_ = std::make_unique<dbus::P2pServer>(event_, std::move(*c), "org.tio.Sim1",
+    control_ = std::make_unique<bus::P2pServer>(event_, std::move(*c), "org.tio.Sim1",
                                                  [this](sd_bus* bus) { return setupControl(bus); });
     return control_->start();
 }

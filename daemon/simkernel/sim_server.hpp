@@ -6,7 +6,7 @@
 #include <map>
 #include <memory>
 
-#include "dbus/p2p_server.hpp"
+#include "bus/p2p_server.hpp"
 #include "simkernel/sim_kernel.hpp"
 
 namespace tio::sim {
@@ -44,7 +44,7 @@ private:
     UniqueFd kernel_listen_;
     sd_event_source* kernel_accept_ = nullptr;
     std::map<Conn*, std::unique_ptr<Conn>> conns_;
-    std::unique_ptr<dbus::P2pServer> control_;
+    std::unique_ptr<bus::P2pServer> control_;
 };
 
 

@@ -10,7 +10,7 @@
 #include <cstdio>
 #include <string>
 
-#include "core/policy.hpp"
+#include "common/bus_names.hpp"
 #include "tio/Device1-proxy.h"
 #include "tio/Guest1-proxy.h"
 #include "tio/Memory1-proxy.h"
@@ -19,7 +19,7 @@
 
 namespace {
 
-constexpr std::string_view kPrefix = "org.tio.Guest1.";
+constexpr std::string_view kPrefix = tio::kGuestBusNamePrefix;
 
 class Guest final : public sdbus::ProxyInterfaces<org::tio::Guest1_proxy> {
 public:
@@ -113,7 +113,7 @@ int dump(sdbus::IConnection& bus, const std::string& guest) {
 int main(int argc, char** argv) {
     if (argc < 2) return usage();
     const std::string cmd = argv[1];
-    if (cmd != "list" && (argc != 3 || !tio::core::validGuestName(argv[2]))) return usage();
+    if (cmd != "list" && (argc != 3 || !tio::validGuestName(argv[2]))) return usage();
     try {
         auto bus = sdbus::createSystemBusConnection();
         if (cmd == "list") return list(*bus);

@@ -38,6 +38,7 @@
 #include "kernel/uapi/ioctl_encoding.hpp"
 #include "kernel/vfio_device.hpp"
 #include "support/sim_process.hpp"
+#include "support/trusted_caller.hpp"
 
 namespace tio::bench {
 namespace {
@@ -157,11 +158,12 @@ Figures runTioManager(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_
     CountingSyscalls sys(raw);
     Figures f;
     const std::size_t heap_before = heapInUse();
-    core::Guest g(core::GuestConfig{.name = "bench", .platform = platform, .claim_dir = sim.dir() + "/claims"}, sys);
-    must(g.createVm(kernel::VmType::Sim), "CreateVm");
-    auto gmem = must(g.createGuestMemory(guest_bytes, {}), "CreateGuestMemory");
-    must(g.addMemory(kGpa, guest_bytes, std::move(gmem), 0, core::MemoryState::Private), "AddMemory");
-    must(g.addDevice(*Bdf::parse("0000:3a:00.0")), "AddDevice");
+    core::Guest g(core::GuestConfig{.name = "bench", .platform = platform, .claim_dir = sim.dir() + "/claims"}, sys,
+                  test::anyDevice("bench"));
+    must(g.createVm(test::trusted(), kernel::VmType::Sim), "CreateVm");
+    auto gmem = must(g.createGuestMemory(test::trusted(), guest_bytes, {}), "CreateGuestMemory");
+    must(g.addMemory(test::trusted(), kGpa, guest_bytes, std::move(gmem), 0, core::MemoryState::Private), "AddMemory");
+    must(g.addDevice(test::trusted(), *Bdf::parse("0000:3a:00.0")), "AddDevice");
     RangeMap<bool> shared;  // the benchmark's own record, to pick each direction
     std::uint64_t converted_from_shared = 0;
     const Start start = startOf(sim, sys, heap_before);
@@ -176,7 +178,7 @@ Figures runTioManager(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_
         const core::MemoryConversion mc{c.gpa, c.size, to_shared ? core::MemoryState::Shared : core::MemoryState::Private};
         const auto s = std::chrono::steady_clock::now();
         const double k = sys.kernel_us;
-        must(g.convertMemory({&mc, 1}), "ConvertMemory");
+        must(g.convertMemory(test::trusted(), {&mc, 1}), "ConvertMemory");
         const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - s).count();
         f.latency_us.push_back(us);
         f.daemon_us.push_back(us - (sys.kernel_us - k));

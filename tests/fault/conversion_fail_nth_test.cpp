@@ -10,6 +10,7 @@
 
 #include "kernel/ioctl_table.hpp"
 #include "support/running_guest.hpp"
+#include "support/trusted_caller.hpp"
 
 namespace tio::test {
 namespace {
@@ -89,7 +90,7 @@ TEST_P(ConversionFailNthTest, EveryCallOfABatchFailsOnceAndTheWholeBatchRollsBac
     };
     std::vector<std::pair<std::uint64_t, std::uint64_t>> touched;
     for (const auto& c : batch) touched.emplace_back(c.gpa, c.size);
-    sweep([&] { return g().convertMemory(batch); }, touched);
+    sweep([&] { return g().convertMemory(trusted(), batch); }, touched);
     EXPECT_EQ(g().conversions(), batch.size()) << "counted once, for the run that succeeded";
 }
 
@@ -99,7 +100,7 @@ TEST_P(ConversionFailNthTest, EveryCallOfAPunchFailsOnceAndNothingIsRevoked) {
     std::vector<core::RevokedRange> revoked;
     sweep(
         [&]() -> Result<> {
-            auto r = g().punchHole(gpa, size);
+            auto r = g().punchHole(trusted(), gpa, size);
             if (!r) return std::unexpected(r.error());
             revoked = *r;
             return {};

@@ -13,6 +13,7 @@
 #include "kernel/ioctl_table.hpp"
 #include "support/fd_count.hpp"
 #include "support/guest_rig.hpp"
+#include "support/trusted_caller.hpp"
 
 namespace tio::test {
 namespace {
@@ -44,52 +45,52 @@ std::vector<Step> lifecycle() {
     const std::uint8_t run[] = {0x02};
     const std::uint8_t state_query[] = {0x81};
     return {
-        {"CreateVm", [](Guest& g, Context& c) { return keep(g.createVm(kernel::VmType::Sim), c.vm_fd); }},
-        {"CreateGuestMemory", [](Guest& g, Context& c) { return keep(g.createGuestMemory(32 * kMiB, {}), c.gmem); }},
+        {"CreateVm", [](Guest& g, Context& c) { return keep(g.createVm(trusted(), kernel::VmType::Sim), c.vm_fd); }},
+        {"CreateGuestMemory", [](Guest& g, Context& c) { return keep(g.createGuestMemory(trusted(), 32 * kMiB, {}), c.gmem); }},
         {"AddMemory(shared)",
          [](Guest& g, Context& c) {
-             return keep(g.addMemory(kGuestRamGpa, 8 * kMiB, std::move(*c.gmem.duplicate()), 0, MemoryState::Shared),
+             return keep(g.addMemory(trusted(), kGuestRamGpa, 8 * kMiB, std::move(*c.gmem.duplicate()), 0, MemoryState::Shared),
                          c.shared);
          }},
         {"AddMemory(private)",
          [](Guest& g, Context& c) {
-             return keep(g.addMemory(kGuestRamGpa + 8 * kMiB, 8 * kMiB, std::move(*c.gmem.duplicate()), 8 * kMiB,
+             return keep(g.addMemory(trusted(), kGuestRamGpa + 8 * kMiB, 8 * kMiB, std::move(*c.gmem.duplicate()), 8 * kMiB,
                                      MemoryState::Private),
                          c.priv);
          }},
-        {"AddDevice", [](Guest& g, Context& c) { return keep(g.addDevice(*Bdf::parse(kDevA)), c.dev); }},
+        {"AddDevice", [](Guest& g, Context& c) { return keep(g.addDevice(trusted(), *Bdf::parse(kDevA)), c.dev); }},
         {"ConvertMemoryRanges",
          [](Guest& g, Context&) {
              const core::MemoryConversion batch[] = {{kGuestRamGpa + 4096, 8192, MemoryState::Private},
                                                      {kGuestRamGpa + 8 * kMiB, 2 * kMiB, MemoryState::Shared}};
-             return g.convertMemory(batch);
+             return g.convertMemory(trusted(), batch);
          }},
         {"PunchHole",
          [](Guest& g, Context&) {
-             auto r = g.punchHole(kGuestRamGpa + 2 * kMiB, 3 * 4096);
+             auto r = g.punchHole(trusted(), kGuestRamGpa + 2 * kMiB, 3 * 4096);
              return r ? Result<>{} : Result<>{std::unexpected(r.error())};
          }},
-        {"AddDevice(no TDISP)", [](Guest& g, Context& c) { return keep(g.addDevice(*Bdf::parse(kDevPlain)), c.plain); }},
-        {"CreateVIommu", [](Guest& g, Context& c) { return keep(g.createViommu(c.dev), c.viommu); }},
-        {"CreateVDevice", [](Guest& g, Context& c) { return g.createVdevice(c.dev, c.viommu, 0x42); }},
-        {"Bind", [](Guest& g, Context& c) { return g.bind(c.dev); }},
+        {"AddDevice(no TDISP)", [](Guest& g, Context& c) { return keep(g.addDevice(trusted(), *Bdf::parse(kDevPlain)), c.plain); }},
+        {"CreateVIommu", [](Guest& g, Context& c) { return keep(g.createViommu(trusted(), c.dev), c.viommu); }},
+        {"CreateVDevice", [](Guest& g, Context& c) { return g.createVdevice(trusted(), c.dev, c.viommu, 0x42); }},
+        {"Bind", [](Guest& g, Context& c) { return g.bind(trusted(), c.dev); }},
         {"GuestRequest(info)",
          [state_query](Guest& g, Context& c) {
-             auto r = g.guestRequest(c.dev, core::GuestRequestScope::Info, state_query);
+             auto r = g.guestRequest(trusted(), c.dev, core::GuestRequestScope::Info, state_query);
              return r ? Result<>{} : Result<>{std::unexpected(r.error())};
          }},
         {"GuestRequest(RUN)",
          [run](Guest& g, Context& c) {
-             auto r = g.guestRequest(c.dev, core::GuestRequestScope::StateChange, run);
+             auto r = g.guestRequest(trusted(), c.dev, core::GuestRequestScope::StateChange, run);
              return r ? Result<>{} : Result<>{std::unexpected(r.error())};
          }},
-        {"Unbind", [](Guest& g, Context& c) { return g.unbind(c.dev); }},
-        {"DestroyVDevice", [](Guest& g, Context& c) { return g.destroyVdevice(c.dev); }},
-        {"DestroyVIommu", [](Guest& g, Context& c) { return g.destroyViommu(c.viommu); }},
-        {"RemoveDevice(no TDISP)", [](Guest& g, Context& c) { return g.removeDevice(c.plain); }},
-        {"RemoveDevice", [](Guest& g, Context& c) { return g.removeDevice(c.dev); }},
-        {"RemoveMemory(shared)", [](Guest& g, Context& c) { return g.removeMemory(c.shared); }},
-        {"AddDevice again", [](Guest& g, Context& c) { return keep(g.addDevice(*Bdf::parse(kDevB)), c.dev); }},
+        {"Unbind", [](Guest& g, Context& c) { return g.unbind(trusted(), c.dev); }},
+        {"DestroyVDevice", [](Guest& g, Context& c) { return g.destroyVdevice(trusted(), c.dev); }},
+        {"DestroyVIommu", [](Guest& g, Context& c) { return g.destroyViommu(trusted(), c.viommu); }},
+        {"RemoveDevice(no TDISP)", [](Guest& g, Context& c) { return g.removeDevice(trusted(), c.plain); }},
+        {"RemoveDevice", [](Guest& g, Context& c) { return g.removeDevice(trusted(), c.dev); }},
+        {"RemoveMemory(shared)", [](Guest& g, Context& c) { return g.removeMemory(trusted(), c.shared); }},
+        {"AddDevice again", [](Guest& g, Context& c) { return keep(g.addDevice(trusted(), *Bdf::parse(kDevB)), c.dev); }},
     };
 }
 
@@ -119,7 +120,7 @@ TEST_P(FailNthTest, EveryKernelCallFailsOnceAndNothingLeaks) {
         Context ctx;
         bool failed = false;
         {
-            Guest g(config, sys);
+            Guest g(config, sys, anyDevice(config.name));
             sys.armFailNth(n, err);
             for (const auto& step : steps) {
                 SCOPED_TRACE(step.name);

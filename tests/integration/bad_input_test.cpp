@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "support/guest_rig.hpp"
+#include "support/trusted_caller.hpp"
 
 namespace tio::test {
 namespace {
@@ -16,19 +17,19 @@ using core::MemoryState;
 class BadInputTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        ASSERT_TRUE(g.createVm(kernel::VmType::Sim));
-        auto gmem = g.createGuestMemory(16 * kMiB, {});
+        ASSERT_TRUE(g.createVm(trusted(), kernel::VmType::Sim));
+        auto gmem = g.createGuestMemory(trusted(), 16 * kMiB, {});
         ASSERT_TRUE(gmem);
         gmem_ = std::move(*gmem);
-        ASSERT_TRUE(g.addMemory(kGuestRamGpa, 4 * kMiB, dup(), 0, MemoryState::Shared));
-        auto dev = g.addDevice(*Bdf::parse(kDevA));
+        ASSERT_TRUE(g.addMemory(trusted(), kGuestRamGpa, 4 * kMiB, dup(), 0, MemoryState::Shared));
+        auto dev = g.addDevice(trusted(), *Bdf::parse(kDevA));
         ASSERT_TRUE(dev);
         dev_ = *dev;
-        auto viommu = g.createViommu(dev_);
+        auto viommu = g.createViommu(trusted(), dev_);
         ASSERT_TRUE(viommu);
         viommu_ = *viommu;
-        ASSERT_TRUE(g.createVdevice(dev_, viommu_, 9));
-        ASSERT_TRUE(g.bind(dev_));
+        ASSERT_TRUE(g.createVdevice(trusted(), dev_, viommu_, 9));
+        ASSERT_TRUE(g.bind(trusted(), dev_));
     }
     UniqueFd dup() { return std::move(*gmem_.duplicate()); }
 
@@ -55,27 +56,27 @@ protected:
 
 TEST_F(BadInputTest, MemoryRangesAreCheckedBeforeTheKernelSeesThem) {
     const std::uint64_t gpa = kGuestRamGpa + 64 * kMiB;
-    refused("zero size", Code::InvalidArgument, [&] { return g.addMemory(gpa, 0, dup(), 0, MemoryState::Shared); });
+    refused("zero size", Code::InvalidArgument, [&] { return g.addMemory(trusted(), gpa, 0, dup(), 0, MemoryState::Shared); });
     refused("unaligned gpa", Code::InvalidArgument,
-            [&] { return g.addMemory(gpa + 1, kMiB, dup(), 0, MemoryState::Shared); });
+            [&] { return g.addMemory(trusted(), gpa + 1, kMiB, dup(), 0, MemoryState::Shared); });
     refused("unaligned size", Code::InvalidArgument,
-            [&] { return g.addMemory(gpa, kMiB + 512, dup(), 0, MemoryState::Shared); });
+            [&] { return g.addMemory(trusted(), gpa, kMiB + 512, dup(), 0, MemoryState::Shared); });
     refused("unaligned offset", Code::InvalidArgument,
-            [&] { return g.addMemory(gpa, kMiB, dup(), 100, MemoryState::Shared); });
+            [&] { return g.addMemory(trusted(), gpa, kMiB, dup(), 100, MemoryState::Shared); });
     refused("gpa overflow", Code::InvalidArgument,
-            [&] { return g.addMemory(0xfffffffffffff000ULL, 0x2000, dup(), 0, MemoryState::Shared); });
+            [&] { return g.addMemory(trusted(), 0xfffffffffffff000ULL, 0x2000, dup(), 0, MemoryState::Shared); });
     refused("offset overflow", Code::InvalidArgument,
-            [&] { return g.addMemory(gpa, 0x2000, dup(), 0xfffffffffffff000ULL, MemoryState::Shared); });
+            [&] { return g.addMemory(trusted(), gpa, 0x2000, dup(), 0xfffffffffffff000ULL, MemoryState::Shared); });
     refused("overlap", Code::InvalidArgument,
-            [&] { return g.addMemory(kGuestRamGpa + kMiB, 4 * kMiB, dup(), 8 * kMiB, MemoryState::Shared); });
+            [&] { return g.addMemory(trusted(), kGuestRamGpa + kMiB, 4 * kMiB, dup(), 8 * kMiB, MemoryState::Shared); });
     refused("beyond the guest_memfd", Code::InvalidArgument,
-            [&] { return g.addMemory(gpa, 8 * kMiB, dup(), 12 * kMiB, MemoryState::Shared); });
+            [&] { return g.addMemory(trusted(), gpa, 8 * kMiB, dup(), 12 * kMiB, MemoryState::Shared); });
     refused("guest_memfd range used twice", Code::InvalidArgument,
-            [&] { return g.addMemory(gpa, 4 * kMiB, dup(), 0, MemoryState::Shared); });
-    refused("guest memory size 0", Code::InvalidArgument, [&] { return g.createGuestMemory(0, {}); });
-    refused("guest memory unaligned", Code::InvalidArgument, [&] { return g.createGuestMemory(4097, {}); });
+            [&] { return g.addMemory(trusted(), gpa, 4 * kMiB, dup(), 0, MemoryState::Shared); });
+    refused("guest memory size 0", Code::InvalidArgument, [&] { return g.createGuestMemory(trusted(), 0, {}); });
+    refused("guest memory unaligned", Code::InvalidArgument, [&] { return g.createGuestMemory(trusted(), 4097, {}); });
     refused("unaligned size with the mmap flag", Code::InvalidArgument,
-            [&] { return g.createGuestMemory(1, {.mmap = true}); });
+            [&] { return g.createGuestMemory(trusted(), 1, {.mmap = true}); });
 }
 
 TEST_F(BadInputTest, WrongFdTypesAreInvalidArgument) {
@@ -84,73 +85,73 @@ TEST_F(BadInputTest, WrongFdTypesAreInvalidArgument) {
     ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
     UniqueFd pipe_w(p[1]);
     refused("pipe", Code::InvalidArgument,
-            [&] { return g.addMemory(gpa, kMiB, UniqueFd(p[0]), 0, MemoryState::Shared); });
+            [&] { return g.addMemory(trusted(), gpa, kMiB, UniqueFd(p[0]), 0, MemoryState::Shared); });
     refused("memfd", Code::InvalidArgument, [&] {
-        return g.addMemory(gpa, kMiB, UniqueFd(::memfd_create("x", MFD_CLOEXEC)), 0, MemoryState::Shared);
+        return g.addMemory(trusted(), gpa, kMiB, UniqueFd(::memfd_create("x", MFD_CLOEXEC)), 0, MemoryState::Shared);
     });
     refused("/dev/null", Code::InvalidArgument, [&] {
-        return g.addMemory(gpa, kMiB, UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC)), 0, MemoryState::Shared);
+        return g.addMemory(trusted(), gpa, kMiB, UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC)), 0, MemoryState::Shared);
     });
-    refused("closed fd", Code::InvalidArgument, [&] { return g.addMemory(gpa, kMiB, UniqueFd(), 0, MemoryState::Shared); });
+    refused("closed fd", Code::InvalidArgument, [&] { return g.addMemory(trusted(), gpa, kMiB, UniqueFd(), 0, MemoryState::Shared); });
     refused("the VM fd itself", Code::InvalidArgument,
-            [&] { return g.addMemory(gpa, kMiB, std::move(*g.vm()->vm.duplicateFd()), 0, MemoryState::Shared); });
+            [&] { return g.addMemory(trusted(), gpa, kMiB, std::move(*g.vm()->vm.duplicateFd()), 0, MemoryState::Shared); });
 
     // A guest_memfd of another VM (from another guest) is not this guest's memory.
     auto sys2 = rig.sim.connect();
-    core::Guest other({.name = "vm2", .platform = Platform::Tdx, .claim_dir = rig.claim_dir}, *sys2);
-    ASSERT_TRUE(other.createVm(kernel::VmType::Sim));
-    auto foreign = other.createGuestMemory(4 * kMiB, {});
+    core::Guest other({.name = "vm2", .platform = Platform::Tdx, .claim_dir = rig.claim_dir}, *sys2, anyDevice("vm2"));
+    ASSERT_TRUE(other.createVm(trusted(), kernel::VmType::Sim));
+    auto foreign = other.createGuestMemory(trusted(), 4 * kMiB, {});
     ASSERT_TRUE(foreign);
     refused("foreign guest_memfd", Code::InvalidArgument,
-            [&] { return g.addMemory(gpa, kMiB, std::move(*foreign), 0, MemoryState::Shared); });
+            [&] { return g.addMemory(trusted(), gpa, kMiB, std::move(*foreign), 0, MemoryState::Shared); });
     refused("attach a non-VM fd", Code::InvalidState,
-            [&] { return g.attachVm(UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC)), kernel::VmType::Default); });
+            [&] { return g.attachVm(trusted(), UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC)), kernel::VmType::Default); });
 }
 
 TEST_F(BadInputTest, AttachVmChecksTheFdThroughTheKernel) {
     auto sys2 = rig.sim.connect();
-    core::Guest fresh({.name = "vm3", .platform = Platform::Tdx, .claim_dir = rig.claim_dir}, *sys2);
+    core::Guest fresh({.name = "vm3", .platform = Platform::Tdx, .claim_dir = rig.claim_dir}, *sys2, anyDevice("vm3"));
     int p[2];
     ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
     UniqueFd w(p[1]);
-    auto r = fresh.attachVm(UniqueFd(p[0]), kernel::VmType::Default);
+    auto r = fresh.attachVm(trusted(), UniqueFd(p[0]), kernel::VmType::Default);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, Code::InvalidArgument);
-    auto gm = g.createGuestMemory(kMiB, {});
+    auto gm = g.createGuestMemory(trusted(), kMiB, {});
     ASSERT_TRUE(gm);
-    auto r2 = fresh.attachVm(std::move(*gm), kernel::VmType::Default);
+    auto r2 = fresh.attachVm(trusted(), std::move(*gm), kernel::VmType::Default);
     ASSERT_FALSE(r2);
     EXPECT_EQ(r2.error().code, Code::InvalidArgument);
     EXPECT_EQ(fresh.state(), core::GuestState::Empty);
     // A real VM fd (here: this guest's VM, duplicated) is accepted.
-    ASSERT_TRUE(fresh.attachVm(std::move(*g.vm()->vm.duplicateFd()), kernel::VmType::Default));
+    ASSERT_TRUE(fresh.attachVm(trusted(), std::move(*g.vm()->vm.duplicateFd()), kernel::VmType::Default));
     EXPECT_EQ(fresh.state(), core::GuestState::Active);
 }
 
 TEST_F(BadInputTest, DeviceAndTdiArgumentsAreChecked) {
-    refused("unknown device", Code::NotFound, [&] { return g.addDevice(*Bdf::parse("0000:99:00.0")); });
+    refused("unknown device", Code::NotFound, [&] { return g.addDevice(trusted(), *Bdf::parse("0000:99:00.0")); });
     refused("duplicate virtual id", Code::InvalidArgument, [&] {
-        auto other = g.addDevice(*Bdf::parse(kDevB));
+        auto other = g.addDevice(trusted(), *Bdf::parse(kDevB));
         // addDevice itself succeeded; roll it back by hand to keep the check honest below.
-        auto r = g.createVdevice(*other, viommu_, 9);
-        (void)g.removeDevice(*other);
+        auto r = g.createVdevice(trusted(), *other, viommu_, 9);
+        (void)g.removeDevice(trusted(), *other);
         return r;
     });
     const std::uint8_t empty[1] = {};
     refused("empty request", Code::InvalidArgument,
-            [&] { return g.guestRequest(dev_, core::GuestRequestScope::Info, std::span<const std::uint8_t>(empty, 0)); });
+            [&] { return g.guestRequest(trusted(), dev_, core::GuestRequestScope::Info, std::span<const std::uint8_t>(empty, 0)); });
     const std::vector<std::uint8_t> huge(64 * 1024, 0x81);
     refused("oversized request", Code::InvalidArgument,
-            [&] { return g.guestRequest(dev_, core::GuestRequestScope::Info, huge); });
+            [&] { return g.guestRequest(trusted(), dev_, core::GuestRequestScope::Info, huge); });
     const std::uint8_t two[] = {0x02, 0x02};
     refused("two-byte state change", Code::InvalidArgument,
-            [&] { return g.guestRequest(dev_, core::GuestRequestScope::StateChange, two); });
+            [&] { return g.guestRequest(trusted(), dev_, core::GuestRequestScope::StateChange, two); });
     const std::uint8_t bogus[] = {0x07};
     refused("unknown target state", Code::InvalidArgument,
-            [&] { return g.guestRequest(dev_, core::GuestRequestScope::StateChange, bogus); });
+            [&] { return g.guestRequest(trusted(), dev_, core::GuestRequestScope::StateChange, bogus); });
     const std::uint8_t unknown_info[] = {0x10};
     refused("unknown info request", Code::Kernel,
-            [&] { return g.guestRequest(dev_, core::GuestRequestScope::Info, unknown_info); });
+            [&] { return g.guestRequest(trusted(), dev_, core::GuestRequestScope::Info, unknown_info); });
 }
 
 }  // namespace

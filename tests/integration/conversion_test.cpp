@@ -8,6 +8,7 @@
 #include <random>
 
 #include "support/running_guest.hpp"
+#include "support/trusted_caller.hpp"
 
 namespace tio::test {
 namespace {
@@ -99,7 +100,7 @@ TEST_P(ConversionTest, RandomConversionsAndPunchesKeepTheOracleClean) {
             // Punch a hole: revoked pages stay unmapped until converted again.
             MemoryConversion r = randomRange(rng);
             r.size = std::min<std::uint64_t>(r.size, 8 * kMiB);
-            auto revoked = g().punchHole(r.gpa, r.size);
+            auto revoked = g().punchHole(trusted(), r.gpa, r.size);
             ASSERT_OK(revoked) << "step " << step;
             for (const auto& rv : *revoked) {
                 EXPECT_GE(rv.gpa, r.gpa) << "with hitless cuts nothing outside the hole is revoked";
@@ -113,7 +114,7 @@ TEST_P(ConversionTest, RandomConversionsAndPunchesKeepTheOracleClean) {
                 const std::size_t n = 2 + rng() % 7;
                 while (batch.size() < n) batch.push_back(randomRange(rng));
             }
-            ASSERT_OK(g().convertMemory(batch)) << "step " << step;
+            ASSERT_OK(g().convertMemory(trusted(), batch)) << "step " << step;
             for (const auto& c : batch) {
                 record(c.gpa, c.size, c.to);
                 touched.emplace_back(c.gpa, c.size);
@@ -141,8 +142,8 @@ TEST_P(ConversionTest, RandomConversionsAndPunchesKeepTheOracleClean) {
     const MemoryConversion all_private{RunningGuest::kStart, RunningGuest::kEnd - RunningGuest::kStart,
                                        MemoryState::Private};
     const MemoryConversion all_shared{all_private.gpa, all_private.size, MemoryState::Shared};
-    ASSERT_OK(g().convertMemory({&all_private, 1}));
-    ASSERT_OK(g().convertMemory({&all_shared, 1}));
+    ASSERT_OK(g().convertMemory(trusted(), {&all_private, 1}));
+    ASSERT_OK(g().convertMemory(trusted(), {&all_shared, 1}));
     ASSERT_EQ(guest.auditFindings(), "");
     const auto a = guest.rig.sim.audit(kDevA);
     // Region A: two 1 GiB entries. Region B (file offset only 4 MiB-aligned): 2 MiB
@@ -157,13 +158,13 @@ TEST_P(ConversionTest, OneSmallConversionSplitsHitlesslyAndMergesBack) {
     const std::uint64_t leaves_before = guest.rig.sim.audit(kDevA).at("actual_leaves");
     // One 4 KiB page in the middle of region A's first 1 GiB (private -> shared).
     const MemoryConversion one{RunningGuest::kRegionA + 300 * kMiB + 5 * kPage, kPage, MemoryState::Shared};
-    ASSERT_OK(g().convertMemory({&one, 1}));
+    ASSERT_OK(g().convertMemory(trusted(), {&one, 1}));
     EXPECT_EQ(guest.auditFindings(), "");
     const auto mid = guest.rig.sim.counters();
     EXPECT_EQ(mid.at("pages_unmapped") - before.at("pages_unmapped"), 0U) << "nothing was unmapped";
     expectFaultsOnlyIn({{one.gpa, one.size}}, 0);
     const MemoryConversion back{one.gpa, one.size, MemoryState::Private};
-    ASSERT_OK(g().convertMemory({&back, 1}));
+    ASSERT_OK(g().convertMemory(trusted(), {&back, 1}));
     EXPECT_EQ(guest.auditFindings(), "");
     EXPECT_EQ(guest.rig.sim.audit(kDevA).at("actual_leaves"), leaves_before) << "merged back to the same table";
     const auto after = guest.rig.sim.counters();
@@ -178,7 +179,7 @@ TEST_P(ConversionTest, SharedToPrivateUnmapsOnlyThatRangeAndTheDeviceFeelsIt) {
     // Region B is shared: take 8 KiB of it private, in the middle of a 2 MiB entry.
     const std::uint64_t gpa = RunningGuest::kRegionB + 64 * kMiB + 12 * kPage;
     const MemoryConversion c{gpa, 2 * kPage, MemoryState::Private};
-    ASSERT_OK(g().convertMemory({&c, 1}));
+    ASSERT_OK(g().convertMemory(trusted(), {&c, 1}));
     EXPECT_EQ(guest.auditFindings(), "");
     SimProcess& sim = guest.rig.sim;
     const std::string platform = GetParam();
@@ -198,7 +199,7 @@ TEST_P(ConversionTest, SharedToPrivateUnmapsOnlyThatRangeAndTheDeviceFeelsIt) {
 TEST_P(ConversionTest, PunchHoleRevokesCutsAndPunches) {
     const std::uint64_t gpa = RunningGuest::kRegionB + 10 * kMiB + 3 * kPage;
     const auto before = guest.rig.sim.counters();
-    auto revoked = g().punchHole(gpa, 5 * kPage);
+    auto revoked = g().punchHole(trusted(), gpa, 5 * kPage);
     ASSERT_OK(revoked);
     ASSERT_EQ(revoked->size(), 1U);
     EXPECT_EQ((*revoked)[0], (core::RevokedRange{gpa, 5 * kPage})) << "cut hitlessly: exactly the hole";
@@ -211,7 +212,7 @@ TEST_P(ConversionTest, PunchHoleRevokesCutsAndPunches) {
     EXPECT_EQ(guest.rig.sim.dma(kDevA, guest.rig.sim.sharedIova(gpa), kPage, false), "iommu-fault");
     // Converting the range again maps it again.
     const MemoryConversion again{gpa, 5 * kPage, MemoryState::Shared};
-    ASSERT_OK(g().convertMemory({&again, 1}));
+    ASSERT_OK(g().convertMemory(trusted(), {&again, 1}));
     EXPECT_EQ(guest.rig.sim.dma(kDevA, guest.rig.sim.sharedIova(gpa), kPage, false), "ok");
     EXPECT_EQ(guest.auditFindings(), "");
 }
@@ -220,7 +221,7 @@ TEST_P(ConversionTest, BadRangesAreRefusedAndChangeNothing) {
     const std::string before = g().describe();
     const std::string layout = guest.rig.sim.layout(kDevA);
     auto expect = [&](std::vector<MemoryConversion> ranges, Code code) {
-        auto r = g().convertMemory(ranges);
+        auto r = g().convertMemory(trusted(), ranges);
         ASSERT_FALSE(r);
         EXPECT_EQ(r.error().code, code) << r.error().message;
     };
@@ -234,15 +235,15 @@ TEST_P(ConversionTest, BadRangesAreRefusedAndChangeNothing) {
     expect({{RunningGuest::kEnd - kPage, 2 * kPage, MemoryState::Shared}}, Code::InvalidArgument);
     expect({good, {RunningGuest::kEnd, kPage, MemoryState::Private}}, Code::InvalidArgument);  // the 2nd is bad
     expect(std::vector<MemoryConversion>(core::kMaxConversionsPerCall + 1, good), Code::LimitExceeded);
-    EXPECT_FALSE(g().punchHole(RunningGuest::kEnd, kPage));
-    EXPECT_FALSE(g().punchHole(RunningGuest::kRegionA, 0));
+    EXPECT_FALSE(g().punchHole(trusted(), RunningGuest::kEnd, kPage));
+    EXPECT_FALSE(g().punchHole(trusted(), RunningGuest::kRegionA, 0));
     EXPECT_EQ(g().describe(), before);
     EXPECT_EQ(guest.rig.sim.layout(kDevA), layout);
 }
 
 TEST_P(ConversionTest, ARangeAcrossTwoRegionsConverts) {
     const MemoryConversion across{RunningGuest::kRegionB - 4 * kMiB, 8 * kMiB, MemoryState::Shared};
-    ASSERT_OK(g().convertMemory({&across, 1}));
+    ASSERT_OK(g().convertMemory(trusted(), {&across, 1}));
     EXPECT_EQ(guest.auditFindings(), "");
     EXPECT_EQ(daemonPrivateBytes(), RunningGuest::kSizeA - 4 * kMiB);
 }

@@ -10,6 +10,7 @@
 #include "kernel/ioctl_table.hpp"
 #include "support/assert_ok.hpp"
 #include "support/guest_rig.hpp"
+#include "support/trusted_caller.hpp"
 
 namespace tio::test {
 namespace {
@@ -36,7 +37,7 @@ private:
 
 TEST(Features, TheSimulatorOffersEverything) {
     GuestRig rig("tdx");
-    ASSERT_OK(rig.guest->createVm(kernel::VmType::Sim));
+    ASSERT_OK(rig.guest->createVm(trusted(), kernel::VmType::Sim));
     const auto& f = rig.guest->vm()->features;
     EXPECT_TRUE(f.map_file && f.viommu && f.vdevice && f.tsm_op && f.tsm_request);
 }
@@ -44,24 +45,24 @@ TEST(Features, TheSimulatorOffersEverything) {
 TEST(Features, KernelWithoutTsmIoctlsRefusesBindUpFront) {
     GuestRig rig("snp");
     KernelWithout old(*rig.sys, {"IOMMU_VDEVICE_TSM_OP", "IOMMU_VDEVICE_TSM_REQ"});
-    core::Guest g({.name = "old", .platform = Platform::Snp, .claim_dir = rig.claim_dir}, old);
-    ASSERT_OK(g.createVm(kernel::VmType::Sim));
+    core::Guest g({.name = "old", .platform = Platform::Snp, .claim_dir = rig.claim_dir}, old, anyDevice("old"));
+    ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
     EXPECT_FALSE(g.vm()->features.tsm_op);
     EXPECT_FALSE(g.vm()->features.tsm_request);
     EXPECT_TRUE(g.vm()->features.viommu);
     const auto probes = old.refused;
     EXPECT_EQ(probes, 2U) << "each missing ioctl was probed once";
 
-    auto dev = g.addDevice(*Bdf::parse(kDevA));
+    auto dev = g.addDevice(trusted(), *Bdf::parse(kDevA));
     ASSERT_OK(dev);
-    auto viommu = g.createViommu(*dev);
+    auto viommu = g.createViommu(trusted(), *dev);
     ASSERT_OK(viommu);
-    ASSERT_OK(g.createVdevice(*dev, *viommu, 1));
-    auto bind = g.bind(*dev);
+    ASSERT_OK(g.createVdevice(trusted(), *dev, *viommu, 1));
+    auto bind = g.bind(trusted(), *dev);
     ASSERT_FALSE(bind);
     EXPECT_EQ(bind.error().code, Code::NotSupported);
     const std::uint8_t run[] = {0x02};
-    auto req = g.guestRequest(*dev, core::GuestRequestScope::StateChange, run);
+    auto req = g.guestRequest(trusted(), *dev, core::GuestRequestScope::StateChange, run);
     ASSERT_FALSE(req);
     EXPECT_EQ(req.error().code, Code::NotSupported);
     EXPECT_EQ(old.refused, probes) << "refused before reaching the kernel";
@@ -72,12 +73,12 @@ TEST(Features, KernelWithoutTsmIoctlsRefusesBindUpFront) {
 TEST(Features, KernelWithoutViommuRefusesCreateVIommu) {
     GuestRig rig("cca");
     KernelWithout old(*rig.sys, {"IOMMU_VIOMMU_ALLOC", "IOMMU_VDEVICE_ALLOC"});
-    core::Guest g({.name = "old", .platform = Platform::Cca, .claim_dir = rig.claim_dir}, old);
-    ASSERT_OK(g.createVm(kernel::VmType::Sim));
-    auto dev = g.addDevice(*Bdf::parse(kDevA));
+    core::Guest g({.name = "old", .platform = Platform::Cca, .claim_dir = rig.claim_dir}, old, anyDevice("old"));
+    ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
+    auto dev = g.addDevice(trusted(), *Bdf::parse(kDevA));
     ASSERT_OK(dev);
     const auto objects = rig.sim.counter("objects");
-    auto viommu = g.createViommu(*dev);
+    auto viommu = g.createViommu(trusted(), *dev);
     ASSERT_FALSE(viommu);
     EXPECT_EQ(viommu.error().code, Code::NotSupported);
     EXPECT_NE(viommu.error().message.find("IOMMU_VIOMMU_ALLOC"), std::string::npos);
@@ -87,16 +88,16 @@ TEST(Features, KernelWithoutViommuRefusesCreateVIommu) {
 TEST(Features, KernelWithoutMapFileCannotMapMemory) {
     GuestRig rig("tdx");
     KernelWithout old(*rig.sys, {"IOMMU_IOAS_MAP_FILE"});
-    core::Guest g({.name = "old", .platform = Platform::Tdx, .claim_dir = rig.claim_dir}, old);
-    ASSERT_OK(g.createVm(kernel::VmType::Sim));
-    auto gmem = g.createGuestMemory(4 * kMiB, {});
+    core::Guest g({.name = "old", .platform = Platform::Tdx, .claim_dir = rig.claim_dir}, old, anyDevice("old"));
+    ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
+    auto gmem = g.createGuestMemory(trusted(), 4 * kMiB, {});
     ASSERT_OK(gmem);
-    auto shared = g.addMemory(kGuestRamGpa, 4 * kMiB, std::move(*gmem->duplicate()), 0, core::MemoryState::Shared);
+    auto shared = g.addMemory(trusted(), kGuestRamGpa, 4 * kMiB, std::move(*gmem->duplicate()), 0, core::MemoryState::Shared);
     ASSERT_FALSE(shared);
     EXPECT_EQ(shared.error().code, Code::NotSupported);
     EXPECT_TRUE(g.memory().empty());
     // Private memory on TDX is not mapped in the IOAS at all, so it needs no MAP_FILE.
-    ASSERT_OK(g.addMemory(kGuestRamGpa, 4 * kMiB, std::move(*gmem), 0, core::MemoryState::Private));
+    ASSERT_OK(g.addMemory(trusted(), kGuestRamGpa, 4 * kMiB, std::move(*gmem), 0, core::MemoryState::Private));
 }
 
 }  // namespace

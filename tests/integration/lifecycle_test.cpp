@@ -5,6 +5,7 @@
 #include "support/assert_ok.hpp"
 #include "support/fd_count.hpp"
 #include "support/guest_rig.hpp"
+#include "support/trusted_caller.hpp"
 
 namespace tio::test {
 namespace {
@@ -33,17 +34,17 @@ protected:
 TEST_P(LifecycleTest, WholeSequenceThenNothingLeft) {
     const std::size_t fds_before = openFdCount();
     {
-        auto vm = g.createVm(kernel::VmType::Sim);
+        auto vm = g.createVm(trusted(), kernel::VmType::Sim);
         ASSERT_OK(vm);
-        auto gmem = g.createGuestMemory(64 * kMiB, {});
+        auto gmem = g.createGuestMemory(trusted(), 64 * kMiB, {});
         ASSERT_OK(gmem);
-        auto shared = g.addMemory(kGuestRamGpa, 16 * kMiB, std::move(*gmem->duplicate()), 0, MemoryState::Shared);
+        auto shared = g.addMemory(trusted(), kGuestRamGpa, 16 * kMiB, std::move(*gmem->duplicate()), 0, MemoryState::Shared);
         ASSERT_OK(shared);
-        auto priv = g.addMemory(kGuestRamGpa + 16 * kMiB, 16 * kMiB, std::move(*gmem->duplicate()), 16 * kMiB,
+        auto priv = g.addMemory(trusted(), kGuestRamGpa + 16 * kMiB, 16 * kMiB, std::move(*gmem->duplicate()), 16 * kMiB,
                                 MemoryState::Private);
         ASSERT_OK(priv);
 
-        auto dev = g.addDevice(*Bdf::parse(kDevA));
+        auto dev = g.addDevice(trusted(), *Bdf::parse(kDevA));
         ASSERT_OK(dev);
         EXPECT_EQ(g.devices().at(*dev).tdi, TdiState::Unlocked);
         EXPECT_EQ(g.devices().at(*dev).vfio_name, "vfio0");
@@ -51,33 +52,33 @@ TEST_P(LifecycleTest, WholeSequenceThenNothingLeft) {
         const std::uint64_t shared_iova = rig.sim.sharedIova(kGuestRamGpa);
         EXPECT_EQ(rig.sim.dma(kDevA, shared_iova, 16 * kMiB, true), "ok");
 
-        auto viommu = g.createViommu(*dev);
+        auto viommu = g.createViommu(trusted(), *dev);
         ASSERT_OK(viommu);
-        ASSERT_OK(g.createVdevice(*dev, *viommu, 0x42));
+        ASSERT_OK(g.createVdevice(trusted(), *dev, *viommu, 0x42));
         EXPECT_EQ(rig.sim.tdiState(kDevA), "unlocked");
-        ASSERT_OK(g.bind(*dev));
+        ASSERT_OK(g.bind(trusted(), *dev));
         EXPECT_EQ(rig.sim.tdiState(kDevA), "locked");
         EXPECT_TRUE(g.devices().at(*dev).tsm_connected);
 
         const std::uint8_t report_req[] = {0x82};
-        auto report = g.guestRequest(*dev, GuestRequestScope::Info, report_req);
+        auto report = g.guestRequest(trusted(), *dev, GuestRequestScope::Info, report_req);
         ASSERT_OK(report);
         EXPECT_NE(std::string(report->begin(), report->end()).find(kDevA), std::string::npos);
         const std::uint8_t run[] = {0x02};
-        auto ran = g.guestRequest(*dev, GuestRequestScope::StateChange, run);
+        auto ran = g.guestRequest(trusted(), *dev, GuestRequestScope::StateChange, run);
         ASSERT_OK(ran);
         EXPECT_EQ(*ran, std::vector<std::uint8_t>{0x02});
         EXPECT_EQ(rig.sim.tdiState(kDevA), "run");
         EXPECT_EQ(g.devices().at(*dev).tdi, TdiState::Run);
 
-        ASSERT_OK(g.unbind(*dev));
+        ASSERT_OK(g.unbind(trusted(), *dev));
         EXPECT_EQ(rig.sim.tdiState(kDevA), "unlocked");
-        ASSERT_OK(g.destroyVdevice(*dev));
-        ASSERT_OK(g.destroyViommu(*viommu));
-        ASSERT_OK(g.removeDevice(*dev));
+        ASSERT_OK(g.destroyVdevice(trusted(), *dev));
+        ASSERT_OK(g.destroyViommu(trusted(), *viommu));
+        ASSERT_OK(g.removeDevice(trusted(), *dev));
         EXPECT_EQ(rig.sim.dma(kDevA, shared_iova, 4096, false), "blocked");
-        ASSERT_OK(g.removeMemory(*shared));
-        ASSERT_OK(g.removeMemory(*priv));
+        ASSERT_OK(g.removeMemory(trusted(), *shared));
+        ASSERT_OK(g.removeMemory(trusted(), *priv));
         EXPECT_TRUE(g.teardown().empty());
         EXPECT_EQ(g.state(), core::GuestState::Empty);
     }
@@ -89,75 +90,75 @@ TEST_P(LifecycleTest, WholeSequenceThenNothingLeft) {
 // Every step refused when its precondition is missing, with the step to do first named.
 TEST_P(LifecycleTest, OutOfOrderCallsAreRefusedAndChangeNothing) {
     const Bdf a = *Bdf::parse(kDevA);
-    expectError(g.addDevice(a), Code::InvalidState, "CreateVm or AttachVm first");
-    expectError(g.createGuestMemory(kMiB, {}), Code::InvalidState, "CreateVm");
-    ASSERT_OK(g.createVm(kernel::VmType::Sim));
-    expectError(g.createVm(kernel::VmType::Sim), Code::InvalidState, "Teardown first");
-    auto dev = g.addDevice(a);
+    expectError(g.addDevice(trusted(), a), Code::InvalidState, "CreateVm or AttachVm first");
+    expectError(g.createGuestMemory(trusted(), kMiB, {}), Code::InvalidState, "CreateVm");
+    ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
+    expectError(g.createVm(trusted(), kernel::VmType::Sim), Code::InvalidState, "Teardown first");
+    auto dev = g.addDevice(trusted(), a);
     ASSERT_OK(dev);
-    expectError(g.addDevice(a), Code::Busy);
-    expectError(g.bind(*dev), Code::InvalidState, "CreateVDevice first");
+    expectError(g.addDevice(trusted(), a), Code::Busy);
+    expectError(g.bind(trusted(), *dev), Code::InvalidState, "CreateVDevice first");
     const std::uint8_t run[] = {0x02};
-    expectError(g.guestRequest(*dev, GuestRequestScope::StateChange, run), Code::InvalidState, "CreateVDevice first");
-    expectError(g.unbind(*dev), Code::InvalidState, "Bind first");
-    expectError(g.destroyVdevice(*dev), Code::InvalidState, "CreateVDevice first");
-    expectError(g.createVdevice(*dev, 999, 1), Code::NotFound);
-    expectError(g.destroyViommu(999), Code::NotFound);
-    expectError(g.removeDevice(999), Code::NotFound);
+    expectError(g.guestRequest(trusted(), *dev, GuestRequestScope::StateChange, run), Code::InvalidState, "CreateVDevice first");
+    expectError(g.unbind(trusted(), *dev), Code::InvalidState, "Bind first");
+    expectError(g.destroyVdevice(trusted(), *dev), Code::InvalidState, "CreateVDevice first");
+    expectError(g.createVdevice(trusted(), *dev, 999, 1), Code::NotFound);
+    expectError(g.destroyViommu(trusted(), 999), Code::NotFound);
+    expectError(g.removeDevice(trusted(), 999), Code::NotFound);
 
-    auto viommu = g.createViommu(*dev);
+    auto viommu = g.createViommu(trusted(), *dev);
     ASSERT_OK(viommu);
-    ASSERT_OK(g.createVdevice(*dev, *viommu, 7));
-    expectError(g.createVdevice(*dev, *viommu, 8), Code::InvalidState, "DestroyVDevice first");
-    expectError(g.guestRequest(*dev, GuestRequestScope::StateChange, run), Code::InvalidState, "Bind first");
-    expectError(g.destroyViommu(*viommu), Code::Busy, "DestroyVDevice first");
-    expectError(g.removeDevice(*dev), Code::Busy, "DestroyVDevice first");
-    ASSERT_OK(g.bind(*dev));
-    expectError(g.bind(*dev), Code::InvalidState, "Unbind first");
-    expectError(g.destroyVdevice(*dev), Code::InvalidState, "Unbind first");
-    expectError(g.reset(*dev), Code::InvalidState, "Unbind first");
-    ASSERT_OK(g.guestRequest(*dev, GuestRequestScope::StateChange, run));
-    expectError(g.guestRequest(*dev, GuestRequestScope::StateChange, run), Code::InvalidState, "locked");
+    ASSERT_OK(g.createVdevice(trusted(), *dev, *viommu, 7));
+    expectError(g.createVdevice(trusted(), *dev, *viommu, 8), Code::InvalidState, "DestroyVDevice first");
+    expectError(g.guestRequest(trusted(), *dev, GuestRequestScope::StateChange, run), Code::InvalidState, "Bind first");
+    expectError(g.destroyViommu(trusted(), *viommu), Code::Busy, "DestroyVDevice first");
+    expectError(g.removeDevice(trusted(), *dev), Code::Busy, "DestroyVDevice first");
+    ASSERT_OK(g.bind(trusted(), *dev));
+    expectError(g.bind(trusted(), *dev), Code::InvalidState, "Unbind first");
+    expectError(g.destroyVdevice(trusted(), *dev), Code::InvalidState, "Unbind first");
+    expectError(g.reset(trusted(), *dev), Code::InvalidState, "Unbind first");
+    ASSERT_OK(g.guestRequest(trusted(), *dev, GuestRequestScope::StateChange, run));
+    expectError(g.guestRequest(trusted(), *dev, GuestRequestScope::StateChange, run), Code::InvalidState, "locked");
     EXPECT_EQ(rig.sim.tdiState(kDevA), "run") << "refused calls did not touch the TDI";
     const auto before = g.describe();
     const auto objects = rig.sim.counter("objects");
-    expectError(g.destroyViommu(*viommu), Code::Busy);
+    expectError(g.destroyViommu(trusted(), *viommu), Code::Busy);
     EXPECT_EQ(g.describe(), before);
     EXPECT_EQ(rig.sim.counter("objects"), objects);
 }
 
 TEST_P(LifecycleTest, ConfigWriteBreaksTheTdiAndOnlyUnbindHelps) {
-    ASSERT_OK(g.createVm(kernel::VmType::Sim));
-    auto dev = g.addDevice(*Bdf::parse(kDevB));
+    ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
+    auto dev = g.addDevice(trusted(), *Bdf::parse(kDevB));
     ASSERT_OK(dev);
-    auto viommu = g.createViommu(*dev);
+    auto viommu = g.createViommu(trusted(), *dev);
     ASSERT_OK(viommu);
-    ASSERT_OK(g.createVdevice(*dev, *viommu, 3));
-    ASSERT_OK(g.bind(*dev));
+    ASSERT_OK(g.createVdevice(trusted(), *dev, *viommu, 3));
+    ASSERT_OK(g.bind(trusted(), *dev));
     const std::uint8_t run[] = {0x02};
-    ASSERT_OK(g.guestRequest(*dev, GuestRequestScope::StateChange, run));
+    ASSERT_OK(g.guestRequest(trusted(), *dev, GuestRequestScope::StateChange, run));
     rig.sim.configWrite(kDevB);
     EXPECT_EQ(rig.sim.tdiState(kDevB), "error");
-    expectError(g.reset(*dev), Code::InvalidState, "error");
+    expectError(g.reset(trusted(), *dev), Code::InvalidState, "error");
     EXPECT_EQ(g.devices().at(*dev).tdi, TdiState::Error) << "the model follows the device";
     const std::uint8_t info[] = {0x82};
-    expectError(g.guestRequest(*dev, GuestRequestScope::Info, info), Code::InvalidState);
-    ASSERT_OK(g.unbind(*dev));
+    expectError(g.guestRequest(trusted(), *dev, GuestRequestScope::Info, info), Code::InvalidState);
+    ASSERT_OK(g.unbind(trusted(), *dev));
     EXPECT_EQ(rig.sim.tdiState(kDevB), "unlocked");
-    ASSERT_OK(g.reset(*dev)) << "an unlocked function may be reset";
+    ASSERT_OK(g.reset(trusted(), *dev)) << "an unlocked function may be reset";
 }
 
 TEST_P(LifecycleTest, FunctionWithoutTdispCannotBind) {
-    ASSERT_OK(g.createVm(kernel::VmType::Sim));
-    auto dev = g.addDevice(*Bdf::parse(kDevPlain));
+    ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
+    auto dev = g.addDevice(trusted(), *Bdf::parse(kDevPlain));
     ASSERT_OK(dev);
     EXPECT_FALSE(g.devices().at(*dev).tdisp_capable);
     EXPECT_EQ(core::tdiStateName(g.devices().at(*dev)), "unsupported");
-    auto viommu = g.createViommu(*dev);
+    auto viommu = g.createViommu(trusted(), *dev);
     ASSERT_OK(viommu);
-    ASSERT_OK(g.createVdevice(*dev, *viommu, 1));
-    expectError(g.bind(*dev), Code::NotSupported);
-    ASSERT_OK(g.destroyVdevice(*dev));
+    ASSERT_OK(g.createVdevice(trusted(), *dev, *viommu, 1));
+    expectError(g.bind(trusted(), *dev), Code::NotSupported);
+    ASSERT_OK(g.destroyVdevice(trusted(), *dev));
 }
 
 TEST_P(LifecycleTest, TeardownFromEveryStepLeavesNothing) {
@@ -168,26 +169,26 @@ TEST_P(LifecycleTest, TeardownFromEveryStepLeavesNothing) {
         int step = 0;
         auto more = [&] { return step++ < k; };
         if (more()) {
-            ASSERT_OK(g.createVm(kernel::VmType::Sim));
+            ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
         }
         if (more()) {
-            auto gmem = g.createGuestMemory(8 * kMiB, {});
+            auto gmem = g.createGuestMemory(trusted(), 8 * kMiB, {});
             ASSERT_OK(gmem);
-            ASSERT_OK(g.addMemory(kGuestRamGpa, 8 * kMiB, std::move(*gmem), 0, MemoryState::Shared));
+            ASSERT_OK(g.addMemory(trusted(), kGuestRamGpa, 8 * kMiB, std::move(*gmem), 0, MemoryState::Shared));
         }
-        if (more()) dev = *g.addDevice(*Bdf::parse(kDevA));
-        if (more()) viommu = *g.createViommu(*dev);
+        if (more()) dev = *g.addDevice(trusted(), *Bdf::parse(kDevA));
+        if (more()) viommu = *g.createViommu(trusted(), *dev);
         if (more()) {
-            ASSERT_OK(g.createVdevice(*dev, *viommu, 5));
+            ASSERT_OK(g.createVdevice(trusted(), *dev, *viommu, 5));
         }
         if (more()) {
-            ASSERT_OK(g.bind(*dev));
+            ASSERT_OK(g.bind(trusted(), *dev));
         }
         const std::uint8_t run[] = {0x02};
         if (more()) {
-            ASSERT_OK(g.guestRequest(*dev, GuestRequestScope::StateChange, run));
+            ASSERT_OK(g.guestRequest(trusted(), *dev, GuestRequestScope::StateChange, run));
         }
-        if (more()) (void)g.addDevice(*Bdf::parse(kDevB));
+        if (more()) (void)g.addDevice(trusted(), *Bdf::parse(kDevB));
         EXPECT_TRUE(g.teardown().empty());
         EXPECT_TRUE(rig.kernelIsEmpty());
         EXPECT_EQ(rig.sim.tdiState(kDevA), "unlocked");
@@ -195,17 +196,17 @@ TEST_P(LifecycleTest, TeardownFromEveryStepLeavesNothing) {
 }
 
 TEST_P(LifecycleTest, SecondGuestCannotClaimAHeldDevice) {
-    ASSERT_OK(g.createVm(kernel::VmType::Sim));
-    ASSERT_OK(g.addDevice(*Bdf::parse(kDevA)));
+    ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
+    ASSERT_OK(g.addDevice(trusted(), *Bdf::parse(kDevA)));
     auto sys2 = rig.sim.connect();
-    core::Guest other({.name = "vm2", .platform = g.config().platform, .claim_dir = rig.claim_dir}, *sys2);
-    ASSERT_OK(other.createVm(kernel::VmType::Sim));
+    core::Guest other({.name = "vm2", .platform = g.config().platform, .claim_dir = rig.claim_dir}, *sys2, anyDevice("vm2"));
+    ASSERT_OK(other.createVm(trusted(), kernel::VmType::Sim));
     const auto objects = rig.sim.counter("objects");
-    expectError(other.addDevice(*Bdf::parse(kDevA)), Code::Busy, "claimed");
+    expectError(other.addDevice(trusted(), *Bdf::parse(kDevA)), Code::Busy, "claimed");
     EXPECT_EQ(rig.sim.counter("objects"), objects);
-    ASSERT_OK(other.addDevice(*Bdf::parse(kDevB)));
+    ASSERT_OK(other.addDevice(trusted(), *Bdf::parse(kDevB)));
     (void)g.teardown();
-    ASSERT_OK(other.addDevice(*Bdf::parse(kDevA))) << "released by teardown";
+    ASSERT_OK(other.addDevice(trusted(), *Bdf::parse(kDevA))) << "released by teardown";
 }
 
 INSTANTIATE_TEST_SUITE_P(Platforms, LifecycleTest, ::testing::Values("tdx", "snp", "cca"),

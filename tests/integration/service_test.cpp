@@ -141,6 +141,10 @@ TEST_F(ServiceTest, EveryErrorIsNamed) {
     EXPECT_EQ(errorName([&] { g.CreateVIommu("/org/tio/Guest1/device/0000_3c_00_0", {}); }), "org.tio.Error.NotFound");
     auto dev = g.AddDevice(kA, {});
     EXPECT_EQ(errorName([&] { g.AddDevice(kA, {}); }), "org.tio.Error.Busy");
+    // A device path names a device only spelled exactly as published: no separator aliases.
+    for (const char* alias : {"/org/tio/Guest1/device/0000X3aY00Z0", "/org/tio/Guest1/device/0000_3A_00_0"}) {
+        EXPECT_EQ(errorName([&] { g.CreateVIommu(alias, {}); }), "org.tio.Error.NotFound") << alias;
+    }
     DeviceClient d(*conn, dev);
     EXPECT_EQ(errorName([&] { d.Bind(); }), "org.tio.Error.InvalidState");
     EXPECT_EQ(errorName([&] { d.GuestRequest("gossip", {0x02}); }), "org.tio.Error.InvalidArgument");

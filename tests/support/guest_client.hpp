@@ -10,6 +10,7 @@
 #include <tuple>
 #include <vector>
 
+#include "common/bus_names.hpp"
 #include "tio/Device1-proxy.h"
 #include "tio/Guest1-proxy.h"
 #include "tio/VIommu1-proxy.h"
@@ -22,7 +23,7 @@ public:
     // The destination must be the guest's name: sdbus-c++ matches signals on
     // sender=<destination>, and tio-managerd sends as org.tio.Guest1.GUEST.
     explicit GuestClient(sdbus::IConnection& c, const std::string& guest = "vm1")
-        : ProxyInterfaces(c, "org.tio.Guest1." + guest, "/org/tio/Guest1") {
+        : ProxyInterfaces(c, guestBusName(guest), "/org/tio/Guest1") {
         registerProxy();
     }
     ~GuestClient() { unregisterProxy(); }
@@ -53,7 +54,7 @@ private:
 
 class DeviceClient final : public sdbus::ProxyInterfaces<org::tio::Device1_proxy, sdbus::Properties_proxy> {
 public:
-    DeviceClient(sdbus::IConnection& c, const std::string& path) : ProxyInterfaces(c, "org.tio.Guest1.vm1", path) {
+    DeviceClient(sdbus::IConnection& c, const std::string& path) : ProxyInterfaces(c, guestBusName("vm1"), path) {
         registerProxy();
     }
     ~DeviceClient() { unregisterProxy(); }
@@ -70,7 +71,7 @@ private:
 
 class ViommuClient final : public sdbus::ProxyInterfaces<org::tio::VIommu1_proxy> {
 public:
-    ViommuClient(sdbus::IConnection& c, const std::string& path) : ProxyInterfaces(c, "org.tio.Guest1.vm1", path) {
+    ViommuClient(sdbus::IConnection& c, const std::string& path) : ProxyInterfaces(c, guestBusName("vm1"), path) {
         registerProxy();
     }
     ~ViommuClient() { unregisterProxy(); }

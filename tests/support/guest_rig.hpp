@@ -6,6 +6,7 @@
 #include "core/guest.hpp"
 #include "support/eventually.hpp"
 #include "support/sim_process.hpp"
+#include "support/trusted_caller.hpp"
 
 namespace tio::test {
 
@@ -25,7 +26,8 @@ struct GuestRig {
         // already include it.
         (void)sim.counters();
         guest = std::make_unique<core::Guest>(
-            core::GuestConfig{.name = "vm1", .platform = *parsePlatform(platform), .claim_dir = claim_dir}, *sys);
+            core::GuestConfig{.name = "vm1", .platform = *parsePlatform(platform), .claim_dir = claim_dir}, *sys,
+            anyDevice("vm1"));
     }
     // True once the simulator holds no file and no object (bounded wait).
     [[nodiscard]] bool kernelIsEmpty() {

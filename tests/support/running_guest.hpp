@@ -9,6 +9,7 @@
 #include "kernel/fault_injecting_syscalls.hpp"
 #include "support/assert_ok.hpp"
 #include "support/guest_rig.hpp"
+#include "support/trusted_caller.hpp"
 
 namespace tio::test {
 
@@ -27,28 +28,28 @@ struct RunningGuest {
     explicit RunningGuest(const std::string& platform)
         : rig(platform), faults(std::make_unique<kernel::FaultInjectingSyscalls>(*rig.sys)) {
         const core::GuestConfig config = rig.guest->config();
-        rig.guest = std::make_unique<core::Guest>(config, *faults);
+        rig.guest = std::make_unique<core::Guest>(config, *faults, anyDevice(config.name));
     }
     ~RunningGuest() { rig.guest.reset(); }  // before `faults`, which it uses
 
     // Call from the test body (ASSERT_* needs a void function).
     void bringUp() {
         core::Guest& g = *rig.guest;
-        ASSERT_OK(g.createVm(kernel::VmType::Sim));
-        auto gmem = g.createGuestMemory(kOffsetB + kSizeB, {});
+        ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
+        auto gmem = g.createGuestMemory(trusted(), kOffsetB + kSizeB, {});
         ASSERT_OK(gmem);
-        auto a = g.addMemory(kRegionA, kSizeA, std::move(*gmem->duplicate()), 0, core::MemoryState::Private);
+        auto a = g.addMemory(trusted(), kRegionA, kSizeA, std::move(*gmem->duplicate()), 0, core::MemoryState::Private);
         ASSERT_OK(a);
-        auto b = g.addMemory(kRegionB, kSizeB, std::move(*gmem), kOffsetB, core::MemoryState::Shared);
+        auto b = g.addMemory(trusted(), kRegionB, kSizeB, std::move(*gmem), kOffsetB, core::MemoryState::Shared);
         ASSERT_OK(b);
-        auto dev = g.addDevice(*Bdf::parse(kDevA));
+        auto dev = g.addDevice(trusted(), *Bdf::parse(kDevA));
         ASSERT_OK(dev);
-        auto viommu = g.createViommu(*dev);
+        auto viommu = g.createViommu(trusted(), *dev);
         ASSERT_OK(viommu);
-        ASSERT_OK(g.createVdevice(*dev, *viommu, 0x42));
-        ASSERT_OK(g.bind(*dev));
+        ASSERT_OK(g.createVdevice(trusted(), *dev, *viommu, 0x42));
+        ASSERT_OK(g.bind(trusted(), *dev));
         const std::uint8_t run[] = {0x02};
-        ASSERT_OK(g.guestRequest(*dev, core::GuestRequestScope::StateChange, run));
+        ASSERT_OK(g.guestRequest(trusted(), *dev, core::GuestRequestScope::StateChange, run));
         ASSERT_EQ(rig.sim.tdiState(kDevA), "run");
         device = *dev;
     }

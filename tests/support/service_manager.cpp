@@ -18,7 +18,7 @@
 #include <filesystem>
 #include <sstream>
 
-#include "dbus/listen_socket.hpp"
+#include "bus/listen_socket.hpp"
 #include "kernel/sim_wire.hpp"
 #include "support/process.hpp"
 
@@ -33,7 +33,7 @@ ServiceManager::ServiceManager(SimProcess& sim, std::string guest, std::vector<s
     state_dir_ = sim_.dir() + "/state-" + guest_;
     std::filesystem::create_directories(state_dir_);
     std::filesystem::create_directories(sim_.dir() + "/claims");
-    auto l = dbus::listenUnix(socket_, SOCK_STREAM, 0666);
+    auto l = bus::listenUnix(socket_, SOCK_STREAM, 0666);
     if (!l) throw std::runtime_error("cannot listen on " + socket_);
     listen_ = std::move(*l);
     notify_.reset(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));

@@ -1,5 +1,7 @@
 #include "core/policy.hpp"
 
+#include "common/bus_names.hpp"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>

@@ -1,10 +1,10 @@
-#include "dbus/p2p_server.hpp"
+#include "bus/p2p_server.hpp"
 
 #include <sys/socket.h>
 
 #include <cerrno>
 
-namespace tio::dbus {
+namespace tio::bus {
 namespace {
 
 int shimHello(sd_bus_message* m, void*, sd_bus_error*) { return sd_bus_reply_method_return(m, "s", ":1.1"); }
@@ -102,4 +102,4 @@ void P2pServer::drop(Peer* peer) {
     if (gone_) gone_(bus);
 }
 
-}  // namespace tio::dbus
+}  // namespace tio::bus

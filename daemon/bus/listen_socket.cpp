@@ -1,4 +1,4 @@
-#include "dbus/listen_socket.hpp"
+#include "bus/listen_socket.hpp"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -8,9 +8,9 @@
 #include <cerrno>
 #include <cstring>
 
-namespace tio::dbus {
+namespace tio::bus {
 
-kernel::SysResult<UniqueFd> listenUnix(const std::string& path, int type, unsigned mode) {
+std::expected<UniqueFd, int> listenUnix(const std::string& path, int type, unsigned mode) {
     const std::string tmp = path + ".tmp";
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -29,4 +29,4 @@ kernel::SysResult<UniqueFd> listenUnix(const std::string& path, int type, unsign
     return fd;
 }
 
-}  // namespace tio::dbus
+}  // namespace tio::bus

@@ -17,7 +17,7 @@
 
 #include "common/unique_fd.hpp"
 
-namespace tio::dbus {
+namespace tio::bus {
 
 class P2pServer {
 public:
@@ -57,4 +57,4 @@ private:
     std::list<std::unique_ptr<Peer>> peers_;
 };
 
-}  // namespace tio::dbus
+}  // namespace tio::bus

@@ -1,0 +1,31 @@
+#pragma once
+// Who is calling, from kernel-verified credentials only (SO_PEERCRED on the guest
+// socket; the bus daemon's word on the system bus, never sd-bus's /proc
+// augmentation), and whether they may: the guard decides (core/guard.hpp), this
+// mints the AuthorizedCaller the core's mutating methods take. Each refusal is
+// audited.
+#include <systemd/sd-bus.h>
+
+#include <string_view>
+
+#include "core/caller.hpp"
+#include "core/guard.hpp"
+#include "dbus/audit_trail.hpp"
+
+namespace tio::dbus {
+
+class Authorizer {
+public:
+    Authorizer(const core::Guard& guard, AuditTrail& audit) : guard_(guard), audit_(audit) {}
+
+    [[nodiscard]] Result<core::AuthorizedCaller> authorize(sd_bus_message* m, core::Door door, core::Access access,
+                                                           std::string_view method) const;
+
+private:
+    [[nodiscard]] static Result<core::Caller> identify(sd_bus_message* m, core::Door door);
+
+    const core::Guard& guard_;
+    AuditTrail& audit_;
+};
+
+}  // namespace tio::dbus
