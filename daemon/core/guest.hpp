@@ -18,12 +18,12 @@
 #include "common/platform.hpp"
 #include "core/caller.hpp"
 #include "core/guard.hpp"
+#include "core/guest_image.hpp"
+#include "core/memory_intent.hpp"
 #include "core/memory_planner.hpp"
 #include "core/object_table.hpp"
 #include "core/objects.hpp"
 #include "core/rollback.hpp"
-#include "tio/v1/guest_snapshot.pb.h"
-#include "tio/v1/memory_journal.pb.h"
 #include "kernel/features.hpp"
 #include "kernel/iommufd.hpp"
 #include "kernel/kvm.hpp"
@@ -39,12 +39,6 @@ struct GuestConfig {
 
 enum class GuestRequestScope : std::uint8_t { Info, StateChange };
 
-struct MemoryConversion {
-    std::uint64_t gpa = 0;
-    std::uint64_t size = 0;
-    MemoryState to = MemoryState::Private;
-};
-
 // A GPA range whose IOMMU mapping PunchHole took away (MemoryRevoked).
 struct RevokedRange {
     std::uint64_t gpa = 0;
@@ -54,22 +48,6 @@ struct RevokedRange {
 
 // At most this many ranges in one ConvertMemoryRanges call.
 inline constexpr std::size_t kMaxConversionsPerCall = 1U << 16U;
-
-// Told of every memory operation before its first kernel call (intent) and after
-// its last (outcome), so a restart can finish or undo one a crash interrupted
-// (persist/memory_journal.hpp). Returns the intent's sequence number.
-class MemoryObserver {
-public:
-    virtual ~MemoryObserver() = default;
-    virtual std::uint64_t intent(const v1::MemoryIntent& intent) = 0;
-    virtual void outcome(std::uint64_t seq, bool done) = 0;
-};
-
-// An fd the guest owns, under the name it is kept by in systemd's fd store.
-struct NamedFd {
-    std::string name;
-    int fd = -1;
-};
 
 // How applyChange treats the kernel: normally (each step with its undo), or not at
 // all (replaying a journal onto a snapshot).
@@ -158,19 +136,12 @@ public:
     void subscribe(std::function<void()> listener) { listeners_.push_back(std::move(listener)); }
 
     // --- restart survival (core/recovery.cpp) ---
-    // Re-adopts the fds a previous instance kept (taken from `fds` by name), checks
-    // each with the kernel, rebuilds the model from `snapshot`, replays `journal`,
+    // Re-adopts what a previous instance kept: checks each fd of `image` with the
+    // kernel, rebuilds the model and the object table from it, replays `journal`,
     // finishes or undoes the memory operation a crash interrupted, and destroys
-    // iommufd objects nothing accounts for. Nothing is re-mapped or re-pinned. Fds
-    // left in `fds` afterwards are not the guest's (the caller closes them).
-    [[nodiscard]] Result<RestoreReport> restore(const v1::GuestSnapshot& snapshot,
-                                                const std::vector<v1::JournalEntry>& journal,
-                                                std::map<std::string, UniqueFd>& fds);
-    // Every fd the guest owns, named for the fd store; one name per open file.
-    [[nodiscard]] std::vector<NamedFd> ownedFds() const;
-    // The name region `id`'s guest_memfd is kept under: "mem-<the lowest id of a
-    // region on the same file>".
-    [[nodiscard]] std::string memoryFdName(ObjectId id) const;
+    // iommufd objects nothing accounts for. Nothing is re-mapped or re-pinned. The
+    // image's fds the guest does not take are closed.
+    [[nodiscard]] Result<RestoreReport> restore(GuestImage image, const std::vector<JournaledIntent>& journal);
     void setMemoryObserver(MemoryObserver* observer) { observer_ = observer; }
     // Changes when anything but page states changes (objects, TDI states, the
     // guest's state): then a new snapshot is due; page-state changes are journaled.
@@ -232,7 +203,7 @@ private:
     // Unmaps what the IOMMU maps of [gpa, gpa+size) and forgets the memslot: the
     // removal of a region, also used to undo an addition a crash interrupted.
     void dropMemoryKernelState(std::uint64_t gpa, std::uint64_t size, std::uint32_t memslot);
-    void replay(const v1::MemoryIntent& intent, bool finished, RestoreReport& report);
+    void replay(const MemoryIntent& intent, bool finished, RestoreReport& report);
     // Brings the GPA ranges an interrupted operation touched, whatever it left there,
     // to the states the record holds: cut, cleared, attributes set, mapped by the planner.
     void repairWindows(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges, RestoreReport& report);

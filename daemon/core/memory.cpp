@@ -19,7 +19,7 @@ bool validRange(std::uint64_t gpa, std::uint64_t size) {
 // outcome when it is destroyed, after the operation's Rollback (declare it first).
 class Intent {
 public:
-    Intent(MemoryObserver* observer, const v1::MemoryIntent& intent)
+    Intent(MemoryObserver* observer, const MemoryIntent& intent)
         : observer_(observer), seq_(observer != nullptr ? observer->intent(intent) : 0) {}
     Intent(const Intent&) = delete;
     Intent& operator=(const Intent&) = delete;
@@ -34,17 +34,6 @@ private:
     bool done_ = false;
 };
 
-v1::MemoryIntent conversionIntent(std::span<const MemoryConversion> ranges) {
-    v1::MemoryIntent i;
-    i.set_kind(v1::MemoryIntent::CONVERT);
-    for (const auto& c : ranges) {
-        auto* r = i.add_ranges();
-        r->set_gpa(c.gpa);
-        r->set_size(c.size);
-        r->set_to(std::string(toString(c.to)));
-    }
-    return i;
-}
 
 }  // namespace
 
@@ -188,13 +177,11 @@ Result<ObjectId> Guest::addMemory(Who, std::uint64_t gpa, std::uint64_t size, Un
     const std::uint32_t slot = next_memslot_;
     const ObjectId id = next_id_;
     MemoryRegion region{.id = id, .gpa = gpa, .size = size, .offset = offset, .gmem = std::move(gmem), .memslot = slot};
-    v1::MemoryIntent what;
-    what.set_kind(v1::MemoryIntent::ADD);
-    what.set_region_id(id);
-    what.set_gpa(gpa);
-    what.set_size(size);
-    what.set_memslot(slot);
-    Intent intent(observer_, what);
+    Intent intent(observer_, MemoryIntent{.kind = MemoryIntent::Kind::Add,
+                                          .region_id = id,
+                                          .gpa = gpa,
+                                          .size = size,
+                                          .memslot = slot});
     Rollback undo;
     // The kernel is the judge of the fd: binding it to a memslot of this VM only
     // succeeds for a guest_memfd of this VM with offset+size inside it.
@@ -227,10 +214,7 @@ Result<> Guest::removeMemory(Who, ObjectId id) {
     auto it = memory_.find(id);
     if (it == memory_.end()) return fail(Code::NotFound, "no such memory region");
     MemoryRegion& m = it->second;
-    v1::MemoryIntent what;
-    what.set_kind(v1::MemoryIntent::REMOVE);
-    what.set_region_id(id);
-    Intent intent(observer_, what);
+    Intent intent(observer_, MemoryIntent{.kind = MemoryIntent::Kind::Remove, .region_id = id});
     Rollback undo;
     // Unmap first: nothing may DMA into memory KVM no longer backs. The attribute
     // goes back to shared so the GPA range is clean for whatever is added there next.
@@ -276,7 +260,8 @@ Result<> Guest::convertMemory(Who, std::span<const MemoryConversion> ranges) {
     }
     // Only a call that would run spends budget.
     if (auto r = guard_.takeConversions(ranges.size()); !r) return r;
-    Intent intent(observer_, conversionIntent(ranges));
+    Intent intent(observer_,
+                  MemoryIntent{.kind = MemoryIntent::Kind::Convert, .ranges = {ranges.begin(), ranges.end()}});
     const std::uint64_t conversions_before = conversions_;
     Rollback undo;
     undo.add([this, conversions_before] { conversions_ = conversions_before; });
@@ -334,11 +319,7 @@ Result<std::vector<RevokedRange>> Guest::punchHole(Who, std::uint64_t gpa, std::
     }
     auto slices = slicesOf(gpa, size);
     if (!slices) return std::unexpected(slices.error());
-    v1::MemoryIntent what;
-    what.set_kind(v1::MemoryIntent::PUNCH);
-    what.add_ranges()->set_gpa(gpa);
-    what.mutable_ranges(0)->set_size(size);
-    Intent intent(observer_, what);
+    Intent intent(observer_, MemoryIntent{.kind = MemoryIntent::Kind::Punch, .ranges = {{gpa, size}}});
     const std::uint64_t revocations_before = revocations_;
     Rollback undo;
     undo.add([this, revocations_before] { revocations_ = revocations_before; });

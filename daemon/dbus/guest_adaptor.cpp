@@ -1,7 +1,7 @@
 // org.tio.Guest1 on /org/tio/Guest1.
 #include <spdlog/spdlog.h>
 
-#include "core/snapshot.hpp"
+#include "persist/snapshot_codec.hpp"
 #include "dbus/adaptors.hpp"
 
 namespace tio::dbus {
@@ -205,7 +205,7 @@ int dumpState(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     return runMethod(m, userdata, err, Access::Read, "DumpState",
                      [&](GuestService& svc, const AuthorizedCaller&, sd_bus_message* reply) -> Result<> {
                          std::string bytes;
-                         if (!core::snapshot(svc.guest(), svc.backend()).SerializeToString(&bytes)) {
+                         if (!persist::encode(svc.guest(), svc.backend()).SerializeToString(&bytes)) {
                              return fail(Code::Internal, "snapshot did not serialize");
                          }
                          if (sd_bus_message_append_array(reply, 'y', bytes.data(), bytes.size()) < 0) {

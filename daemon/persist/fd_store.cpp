@@ -45,7 +45,7 @@ void FdStore::remove(const std::string& name) {
     (void)sd_notify(0, msg.c_str());
 }
 
-void FdStore::sync(const std::vector<core::NamedFd>& wanted, const std::set<std::string>& keep) {
+void FdStore::sync(const std::vector<NamedFd>& wanted, const std::set<std::string>& keep) {
     std::set<std::string> names;
     for (const auto& w : wanted) {
         names.insert(w.name);

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/unique_fd.hpp"
-#include "core/guest.hpp"
+#include "persist/fd_names.hpp"
 
 namespace tio::persist {
 
@@ -28,7 +28,7 @@ public:
     void remove(const std::string& name);
     // Stores what `wanted` has and the store lacks; removes stored names not in it,
     // except `keep`.
-    void sync(const std::vector<core::NamedFd>& wanted, const std::set<std::string>& keep);
+    void sync(const std::vector<NamedFd>& wanted, const std::set<std::string>& keep);
     void removeAll();
     [[nodiscard]] const std::set<std::string>& stored() const { return stored_; }
 

@@ -7,6 +7,8 @@
 
 #include "persist/fd_names.hpp"
 #include "persist/fd_store.hpp"
+#include "persist/journal_codec.hpp"
+#include "persist/snapshot_codec.hpp"
 
 namespace tio::persist {
 
@@ -44,7 +46,7 @@ Recovered recover(std::map<std::string, UniqueFd> kept, StatePersister& persiste
         persister.adoptJournal(std::move(j.mapped()), journal.empty() ? 0 : journal.back().seq());
     }
     if (!snap) return out;
-    auto report = guest.restore(*snap, journal, kept);
+    auto report = guest.restore(decode(*snap, kept), intentsAfter(journal, snap->journal_seq()));
     if (!report) {
         spdlog::error("restart: cannot re-adopt the kept state ({}); tearing it down", report.error().message);
         (void)guest.teardown();

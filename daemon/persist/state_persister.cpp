@@ -13,7 +13,8 @@
 #include <algorithm>
 #include <cstdlib>
 
-#include "core/snapshot.hpp"
+#include "persist/journal_codec.hpp"
+#include "persist/snapshot_codec.hpp"
 #include "persist/fd_names.hpp"
 
 namespace tio::persist {
@@ -59,10 +60,10 @@ void StatePersister::append(const v1::JournalEntry& e) {
     journal_bytes_ += bytes.size();
 }
 
-std::uint64_t StatePersister::intent(const v1::MemoryIntent& intent) {
+std::uint64_t StatePersister::intent(const core::MemoryIntent& intent) {
     v1::JournalEntry e;
     e.set_seq(++seq_);
-    *e.mutable_intent() = intent;
+    *e.mutable_intent() = encode(intent);
     append(e);
     return seq_;
 }
@@ -76,7 +77,7 @@ void StatePersister::outcome(std::uint64_t seq, bool done) {
 }
 
 void StatePersister::writeSnapshot() {
-    v1::GuestSnapshot s = core::snapshot(guest_, backend_);
+    v1::GuestSnapshot s = encode(guest_, backend_);
     s.set_journal_seq(seq_);
     std::string bytes;
     if (!s.SerializeToString(&bytes)) return;
@@ -124,7 +125,7 @@ void StatePersister::persist() {
     std::set<std::string> keep = {std::string(kJournalName)};
     for (const auto& n : store_.stored())
         if (isStateName(n)) keep.insert(n);
-    store_.sync(guest_.ownedFds(), keep);
+    store_.sync(ownedFds(guest_), keep);
     const bool have_snapshot = std::any_of(store_.stored().begin(), store_.stored().end(),
                                            [](const std::string& n) { return snapshotGeneration(n).has_value(); });
     if (structure == last_structure_ && journal_bytes_ < kJournalCompactBytes && have_snapshot) return;

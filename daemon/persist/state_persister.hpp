@@ -2,7 +2,7 @@
 // Keeps what a restarted daemon needs in the fd store (architecture.md section 7):
 // the guest's fds by name, a tio.v1.GuestSnapshot in a sealed memfd ("snapshot.N";
 // the next is stored before the previous is removed, so one is always there),
-// and the memory journal ("journal", persist/memory_journal.proto), an append-only
+// and the memory journal ("journal", proto/tio/v1/memory_journal.proto), an append-only
 // memfd of intents and outcomes. A snapshot is written when anything but page states
 // changed, or when the journal has grown; page-state changes cost two small appends.
 // Invariant: every fd the snapshot names is stored before the snapshot is.
@@ -12,6 +12,8 @@
 #include "common/unique_fd.hpp"
 #include "core/guest.hpp"
 #include "persist/fd_store.hpp"
+#include "tio/v1/guest_snapshot.pb.h"
+#include "tio/v1/memory_journal.pb.h"
 
 namespace tio::persist {
 
@@ -31,7 +33,7 @@ public:
     // After every change the daemon made.
     void persist();
 
-    std::uint64_t intent(const v1::MemoryIntent& intent) override;
+    std::uint64_t intent(const core::MemoryIntent& intent) override;
     void outcome(std::uint64_t seq, bool done) override;
 
     [[nodiscard]] static Result<v1::GuestSnapshot> readSnapshot(int fd);

@@ -1,0 +1,61 @@
+#pragma once
+// A guest as a previous instance of the daemon left it: what its snapshot said,
+// with the fds it kept already attached to the objects they belong to. The
+// persister builds it (it knows the snapshot's encoding and the fd store's names);
+// Guest::restore adopts it, asking the kernel about every fd before trusting it.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/range_map.hpp"
+#include "common/unique_fd.hpp"
+#include "core/lifecycle.hpp"
+#include "core/memory_rules.hpp"
+#include "core/objects.hpp"
+#include "kernel/kvm.hpp"
+
+namespace tio::core {
+
+struct GuestImage {
+    struct DeviceImage {
+        ObjectId id = 0;
+        std::string bdf;  // as stored: parsed strictly on adoption
+        std::string vfio_name;
+        bool attached = false;
+        std::uint32_t dev_id = 0;
+        std::optional<VDevice> vdevice;
+        bool tdisp_capable = false;
+        std::optional<TdiState> tdi;  // nullopt when the stored name was not a state
+        bool tsm_connected = false;
+        UniqueFd vfio;   // empty when not kept
+        UniqueFd claim;  // empty when not kept
+    };
+    struct MemoryImage {
+        ObjectId id = 0;
+        std::uint64_t gpa = 0;
+        std::uint64_t size = 0;
+        std::uint64_t offset = 0;
+        std::uint32_t memslot = 0;
+        std::vector<RangeMap<PageState>::Run> runs;  // the page states; empty means all shared
+        UniqueFd gmem;  // empty when not kept (regions on one file each get a duplicate)
+    };
+
+    bool active = false;  // a guest with a VM; nothing else is restored otherwise
+    std::optional<kernel::VmType> vm_type;  // nullopt when the stored name is unknown
+    std::uint32_t ioas_id = 0;
+    std::uint32_t hwpt_id = 0;
+    ObjectId next_object_id = 1;
+    std::uint32_t next_memslot = 0;
+    std::uint64_t conversions = 0;
+    std::uint64_t revocations = 0;
+    UniqueFd vm;
+    UniqueFd iommufd;
+    bool has_kvm_vfio = false;
+    UniqueFd kvm_vfio;
+    std::vector<DeviceImage> devices;
+    std::vector<VIommu> viommus;
+    std::vector<MemoryImage> memory;
+};
+
+}  // namespace tio::core
