@@ -29,7 +29,7 @@ Result<ObjectId> Guest::addDevice(Who, const Bdf& bdf) {
     if (auto r = guard_.admitDevice(bdf, devices_.size()); !r) return std::unexpected(r.error());
     if (auto r = requireVm("AddDevice"); !r) return std::unexpected(r.error());
     if (findDevice(bdf)) return fail(Code::Busy, bdf.toString() + " is already a device of this guest");
-    auto claim = kernel::DeviceClaim::acquire(config_.claim_dir, bdf);
+    auto claim = host::DeviceClaim::acquire(config_.claim_dir, bdf);
     if (!claim) return std::unexpected(claim.error());
 
     kernel::PciSysfs sysfs(sys_);

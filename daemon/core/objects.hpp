@@ -13,7 +13,7 @@
 #include "core/lifecycle.hpp"
 #include "core/memory_rules.hpp"
 #include "core/object_table.hpp"
-#include "kernel/device_claim.hpp"
+#include "host/device_claim.hpp"
 #include "kernel/vfio_device.hpp"
 
 namespace tio::core {
@@ -30,7 +30,7 @@ struct Device {
     ObjectId id = 0;
     Bdf bdf;
     std::string vfio_name;  // "vfio3"
-    kernel::DeviceClaim claim;
+    host::DeviceClaim claim;
     kernel::VfioDevice vfio;
     std::uint32_t dev_id = 0;  // iommufd DEVICE id
     DeviceState state = DeviceState::Opened;

@@ -219,7 +219,7 @@ Result<RestoreReport> Guest::restore(GuestImage image, const std::vector<Journal
             continue;  // closing whatever fd there was unbinds it
         }
         auto vfio = kernel::VfioDevice::adopt(sys_, std::move(sd.vfio), cdev->rdev);
-        auto claim = kernel::DeviceClaim::adopt(std::move(sd.claim));
+        auto claim = host::DeviceClaim::adopt(std::move(sd.claim));
         if (!vfio || !claim) {
             report.notes.push_back("dropped device " + sd.bdf + ": " +
                                    (!vfio ? vfio.error().message : claim.error().message));

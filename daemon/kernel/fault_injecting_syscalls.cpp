@@ -12,31 +12,31 @@ int FaultInjectingSyscalls::nextCall() noexcept {
 
 SysResult<UniqueFd> FaultInjectingSyscalls::open(const std::string& path, int flags) {
     if (const int e = nextCall()) return std::unexpected(e);
-    return inner_.open(path, flags);
+    return ForwardingSyscalls::open(path, flags);
 }
 SysResult<long> FaultInjectingSyscalls::ioctl(int fd, unsigned long request, unsigned long arg) {
     if (const int e = nextCall()) return std::unexpected(e);
-    return inner_.ioctl(fd, request, arg);
+    return ForwardingSyscalls::ioctl(fd, request, arg);
 }
 SysResult<> FaultInjectingSyscalls::fallocate(int fd, int mode, std::uint64_t offset, std::uint64_t length) {
     if (const int e = nextCall()) return std::unexpected(e);
-    return inner_.fallocate(fd, mode, offset, length);
+    return ForwardingSyscalls::fallocate(fd, mode, offset, length);
 }
 SysResult<std::string> FaultInjectingSyscalls::readAttribute(const std::string& path) {
     if (const int e = nextCall()) return std::unexpected(e);
-    return inner_.readAttribute(path);
+    return ForwardingSyscalls::readAttribute(path);
 }
 SysResult<> FaultInjectingSyscalls::writeAttribute(const std::string& path, const std::string& value) {
     if (const int e = nextCall()) return std::unexpected(e);
-    return inner_.writeAttribute(path, value);
+    return ForwardingSyscalls::writeAttribute(path, value);
 }
 SysResult<std::vector<std::string>> FaultInjectingSyscalls::listDirectory(const std::string& path) {
     if (const int e = nextCall()) return std::unexpected(e);
-    return inner_.listDirectory(path);
+    return ForwardingSyscalls::listDirectory(path);
 }
 SysResult<FdIdentity> FaultInjectingSyscalls::identify(int fd) {
     if (const int e = nextCall()) return std::unexpected(e);
-    return inner_.identify(fd);
+    return ForwardingSyscalls::identify(fd);
 }
 
 }  // namespace tio::kernel

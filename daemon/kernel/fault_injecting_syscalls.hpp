@@ -3,13 +3,13 @@
 // every call that can fail and makes the armed n-th one fail with the armed errno
 // without reaching the kernel. consumed() tells a sweep whether the fault was hit;
 // when it was not, every failure point of the scenario has been covered.
-#include "kernel/syscalls.hpp"
+#include "kernel/forwarding_syscalls.hpp"
 
 namespace tio::kernel {
 
-class FaultInjectingSyscalls final : public Syscalls {
+class FaultInjectingSyscalls final : public ForwardingSyscalls {
 public:
-    explicit FaultInjectingSyscalls(Syscalls& inner) : inner_(inner) {}
+    explicit FaultInjectingSyscalls(Syscalls& inner) : ForwardingSyscalls(inner) {}
 
     // The n-th next call (1 = the very next) fails with `err`. n = 0 disarms.
     void armFailNth(unsigned n, int err) noexcept {
@@ -32,7 +32,6 @@ private:
     // 0 when this call proceeds, the injected errno when it fails.
     int nextCall() noexcept;
 
-    Syscalls& inner_;
     unsigned countdown_ = 0;
     int err_ = 0;
     bool consumed_ = false;

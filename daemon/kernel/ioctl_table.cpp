@@ -140,21 +140,6 @@ std::uint32_t readU32(std::span<const std::uint8_t> s, std::uint32_t off) {
     return v;
 }
 
-struct ErrnoName {
-    int err;
-    std::string_view name;
-};
-constexpr std::array kErrnos = {
-    ErrnoName{EPERM, "EPERM"},     ErrnoName{ENOENT, "ENOENT"},   ErrnoName{EINTR, "EINTR"},
-    ErrnoName{EIO, "EIO"},         ErrnoName{ENXIO, "ENXIO"},     ErrnoName{E2BIG, "E2BIG"},
-    ErrnoName{EBADF, "EBADF"},     ErrnoName{EAGAIN, "EAGAIN"},   ErrnoName{ENOMEM, "ENOMEM"},
-    ErrnoName{EACCES, "EACCES"},   ErrnoName{EFAULT, "EFAULT"},   ErrnoName{EBUSY, "EBUSY"},
-    ErrnoName{EEXIST, "EEXIST"},   ErrnoName{ENODEV, "ENODEV"},   ErrnoName{EINVAL, "EINVAL"},
-    ErrnoName{ENOSPC, "ENOSPC"},   ErrnoName{ENOTTY, "ENOTTY"},   ErrnoName{EMFILE, "EMFILE"},
-    ErrnoName{ERANGE, "ERANGE"},   ErrnoName{EMSGSIZE, "EMSGSIZE"}, ErrnoName{EOPNOTSUPP, "EOPNOTSUPP"},
-    ErrnoName{EOVERFLOW, "EOVERFLOW"}, ErrnoName{ETIMEDOUT, "ETIMEDOUT"}, ErrnoName{EBADFD, "EBADFD"},
-    ErrnoName{EPIPE, "EPIPE"},     ErrnoName{ECONNREFUSED, "ECONNREFUSED"}, ErrnoName{EPROTO, "EPROTO"},
-};
 
 }  // namespace
 
@@ -188,16 +173,5 @@ bool fdFieldPresent(const FdField& f, std::span<const std::uint8_t> s) {
     return (readU32(s, f.flag_offset) & f.flag_mask) != 0;
 }
 
-std::string_view errnoName(int err) noexcept {
-    for (const auto& e : kErrnos)
-        if (e.err == err) return e.name;
-    return "";
-}
-
-int errnoFromName(std::string_view name) noexcept {
-    for (const auto& e : kErrnos)
-        if (e.name == name) return e.err;
-    return 0;
-}
 
 }  // namespace tio::kernel

@@ -69,9 +69,5 @@ inline constexpr std::uint32_t kMaxStructSize = 4096U;
 [[nodiscard]] std::optional<std::uint32_t> pointerLength(const PointerField& p, std::span<const std::uint8_t> s);
 [[nodiscard]] bool fdFieldPresent(const FdField& f, std::span<const std::uint8_t> s);
 
-// Symbolic errno names (ENOMEM...) for logs, error messages and the simulator's
-// InjectFailure; 0 / "" when unknown.
-[[nodiscard]] std::string_view errnoName(int err) noexcept;
-[[nodiscard]] int errnoFromName(std::string_view name) noexcept;
 
 }  // namespace tio::kernel

@@ -11,4 +11,9 @@ namespace tio::kernel {
 // Everything else is Kernel, with a message naming the operation and the errno.
 [[nodiscard]] Error kernelError(std::string_view operation, int err);
 
+// Symbolic errno names (ENOMEM...) for logs, error messages and the simulator's
+// InjectFailure; 0 / "" when unknown.
+[[nodiscard]] std::string_view errnoName(int err) noexcept;
+[[nodiscard]] int errnoFromName(std::string_view name) noexcept;
+
 }  // namespace tio::kernel

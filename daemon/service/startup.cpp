@@ -10,7 +10,7 @@
 #include <filesystem>
 
 #include "kernel/linux_syscalls.hpp"
-#include "kernel/sim_syscalls.hpp"
+#include "kernel/sim/sim_syscalls.hpp"
 
 namespace tio::service {
 
@@ -63,7 +63,7 @@ std::unique_ptr<kernel::Syscalls> openKernel(const Target& t, const Options& o, 
     // The simulated backend uses the simulator's KVM too: a real KVM-VFIO device
     // cannot take a simulated VFIO file (KVM_DEV_VFIO_FILE_ADD checks the file's
     // f_op), so mixing them would break the FILE_ADD-before-BIND order.
-    auto s = kernel::SimSyscalls::connect(socket, /*use_host_kvm=*/false);
+    auto s = kernel::SimSyscalls::connect(socket);
     if (!s) {
         spdlog::error("cannot reach tio-simkernel at {}: {}", socket, std::strerror(s.error()));
         return nullptr;

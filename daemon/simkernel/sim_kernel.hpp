@@ -13,7 +13,7 @@
 
 #include "common/bdf.hpp"
 #include "common/platform.hpp"
-#include "kernel/sim_wire.hpp"
+#include "kernel/sim/sim_wire.hpp"
 #include "simkernel/sim_file.hpp"
 
 namespace tio::sim {

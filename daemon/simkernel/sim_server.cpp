@@ -8,6 +8,7 @@
 
 #include "bus/listen_socket.hpp"
 #include "kernel/ioctl_table.hpp"
+#include "kernel/kernel_error.hpp"
 
 namespace tio::sim {
 

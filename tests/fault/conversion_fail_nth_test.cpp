@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "kernel/ioctl_table.hpp"
+#include "kernel/kernel_error.hpp"
 #include "support/running_guest.hpp"
 #include "support/trusted_caller.hpp"
 

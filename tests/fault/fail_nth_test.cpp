@@ -11,6 +11,7 @@
 
 #include "kernel/fault_injecting_syscalls.hpp"
 #include "kernel/ioctl_table.hpp"
+#include "kernel/kernel_error.hpp"
 #include "support/fd_count.hpp"
 #include "support/guest_rig.hpp"
 #include "support/trusted_caller.hpp"

@@ -19,7 +19,7 @@
 #include <sstream>
 
 #include "bus/listen_socket.hpp"
-#include "kernel/sim_wire.hpp"
+#include "common/unix_socket.hpp"
 #include "support/process.hpp"
 
 extern char** environ;
@@ -61,7 +61,8 @@ void ServiceManager::readNotifications() {
             busy_ = true;
         }
         // The poll said a datagram is there and this thread is its only reader.
-        auto message = kernel::wire::receive(notify_.get());
+        // sd_notify datagrams are small; 64 KiB holds any the daemon sends.
+        auto message = unixsock::receive(notify_.get(), 64U * 1024U);
         if (!message) {
             std::lock_guard l(mu_);
             busy_ = false;

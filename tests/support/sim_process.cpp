@@ -64,7 +64,7 @@ SimProcess::~SimProcess() {
 }
 
 std::unique_ptr<kernel::SimSyscalls> SimProcess::connect() const {
-    auto s = kernel::SimSyscalls::connect(kernel_socket_, false);
+    auto s = kernel::SimSyscalls::connect(kernel_socket_);
     if (!s) throw std::runtime_error("cannot connect to tio-simkernel");
     return std::move(*s);
 }

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "kernel/sim_syscalls.hpp"
+#include "kernel/sim/sim_syscalls.hpp"
 
 namespace sdbus {
 class IConnection;

@@ -4,7 +4,6 @@
 
 #include <set>
 
-#include "kernel/kernel_error.hpp"
 #include "kernel/uapi/ioctl_encoding.hpp"
 #include "kernel/uapi/iommufd.hpp"
 #include "kernel/uapi/kvm.hpp"
@@ -59,22 +58,6 @@ TEST(IoctlTable, ConditionalFdField) {
     EXPECT_FALSE(fdFieldPresent(d->fd_in, bytes));
     m.flags = uapi::KVM_MEM_GUEST_MEMFD;
     EXPECT_TRUE(fdFieldPresent(d->fd_in, bytes));
-}
-
-TEST(KernelError, MapsErrnoOnceWithTheOperationInTheMessage) {
-    EXPECT_EQ(kernelError("IOMMU_VIOMMU_ALLOC", EOPNOTSUPP).code, Code::NotSupported);
-    EXPECT_EQ(kernelError("X", ENOTTY).code, Code::NotSupported);
-    EXPECT_EQ(kernelError("X", EBUSY).code, Code::Busy);
-    EXPECT_EQ(kernelError("X", EACCES).code, Code::AccessDenied);
-    const Error e = kernelError("IOMMU_HWPT_ALLOC", ENOMEM);
-    EXPECT_EQ(e.code, Code::Kernel);
-    EXPECT_EQ(e.sys_errno, ENOMEM);
-    EXPECT_EQ(e.message, "IOMMU_HWPT_ALLOC failed: ENOMEM");
-}
-
-TEST(ErrnoNames, RoundTrip) {
-    for (int e : {ENOMEM, EBUSY, EINVAL, ENOENT, EOPNOTSUPP, EIO}) EXPECT_EQ(errnoFromName(errnoName(e)), e);
-    EXPECT_EQ(errnoFromName("ENOSUCH"), 0);
 }
 
 }  // namespace

@@ -1,18 +1,18 @@
-#include "kernel/sim_wire.hpp"
+#include "common/unix_socket.hpp"
 
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
 
-namespace tio::kernel::wire {
+namespace tio::unixsock {
 
-SysResult<> send(int sock, std::span<const std::uint8_t> header, std::span<const std::uint8_t> payload,
-                 std::span<const int> fds) {
-    if (fds.size() > kMaxFds || header.size() + payload.size() > kMaxMessage) return std::unexpected(E2BIG);
+std::expected<void, int> send(int sock, std::span<const std::uint8_t> header, std::span<const std::uint8_t> payload,
+                              std::span<const int> fds) {
+    if (fds.size() > kMaxFdsPerMessage) return std::unexpected(E2BIG);
     iovec iov[2] = {{const_cast<std::uint8_t*>(header.data()), header.size()},
                     {const_cast<std::uint8_t*>(payload.data()), payload.size()}};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)] = {};
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = payload.empty() ? 1 : 2;
@@ -32,11 +32,11 @@ SysResult<> send(int sock, std::span<const std::uint8_t> header, std::span<const
     }
 }
 
-SysResult<Message> receive(int sock) {
+std::expected<Message, int> receive(int sock, std::size_t max_bytes) {
     Message m;
-    m.bytes.resize(kMaxMessage);
+    m.bytes.resize(max_bytes);
     iovec iov{m.bytes.data(), m.bytes.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)] = {};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -64,4 +64,4 @@ SysResult<Message> receive(int sock) {
     return m;
 }
 
-}  // namespace tio::kernel::wire
+}  // namespace tio::unixsock

@@ -1,5 +1,6 @@
 #pragma once
-// Host-wide exclusive claim of a PCI function: an flock on
+// Host-wide exclusive claim of a PCI function (host state, not a kernel object: it
+// lives beside kernel/, not behind its syscall boundary): an flock on
 // <dir>/<bdf>.lock, so two tio-manager instances (one per guest) can never both hold
 // a device. The kernel drops the lock when the fd closes, including on crash.
 #include <string>
@@ -8,7 +9,7 @@
 #include "common/error.hpp"
 #include "common/unique_fd.hpp"
 
-namespace tio::kernel {
+namespace tio::host {
 
 class DeviceClaim {
 public:
@@ -25,4 +26,4 @@ private:
     UniqueFd fd_;
 };
 
-}  // namespace tio::kernel
+}  // namespace tio::host

@@ -5,20 +5,18 @@
 #include <random>
 
 #include "kernel/linux_syscalls.hpp"
-#include "kernel/sim_wire.hpp"
+#include "kernel/sim/sim_wire.hpp"
 
 namespace tio::kernel {
 
 // The simulated kernel's implementation of the boundary: device nodes, sysfs and
 // ioctls on simulator files go to tio-simkernel over its kernel socket, with the
 // exact uAPI struct bytes (ioctl_table.hpp says how to read them). Fds that are not
-// simulator files (a real memfd, a real KVM VM when the host has /dev/kvm) go to the
-// real kernel, so one process can mix real KVM with simulated VFIO/iommufd.
+// simulator files (a real memfd, a pipe a client passed) go to the real kernel,
+// which answers for them as it would on Linux.
 class SimSyscalls final : public Syscalls {
 public:
-    // `use_host_kvm`: open the host's /dev/kvm instead of the simulated one.
-    [[nodiscard]] static SysResult<std::unique_ptr<SimSyscalls>> connect(const std::string& socket_path,
-                                                                         bool use_host_kvm);
+    [[nodiscard]] static SysResult<std::unique_ptr<SimSyscalls>> connect(const std::string& socket_path);
 
     SysResult<UniqueFd> open(const std::string& path, int flags) override;
     SysResult<long> ioctl(int fd, unsigned long request, unsigned long arg) override;
@@ -34,8 +32,8 @@ public:
     [[nodiscard]] pid_t simulatorPid() const noexcept { return sim_pid_; }
 
 private:
-    SimSyscalls(UniqueFd broker, pid_t sim_pid, bool use_host_kvm)
-        : broker_(std::move(broker)), sim_pid_(sim_pid), use_host_kvm_(use_host_kvm), seq_(std::random_device{}()) {
+    SimSyscalls(UniqueFd broker, pid_t sim_pid)
+        : broker_(std::move(broker)), sim_pid_(sim_pid), seq_(std::random_device{}()) {
         seq_ = (seq_ << 32U) ^ std::random_device{}();
     }
 
@@ -45,7 +43,6 @@ private:
 
     UniqueFd broker_;  // connection for open/sysfs (calls not tied to an open file)
     pid_t sim_pid_;
-    bool use_host_kvm_;
     std::uint64_t seq_;  // request numbers start at random: a restarted daemon's never meet its predecessor's
     LinuxSyscalls host_;
 };

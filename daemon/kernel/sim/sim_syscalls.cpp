@@ -1,4 +1,4 @@
-#include "kernel/sim_syscalls.hpp"
+#include "kernel/sim/sim_syscalls.hpp"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -26,7 +26,7 @@ T readAt(std::span<const std::uint8_t> s, std::uint32_t off) {
 
 }  // namespace
 
-SysResult<std::unique_ptr<SimSyscalls>> SimSyscalls::connect(const std::string& socket_path, bool use_host_kvm) {
+SysResult<std::unique_ptr<SimSyscalls>> SimSyscalls::connect(const std::string& socket_path) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (socket_path.size() >= sizeof addr.sun_path) return std::unexpected(ENAMETOOLONG);
@@ -38,7 +38,7 @@ SysResult<std::unique_ptr<SimSyscalls>> SimSyscalls::connect(const std::string& 
     ucred cred{};
     socklen_t len = sizeof cred;
     if (::getsockopt(sock.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return std::unexpected(errno);
-    return std::unique_ptr<SimSyscalls>(new SimSyscalls(std::move(sock), cred.pid, use_host_kvm));
+    return std::unique_ptr<SimSyscalls>(new SimSyscalls(std::move(sock), cred.pid));
 }
 
 bool SimSyscalls::isSimFile(int fd) const {
@@ -69,7 +69,6 @@ SysResult<wire::Message> SimSyscalls::call(int sock, const wire::Request& reques
 }
 
 SysResult<UniqueFd> SimSyscalls::open(const std::string& path, int flags) {
-    if (use_host_kvm_ && path == "/dev/kvm") return host_.open(path, flags);
     wire::Request req{.op = wire::Op::Open, .a = static_cast<std::uint64_t>(flags)};
     auto m = call(broker_.get(), req, asBytes(path), {});
     if (!m) return std::unexpected(m.error());

@@ -1,4 +1,4 @@
-#include "kernel/device_claim.hpp"
+#include "host/device_claim.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -8,17 +8,17 @@
 
 #include "kernel/kernel_error.hpp"
 
-namespace tio::kernel {
+namespace tio::host {
 
 Result<DeviceClaim> DeviceClaim::acquire(const std::string& lock_dir, const Bdf& bdf) {
     const std::string path = lock_dir + "/" + bdf.toString() + ".lock";
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (!fd) return std::unexpected(kernelError("open " + path, errno));
+    if (!fd) return std::unexpected(kernel::kernelError("open " + path, errno));
     // Each open() is its own open file description, so a second claim in the same
     // process conflicts exactly like one from another process.
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) < 0) {
         if (errno == EWOULDBLOCK) return fail(Code::Busy, bdf.toString() + " is claimed by another guest");
-        return std::unexpected(kernelError("flock " + path, errno));
+        return std::unexpected(kernel::kernelError("flock " + path, errno));
     }
     return DeviceClaim(std::move(fd));
 }
@@ -28,4 +28,4 @@ Result<DeviceClaim> DeviceClaim::adopt(UniqueFd fd) {
     return DeviceClaim(std::move(fd));
 }
 
-}  // namespace tio::kernel
+}  // namespace tio::host

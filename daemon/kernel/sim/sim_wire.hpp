@@ -8,12 +8,14 @@
 // the way iommufd_fops_release would. One message = one syscall: a WireRequest
 // header followed by the payload; the reply is a WireReply plus payload. File
 // descriptors carried inside ioctl structs travel as SCM_RIGHTS.
+#include <cerrno>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "common/unique_fd.hpp"
+#include "common/unix_socket.hpp"
 #include "kernel/syscalls.hpp"
 
 namespace tio::kernel::wire {
@@ -55,16 +57,16 @@ struct Reply {
     std::uint64_t seq = 0;  // the request's
 };
 
-struct Message {
-    std::vector<std::uint8_t> bytes;  // header + payload
-    std::vector<UniqueFd> fds;
-};
+using Message = unixsock::Message;  // header + payload, and the fds
 
-// One sendmsg of header+payload with optional fds. errno on failure.
-[[nodiscard]] SysResult<> send(int sock, std::span<const std::uint8_t> header, std::span<const std::uint8_t> payload,
-                               std::span<const int> fds);
+// One request or reply: within the wire's bounds (E2BIG otherwise), then one sendmsg.
+[[nodiscard]] inline SysResult<> send(int sock, std::span<const std::uint8_t> header,
+                                      std::span<const std::uint8_t> payload, std::span<const int> fds) {
+    if (fds.size() > kMaxFds || header.size() + payload.size() > kMaxMessage) return std::unexpected(E2BIG);
+    return unixsock::send(sock, header, payload, fds);
+}
 // One recvmsg; EPIPE on orderly EOF, EPROTO on truncation.
-[[nodiscard]] SysResult<Message> receive(int sock);
+[[nodiscard]] inline SysResult<Message> receive(int sock) { return unixsock::receive(sock, kMaxMessage); }
 
 template <typename H>
 [[nodiscard]] std::span<const std::uint8_t> bytesOf(const H& h) {
