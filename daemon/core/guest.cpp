@@ -3,8 +3,6 @@
 // in devices.cpp, restart survival in recovery.cpp.
 #include "core/guest.hpp"
 
-#include <sstream>
-
 namespace tio::core {
 
 std::optional<kernel::VmType> parseVmType(std::string_view s) {
@@ -143,31 +141,6 @@ std::uint64_t Guest::generation() const {
             (static_cast<std::uint64_t>(d.state) << 2U) + (d.tsm_connected ? 1U : 0U);
     }
     return g;
-}
-
-std::string Guest::describe() const {
-    std::ostringstream o;
-    o << "state=" << toString(state_) << " conversions=" << conversions_ << " revocations=" << revocations_;
-    if (vm_) o << " vm=" << toString(vm_->type) << " ioas=" << ioasId() << " hwpt=" << hwptId()
-               << " hwpt_pins=" << objects_.pins(kHwptKey) << " kvm_vfio=" << vm_->kvm_vfio.has_value();
-    for (const auto& [id, d] : devices_) {
-        o << " dev" << id << "{" << d.bdf.toString() << " devid=" << d.dev_id << " " << toString(d.state)
-          << " tdisp=" << d.tdisp_capable << " tdi=" << toString(d.tdi) << " tsm=" << d.tsm_connected;
-        if (d.vdevice) o << " vdev=" << d.vdevice->kernel_id << "@" << d.vdevice->viommu << "/" << d.vdevice->virtual_id;
-        o << "}";
-    }
-    for (const auto& [id, v] : viommus_) {
-        o << " viommu" << id << "{" << v.kernel_id << " pins=" << objects_.pins({ObjectKind::VIommu, id}) << "}";
-    }
-    for (const auto& [id, m] : memory_) {
-        o << " mem" << id << "{" << m.gpa << "+" << m.size << " slot=" << m.memslot << " private=" << m.private_bytes
-          << " revoked=" << m.revoked_bytes << " runs=";
-        for (const auto& run : m.states.all()) {
-            o << run.start << "-" << run.end << ":" << toString(run.value.attr) << (run.value.revoked ? "/r" : "") << ",";
-        }
-        o << "}";
-    }
-    return o.str();
 }
 
 }  // namespace tio::core

@@ -162,8 +162,6 @@ public:
     [[nodiscard]] ObjectId nextObjectId() const { return next_id_; }
     [[nodiscard]] std::uint32_t nextMemslot() const { return next_memslot_; }
     [[nodiscard]] std::uint64_t revocations() const { return revocations_; }
-    // A stable text rendering of the whole model, for "a failed call changed nothing" checks.
-    [[nodiscard]] std::string describe() const;
 
 private:
     [[nodiscard]] Result<> requireVm(std::string_view step) const;

@@ -10,6 +10,7 @@
 
 #include "kernel/ioctl_table.hpp"
 #include "kernel/kernel_error.hpp"
+#include "support/model_of.hpp"
 #include "support/running_guest.hpp"
 #include "support/trusted_caller.hpp"
 
@@ -43,7 +44,7 @@ protected:
         for (unsigned n = 1;; ++n) {
             ASSERT_LT(n, 400U) << "the sweep does not terminate";
             SCOPED_TRACE("failing call " + std::to_string(n));
-            const std::string model = g().describe();
+            const std::string model = modelOf(g());
             const std::string layout = guest.rig.sim.layout(kDevA);
             guest.faults->armFailNth(n, err);
             auto r = op();
@@ -58,7 +59,7 @@ protected:
             }
             ASSERT_FALSE(r) << "the injected failure was swallowed";
             EXPECT_NE(r.error().code, Code::Internal) << r.error().message;
-            EXPECT_EQ(g().describe(), model) << "the failed batch changed the record";
+            EXPECT_EQ(modelOf(g()), model) << "the failed batch changed the record";
             EXPECT_EQ(guest.rig.sim.layout(kDevA), layout) << "the failed batch changed the kernel";
             ASSERT_EQ(guest.auditFindings(), "");
         }

@@ -12,6 +12,7 @@
 #include "kernel/fault_injecting_syscalls.hpp"
 #include "kernel/ioctl_table.hpp"
 #include "kernel/kernel_error.hpp"
+#include "support/model_of.hpp"
 #include "support/fd_count.hpp"
 #include "support/guest_rig.hpp"
 #include "support/trusted_caller.hpp"
@@ -125,7 +126,7 @@ TEST_P(FailNthTest, EveryKernelCallFailsOnceAndNothingLeaks) {
             sys.armFailNth(n, err);
             for (const auto& step : steps) {
                 SCOPED_TRACE(step.name);
-                const auto model = g.describe();
+                const auto model = modelOf(g);
                 const auto objects = rig.sim.counter("objects");
                 const auto files = rig.sim.counter("open_files");
                 auto r = step.run(g, ctx);
@@ -133,7 +134,7 @@ TEST_P(FailNthTest, EveryKernelCallFailsOnceAndNothingLeaks) {
                 ASSERT_TRUE(sys.consumed() && !failed) << "a failure that was not injected: " << r.error().message;
                 failed = true;
                 EXPECT_NE(r.error().code, Code::Internal) << r.error().message;
-                EXPECT_EQ(g.describe(), model) << "a failed call changed the model";
+                EXPECT_EQ(modelOf(g), model) << "a failed call changed the model";
                 EXPECT_TRUE(eventually([&] {
                     return rig.sim.counter("objects") == objects && rig.sim.counter("open_files") == files;
                 })) << "a failed call changed the kernel";

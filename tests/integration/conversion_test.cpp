@@ -7,6 +7,7 @@
 
 #include <random>
 
+#include "support/model_of.hpp"
 #include "support/running_guest.hpp"
 #include "support/trusted_caller.hpp"
 
@@ -218,7 +219,7 @@ TEST_P(ConversionTest, PunchHoleRevokesCutsAndPunches) {
 }
 
 TEST_P(ConversionTest, BadRangesAreRefusedAndChangeNothing) {
-    const std::string before = g().describe();
+    const std::string before = modelOf(g());
     const std::string layout = guest.rig.sim.layout(kDevA);
     auto expect = [&](std::vector<MemoryConversion> ranges, Code code) {
         auto r = g().convertMemory(trusted(), ranges);
@@ -237,7 +238,7 @@ TEST_P(ConversionTest, BadRangesAreRefusedAndChangeNothing) {
     expect(std::vector<MemoryConversion>(core::kMaxConversionsPerCall + 1, good), Code::LimitExceeded);
     EXPECT_FALSE(g().punchHole(trusted(), RunningGuest::kEnd, kPage));
     EXPECT_FALSE(g().punchHole(trusted(), RunningGuest::kRegionA, 0));
-    EXPECT_EQ(g().describe(), before);
+    EXPECT_EQ(modelOf(g()), before);
     EXPECT_EQ(guest.rig.sim.layout(kDevA), layout);
 }
 

@@ -9,6 +9,7 @@
 #include "kernel/forwarding_syscalls.hpp"
 #include "kernel/ioctl_table.hpp"
 #include "support/assert_ok.hpp"
+#include "support/bring_up.hpp"
 #include "support/guest_rig.hpp"
 #include "support/trusted_caller.hpp"
 
@@ -53,11 +54,9 @@ TEST(Features, KernelWithoutTsmIoctlsRefusesBindUpFront) {
     const auto probes = old.refused;
     EXPECT_EQ(probes, 2U) << "each missing ioctl was probed once";
 
-    auto dev = g.addDevice(trusted(), *Bdf::parse(kDevA));
-    ASSERT_OK(dev);
-    auto viommu = g.createViommu(trusted(), *dev);
-    ASSERT_OK(viommu);
-    ASSERT_OK(g.createVdevice(trusted(), *dev, *viommu, 1));
+    auto up = bringUp(g, kDevA, Stage::VDevice, 1);
+    ASSERT_OK(up);
+    const auto dev = &up->device;
     auto bind = g.bind(trusted(), *dev);
     ASSERT_FALSE(bind);
     EXPECT_EQ(bind.error().code, Code::NotSupported);

@@ -2,7 +2,9 @@
 // simulated kernel; the simulator is the oracle for TDI states, DMA and leaks.
 #include <gtest/gtest.h>
 
+#include "support/model_of.hpp"
 #include "support/assert_ok.hpp"
+#include "support/bring_up.hpp"
 #include "support/fd_count.hpp"
 #include "support/guest_rig.hpp"
 #include "support/trusted_caller.hpp"
@@ -120,23 +122,18 @@ TEST_P(LifecycleTest, OutOfOrderCallsAreRefusedAndChangeNothing) {
     ASSERT_OK(g.guestRequest(trusted(), *dev, GuestRequestScope::StateChange, run));
     expectError(g.guestRequest(trusted(), *dev, GuestRequestScope::StateChange, run), Code::InvalidState, "locked");
     EXPECT_EQ(rig.sim.tdiState(kDevA), "run") << "refused calls did not touch the TDI";
-    const auto before = g.describe();
+    const auto before = modelOf(g);
     const auto objects = rig.sim.counter("objects");
     expectError(g.destroyViommu(trusted(), *viommu), Code::Busy);
-    EXPECT_EQ(g.describe(), before);
+    EXPECT_EQ(modelOf(g), before);
     EXPECT_EQ(rig.sim.counter("objects"), objects);
 }
 
 TEST_P(LifecycleTest, ConfigWriteBreaksTheTdiAndOnlyUnbindHelps) {
     ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
-    auto dev = g.addDevice(trusted(), *Bdf::parse(kDevB));
-    ASSERT_OK(dev);
-    auto viommu = g.createViommu(trusted(), *dev);
-    ASSERT_OK(viommu);
-    ASSERT_OK(g.createVdevice(trusted(), *dev, *viommu, 3));
-    ASSERT_OK(g.bind(trusted(), *dev));
-    const std::uint8_t run[] = {0x02};
-    ASSERT_OK(g.guestRequest(trusted(), *dev, GuestRequestScope::StateChange, run));
+    auto up = bringUp(g, kDevB, Stage::Running, 3);
+    ASSERT_OK(up);
+    const auto dev = &up->device;
     rig.sim.configWrite(kDevB);
     EXPECT_EQ(rig.sim.tdiState(kDevB), "error");
     expectError(g.reset(trusted(), *dev), Code::InvalidState, "error");
@@ -150,13 +147,11 @@ TEST_P(LifecycleTest, ConfigWriteBreaksTheTdiAndOnlyUnbindHelps) {
 
 TEST_P(LifecycleTest, FunctionWithoutTdispCannotBind) {
     ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
-    auto dev = g.addDevice(trusted(), *Bdf::parse(kDevPlain));
-    ASSERT_OK(dev);
+    auto up = bringUp(g, kDevPlain, Stage::VDevice, 1);
+    ASSERT_OK(up);
+    const auto dev = &up->device;
     EXPECT_FALSE(g.devices().at(*dev).tdisp_capable);
     EXPECT_EQ(core::tdiStateName(g.devices().at(*dev)), "unsupported");
-    auto viommu = g.createViommu(trusted(), *dev);
-    ASSERT_OK(viommu);
-    ASSERT_OK(g.createVdevice(trusted(), *dev, *viommu, 1));
     expectError(g.bind(trusted(), *dev), Code::NotSupported);
     ASSERT_OK(g.destroyVdevice(trusted(), *dev));
 }

@@ -8,6 +8,7 @@
 
 #include "kernel/fault_injecting_syscalls.hpp"
 #include "support/assert_ok.hpp"
+#include "support/bring_up.hpp"
 #include "support/guest_rig.hpp"
 #include "support/trusted_caller.hpp"
 
@@ -42,16 +43,10 @@ struct RunningGuest {
         ASSERT_OK(a);
         auto b = g.addMemory(trusted(), kRegionB, kSizeB, std::move(*gmem), kOffsetB, core::MemoryState::Shared);
         ASSERT_OK(b);
-        auto dev = g.addDevice(trusted(), *Bdf::parse(kDevA));
-        ASSERT_OK(dev);
-        auto viommu = g.createViommu(trusted(), *dev);
-        ASSERT_OK(viommu);
-        ASSERT_OK(g.createVdevice(trusted(), *dev, *viommu, 0x42));
-        ASSERT_OK(g.bind(trusted(), *dev));
-        const std::uint8_t run[] = {0x02};
-        ASSERT_OK(g.guestRequest(trusted(), *dev, core::GuestRequestScope::StateChange, run));
+        auto up = test::bringUp(g, kDevA, Stage::Running);
+        ASSERT_OK(up);
         ASSERT_EQ(rig.sim.tdiState(kDevA), "run");
-        device = *dev;
+        device = up->device;
     }
 
     // Every rule the simulator's oracle checks, as one message (empty when clean).
