@@ -164,5 +164,14 @@ TEST_F(ClientsTest, TioctlShowsTheGuestOnTheAdminDoor) {
     EXPECT_NE(gone.output.find("tioctl: org.freedesktop.DBus.Error.ServiceUnknown"), std::string::npos) << gone.output;
 }
 
+// The server's vtables are written by hand; the XML is the API's source (the client
+// proxies are generated from it): what the daemon introspects must be the XML.
+TEST_F(ClientsTest, IntrospectionMatchesTheXml) {
+    const auto r = runCommand("/usr/bin/python3 " TIO_SOURCE_DIR "/tests/integration/introspection_matches_xml.py '" +
+                              daemon.address() + "' " TIO_SOURCE_DIR "/daemon/dbus/xml");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("0 differences"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace tio::test
