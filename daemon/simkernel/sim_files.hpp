@@ -12,6 +12,9 @@
 
 namespace tio::sim {
 
+// An IOVA range end meaning "to the end of the address space".
+inline constexpr std::uint64_t kEverything = UINT64_MAX;
+
 class KvmVmFile;
 class GuestMemfdFile;
 class IommufdFile;
