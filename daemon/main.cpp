@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
     const auto opts = service::parseOptions(argc, argv);
     if (!opts) return 2;
     service::setUpLogging();
-    if (!validGuestName(opts->guest)) return fatal(2, "invalid guest name '{}' (^[a-z][a-z0-9_]{{0,31}}$)", opts->guest);
+    if (!validGuestName(opts->guest))
+        return fatal(2, "invalid guest name '{}' (^[a-z][a-z0-9_]{{0,31}}$)", opts->guest);
     auto policy = service::loadPolicy(*opts);
     if (!policy) return 1;
     const auto target = service::chooseTarget(*opts, *policy);
@@ -64,8 +65,9 @@ int main(int argc, char** argv) {
     std::unique_ptr<service::AdminDoor> admin_door;
     if (opts->system_bus) {
         auto door = service::AdminDoor::open(service, loop->event(), name);
-        if (!door) return fatal(1, "system bus: cannot serve {}: {} (--no-system-bus to run without it)", name,
-                                std::strerror(-door.error()));
+        if (!door)
+            return fatal(1, "system bus: cannot serve {}: {} (--no-system-bus to run without it)", name,
+                         std::strerror(-door.error()));
         admin_door = std::move(*door);
     }
     spdlog::info("event=ready guest={} platform={} backend={}", opts->guest, toString(*target), backend);

@@ -15,6 +15,7 @@ packages=(
   python3 python3-dbus libglib2.0-bin
   man-db
   dpkg-dev debhelper fakeroot lintian
+  clang-format clang-tidy-16
 )
 
 missing=()

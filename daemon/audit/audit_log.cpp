@@ -4,14 +4,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <chrono>
-#include <cstring>
-#include <fstream>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <google/protobuf/util/delimited_message_util.h>
 #include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
 #include <sstream>
 
 namespace tio::audit {
@@ -80,7 +81,8 @@ Result<AuditLog> AuditLog::open(const std::string& state_dir, const std::string&
 bool AuditLog::append(tio::v1::AuditRecord record) {
     const auto now = std::chrono::system_clock::now().time_since_epoch();
     record.mutable_time()->set_seconds(std::chrono::duration_cast<std::chrono::seconds>(now).count());
-    record.mutable_time()->set_nanos(static_cast<std::int32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count() % 1000000000));
+    record.mutable_time()->set_nanos(
+        static_cast<std::int32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count() % 1000000000));
     const std::string line = journalLine(record);
     if (record.event() == "refused" || record.event().starts_with("policy-") || record.event() == "tdi-error") {
         spdlog::warn("{}", line);
@@ -94,7 +96,8 @@ bool AuditLog::append(tio::v1::AuditRecord record) {
         if (!google::protobuf::util::SerializeDelimitedToZeroCopyStream(record, &out)) return false;
     }
     const off_t before = ::lseek(fd_.get(), 0, SEEK_END);
-    const ssize_t n = write_ ? write_(fd_.get(), bytes.data(), bytes.size()) : ::write(fd_.get(), bytes.data(), bytes.size());
+    const ssize_t n =
+        write_ ? write_(fd_.get(), bytes.data(), bytes.size()) : ::write(fd_.get(), bytes.data(), bytes.size());
     if (n == static_cast<ssize_t>(bytes.size())) return true;
     // Not all of it: take back what did get written, so the file ends on a record.
     if (n > 0 && before >= 0) (void)::ftruncate(fd_.get(), before);

@@ -22,7 +22,10 @@ const sd_bus_vtable kShimVtable[] = {
 }  // namespace
 
 P2pServer::P2pServer(sd_event* event, UniqueFd listen_fd, std::string sender, SetupFn setup, GoneFn gone)
-    : event_(event), listen_fd_(std::move(listen_fd)), sender_(std::move(sender)), setup_(std::move(setup)),
+    : event_(event),
+      listen_fd_(std::move(listen_fd)),
+      sender_(std::move(sender)),
+      setup_(std::move(setup)),
       gone_(std::move(gone)) {}
 
 P2pServer::~P2pServer() {
@@ -30,9 +33,7 @@ P2pServer::~P2pServer() {
     while (!peers_.empty()) drop(peers_.front().get());
 }
 
-int P2pServer::start() {
-    return sd_event_add_io(event_, &accept_source_, listen_fd_.get(), EPOLLIN, onAccept, this);
-}
+int P2pServer::start() { return sd_event_add_io(event_, &accept_source_, listen_fd_.get(), EPOLLIN, onAccept, this); }
 
 int P2pServer::onAccept(sd_event_source*, int, std::uint32_t, void* userdata) {
     static_cast<P2pServer*>(userdata)->accept();
@@ -57,10 +58,12 @@ void P2pServer::accept() {
     if (r >= 0) r = sd_bus_set_anonymous(bus, 0);
     if (r >= 0) r = sd_bus_start(bus);
     if (r >= 0) r = sd_bus_set_sender(bus, sender_.c_str());
-    if (r >= 0) r = sd_bus_add_object_vtable(bus, nullptr, "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                             kShimVtable, nullptr);
-    if (r >= 0) r = sd_bus_match_signal(bus, nullptr, nullptr, "/org/freedesktop/DBus/Local",
-                                        "org.freedesktop.DBus.Local", "Disconnected", onDisconnected, peer.get());
+    if (r >= 0)
+        r = sd_bus_add_object_vtable(bus, nullptr, "/org/freedesktop/DBus", "org.freedesktop.DBus", kShimVtable,
+                                     nullptr);
+    if (r >= 0)
+        r = sd_bus_match_signal(bus, nullptr, nullptr, "/org/freedesktop/DBus/Local", "org.freedesktop.DBus.Local",
+                                "Disconnected", onDisconnected, peer.get());
     if (r >= 0) r = setup_(bus);
     if (r >= 0) r = sd_bus_attach_event(bus, event_, SD_EVENT_PRIORITY_NORMAL);
     if (r >= 0) r = sd_event_add_post(event_, &peer->post, onPost, peer.get());

@@ -17,8 +17,8 @@ struct Bdf {
     std::uint8_t function = 0;  // 0..7
 
     [[nodiscard]] static std::optional<Bdf> parse(std::string_view text);
-    [[nodiscard]] std::string toString() const;     // "0000:3a:00.0"
-    [[nodiscard]] std::string objectName() const;   // "0000_3a_00_0" (D-Bus path element)
+    [[nodiscard]] std::string toString() const;    // "0000:3a:00.0"
+    [[nodiscard]] std::string objectName() const;  // "0000_3a_00_0" (D-Bus path element)
     [[nodiscard]] Bdf dsm() const { return Bdf{domain, bus, device, 0}; }
 
     friend bool operator==(const Bdf&, const Bdf&) = default;

@@ -51,7 +51,8 @@ inline constexpr std::string_view kSimTargetPrefix = "sim-";
 }
 
 [[nodiscard]] inline std::string toString(const Target& t) {
-    return (t.backend == Backend::Sim ? std::string(kSimTargetPrefix) : std::string()) + std::string(toString(t.platform));
+    return (t.backend == Backend::Sim ? std::string(kSimTargetPrefix) : std::string()) +
+           std::string(toString(t.platform));
 }
 
 // "tdx, snp, cca, sim-tdx, sim-snp, sim-cca": for messages that list the choices.

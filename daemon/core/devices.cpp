@@ -248,16 +248,18 @@ Result<std::vector<std::uint8_t>> Guest::guestRequest(Who, ObjectId device, Gues
     if (scope == GuestRequestScope::StateChange) {
         if (request.size() != 1) return fail(Code::InvalidArgument, "a state-change request is one byte");
         if (request[0] == static_cast<std::uint8_t>(kernel::TdispState::Run)) target = TdiState::Run;
-        else if (request[0] == static_cast<std::uint8_t>(kernel::TdispState::ConfigUnlocked)) target = TdiState::Unlocked;
+        else if (request[0] == static_cast<std::uint8_t>(kernel::TdispState::ConfigUnlocked))
+            target = TdiState::Unlocked;
         else return fail(Code::InvalidArgument, "state-change asks for 0x02 (RUN) or 0x00 (unlocked)");
         if (!permitted(kTdiTransitions, d.tdi, *target)) return fail(Code::InvalidState, whatFirst(d.tdi, *target));
     } else if (d.tdi != TdiState::Locked && d.tdi != TdiState::Run) {
-        return fail(Code::InvalidState, "the TDI is " + std::string(toString(d.tdi)) + "; info needs it bound (Bind first)");
+        return fail(Code::InvalidState,
+                    "the TDI is " + std::string(toString(d.tdi)) + "; info needs it bound (Bind first)");
     }
-    auto resp = vm_->iommufd.tsmRequest(d.vdevice->kernel_id,
-                                        scope == GuestRequestScope::Info ? kernel::TsmRequestScope::Info
-                                                                         : kernel::TsmRequestScope::StateChange,
-                                        request, kMaxTsmResponse);
+    auto resp = vm_->iommufd.tsmRequest(
+        d.vdevice->kernel_id,
+        scope == GuestRequestScope::Info ? kernel::TsmRequestScope::Info : kernel::TsmRequestScope::StateChange,
+        request, kMaxTsmResponse);
     if (!resp) return std::unexpected(resp.error());
     if (target) {
         if (auto r = transition(kTdiTransitions, d.tdi, *target); !r) return std::unexpected(r.error());

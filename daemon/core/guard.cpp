@@ -71,7 +71,8 @@ std::vector<PolicyFinding> Guard::replacePolicy(Policy policy, const std::vector
     }
     for (const auto& [id, bdf] : devices) {
         if (policy_.allowsDevice(guest_, bdf)) continue;
-        findings.push_back({id, bdf.toString() + " is no longer allowed by the policy; it stays assigned until removed"});
+        findings.push_back(
+            {id, bdf.toString() + " is no longer allowed by the policy; it stays assigned until removed"});
     }
     if (devices.size() > gp->max_devices || regions > gp->max_memory_regions) {
         findings.push_back({0, "the guest holds more devices or memory regions than the new limits allow"});

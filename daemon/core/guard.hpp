@@ -46,7 +46,8 @@ public:
     [[nodiscard]] Result<> takeConversions(std::size_t ranges);
     // Applies `policy` to the calls that follow and reports what the guest holds
     // that it no longer allows.
-    [[nodiscard]] std::vector<PolicyFinding> replacePolicy(Policy policy, const std::vector<std::pair<ObjectId, Bdf>>& devices,
+    [[nodiscard]] std::vector<PolicyFinding> replacePolicy(Policy policy,
+                                                           const std::vector<std::pair<ObjectId, Bdf>>& devices,
                                                            std::size_t regions);
 
     [[nodiscard]] const Policy& policy() const { return policy_; }

@@ -34,6 +34,7 @@ void Guest::changed() {
 
 std::vector<PolicyFinding> Guest::setPolicy(Policy policy) {
     std::vector<std::pair<ObjectId, Bdf>> devices;
+    devices.reserve(devices_.size());
     for (const auto& [id, d] : devices_) devices.emplace_back(id, d.bdf);
     return guard_.replacePolicy(std::move(policy), devices, memory_.size());
 }
@@ -85,9 +86,7 @@ Result<> Guest::destroyObject(ObjectKey key, std::uint32_t kernel_id) {
             d.tdi = TdiState::Unlocked;
             return r ? destroyed : r;
         }
-        case ObjectKind::VIommu:
-            viommus_.erase(key.id);
-            return vm.iommufd.destroy(kernel_id);
+        case ObjectKind::VIommu: viommus_.erase(key.id); return vm.iommufd.destroy(kernel_id);
         case ObjectKind::Device: {
             Device& d = devices_.at(key.id);
             Result<> r;
@@ -115,9 +114,8 @@ std::vector<Error> Guest::teardown() {
     (void)transition(kGuestTransitions, state_, GuestState::TearingDown);
     // Leaf-first, the reverse of bring-up (kernel-uapi.md 1.5 and section 7): the
     // table's drain destroys what nothing holds until nothing is left.
-    std::vector<Error> errors = objects_.drain([this](ObjectKey key, std::uint32_t kernel_id) {
-        return destroyObject(key, kernel_id);
-    });
+    std::vector<Error> errors =
+        objects_.drain([this](ObjectKey key, std::uint32_t kernel_id) { return destroyObject(key, kernel_id); });
     vm_.reset();  // iommufd, VM: members close in reverse order, the VM last
     next_memslot_ = 0;
     (void)transition(kGuestTransitions, state_, GuestState::Empty);

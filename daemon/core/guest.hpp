@@ -92,7 +92,7 @@ public:
     // --- memory ---
     [[nodiscard]] Result<ObjectId> addMemory(Who who, std::uint64_t gpa, std::uint64_t size, UniqueFd gmem,
                                              std::uint64_t offset, MemoryState initial);
-    [[nodiscard]] Result<> removeMemory(Who who, ObjectId region);
+    [[nodiscard]] Result<> removeMemory(Who who, ObjectId id);
     // Converts every range (each inside guest memory) in order; all of them or none.
     [[nodiscard]] Result<> convertMemory(Who who, std::span<const MemoryConversion> ranges);
     // Revokes the IOMMU mappings over [gpa, gpa+size) (whole areas; with the proposed
@@ -102,7 +102,7 @@ public:
 
     // --- devices, vIOMMUs, vDEVICEs, TDIs ---
     [[nodiscard]] Result<ObjectId> addDevice(Who who, const Bdf& bdf);
-    [[nodiscard]] Result<> removeDevice(Who who, ObjectId device);
+    [[nodiscard]] Result<> removeDevice(Who who, ObjectId id);
     [[nodiscard]] Result<ObjectId> createViommu(Who who, ObjectId device);
     [[nodiscard]] Result<> destroyViommu(Who who, ObjectId viommu);
     [[nodiscard]] Result<> createVdevice(Who who, ObjectId device, ObjectId viommu, std::uint64_t virtual_id);

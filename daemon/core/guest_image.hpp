@@ -38,10 +38,10 @@ struct GuestImage {
         std::uint64_t offset = 0;
         std::uint32_t memslot = 0;
         std::vector<RangeMap<PageState>::Run> runs;  // the page states; empty means all shared
-        UniqueFd gmem;  // empty when not kept (regions on one file each get a duplicate)
+        UniqueFd gmem;                               // empty when not kept (regions on one file each get a duplicate)
     };
 
-    bool active = false;  // a guest with a VM; nothing else is restored otherwise
+    bool active = false;                    // a guest with a VM; nothing else is restored otherwise
     std::optional<kernel::VmType> vm_type;  // nullopt when the stored name is unknown
     std::uint32_t ioas_id = 0;
     std::uint32_t hwpt_id = 0;

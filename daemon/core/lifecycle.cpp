@@ -17,14 +17,16 @@ std::string_view nameWith(const std::array<std::pair<E, std::string_view>, N>& n
     return names[0].second;
 }
 
-constexpr std::array<std::pair<GuestState, std::string_view>, 3> kGuestNames = {{
-    {GuestState::Empty, "empty"}, {GuestState::Active, "active"}, {GuestState::TearingDown, "tearing-down"}}};
-constexpr std::array<std::pair<DeviceState, std::string_view>, 2> kDeviceNames = {{
-    {DeviceState::Opened, "opened"}, {DeviceState::Attached, "attached"}}};
-constexpr std::array<std::pair<TdiState, std::string_view>, 4> kTdiNames = {{
-    {TdiState::Unlocked, "unlocked"}, {TdiState::Locked, "locked"}, {TdiState::Run, "run"}, {TdiState::Error, "error"}}};
-constexpr std::array<std::pair<MemoryState, std::string_view>, 2> kMemoryNames = {{
-    {MemoryState::Private, "private"}, {MemoryState::Shared, "shared"}}};
+constexpr std::array<std::pair<GuestState, std::string_view>, 3> kGuestNames = {
+    {{GuestState::Empty, "empty"}, {GuestState::Active, "active"}, {GuestState::TearingDown, "tearing-down"}}};
+constexpr std::array<std::pair<DeviceState, std::string_view>, 2> kDeviceNames = {
+    {{DeviceState::Opened, "opened"}, {DeviceState::Attached, "attached"}}};
+constexpr std::array<std::pair<TdiState, std::string_view>, 4> kTdiNames = {{{TdiState::Unlocked, "unlocked"},
+                                                                             {TdiState::Locked, "locked"},
+                                                                             {TdiState::Run, "run"},
+                                                                             {TdiState::Error, "error"}}};
+constexpr std::array<std::pair<MemoryState, std::string_view>, 2> kMemoryNames = {
+    {{MemoryState::Private, "private"}, {MemoryState::Shared, "shared"}}};
 
 }  // namespace
 
@@ -49,7 +51,7 @@ std::string whatFirst(DeviceState from, DeviceState to) {
 }
 
 std::string whatFirst(TdiState from, TdiState to) {
-    const std::string now = "the TDI is " + std::string(toString(from));
+    std::string now = "the TDI is " + std::string(toString(from));
     switch (to) {
         case TdiState::Locked: return now + "; Bind needs it unlocked (Unbind first)";
         case TdiState::Run: return now + "; RUN needs it locked (Bind first)";

@@ -34,7 +34,6 @@ private:
     bool done_ = false;
 };
 
-
 }  // namespace
 
 Result<std::vector<Guest::RegionSlice>> Guest::slicesOf(std::uint64_t gpa, std::uint64_t size) {
@@ -177,11 +176,9 @@ Result<ObjectId> Guest::addMemory(Who, std::uint64_t gpa, std::uint64_t size, Un
     const std::uint32_t slot = next_memslot_;
     const ObjectId id = next_id_;
     MemoryRegion region{.id = id, .gpa = gpa, .size = size, .offset = offset, .gmem = std::move(gmem), .memslot = slot};
-    Intent intent(observer_, MemoryIntent{.kind = MemoryIntent::Kind::Add,
-                                          .region_id = id,
-                                          .gpa = gpa,
-                                          .size = size,
-                                          .memslot = slot});
+    Intent intent(
+        observer_,
+        MemoryIntent{.kind = MemoryIntent::Kind::Add, .region_id = id, .gpa = gpa, .size = size, .memslot = slot});
     Rollback undo;
     // The kernel is the judge of the fd: binding it to a memslot of this VM only
     // succeeds for a guest_memfd of this VM with offset+size inside it.
@@ -218,8 +215,8 @@ Result<> Guest::removeMemory(Who, ObjectId id) {
     Rollback undo;
     // Unmap first: nothing may DMA into memory KVM no longer backs. The attribute
     // goes back to shared so the GPA range is clean for whatever is added there next.
-    auto unmapped = applyChange(m, Change{.start = m.gpa, .end = m.end(), .attr = MemoryState::Shared, .revoked = true},
-                                undo);
+    auto unmapped =
+        applyChange(m, Change{.start = m.gpa, .end = m.end(), .attr = MemoryState::Shared, .revoked = true}, undo);
     if (!unmapped) return std::unexpected(unmapped.error());
     if (auto r = vm_->vm.deleteMemslot(m.memslot); !r) return std::unexpected(r.error());
     undo.commit();
@@ -236,8 +233,8 @@ Result<> Guest::convertRanges(std::span<const MemoryConversion> ranges, Rollback
         auto slices = slicesOf(c.gpa, c.size);
         if (!slices) return std::unexpected(slices.error());
         for (const RegionSlice& s : *slices) {
-            auto r = applyChange(*s.region, Change{.start = s.start, .end = s.end, .attr = c.to, .revoked = false}, undo,
-                                 mode);
+            auto r = applyChange(*s.region, Change{.start = s.start, .end = s.end, .attr = c.to, .revoked = false},
+                                 undo, mode);
             if (!r) return std::unexpected(r.error());
         }
     }
@@ -327,7 +324,8 @@ Result<std::vector<RevokedRange>> Guest::punchHole(Who, std::uint64_t gpa, std::
     if (!revoked) return std::unexpected(revoked.error());
     // Only now, with no IOAS area left over them, are the pages freed.
     for (const RegionSlice& s : *slices) {
-        if (auto r = kernel::punchGuestMemfd(sys_, s.region->gmem.get(), s.region->fileOffset(s.start), s.end - s.start);
+        if (auto r =
+                kernel::punchGuestMemfd(sys_, s.region->gmem.get(), s.region->fileOffset(s.start), s.end - s.start);
             !r) {
             return std::unexpected(r.error());
         }

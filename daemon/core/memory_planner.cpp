@@ -62,8 +62,8 @@ std::vector<Step> planChange(Platform platform, const RangeMap<PageState>& state
         const Side l = leftOf(j);
         const Side r = rightOf(j);
         if (sameArea(l.old_view, r.old_view) && l.removed != r.removed) {
-            plan.push_back({.kind = StepKind::Split, .start = boundary(j), .end = boundary(j),
-                            .iova_bit = l.old_view.iova_bit});
+            plan.push_back(
+                {.kind = StepKind::Split, .start = boundary(j), .end = boundary(j), .iova_bit = l.old_view.iova_bit});
         }
     }
     // 2a. Unmaps, one per run of removed pieces that shared an area.
@@ -96,9 +96,10 @@ std::vector<Step> planChange(Platform platform, const RangeMap<PageState>& state
         }
     }
     // 3. The attribute.
-    if (change.attr && std::any_of(pieces.begin(), pieces.end(),
-                                   [&](const Piece& p) { return p.before.attr != *change.attr; })) {
-        plan.push_back({.kind = StepKind::SetAttributes, .start = change.start, .end = change.end, .attr = *change.attr});
+    if (change.attr &&
+        std::any_of(pieces.begin(), pieces.end(), [&](const Piece& p) { return p.before.attr != *change.attr; })) {
+        plan.push_back(
+            {.kind = StepKind::SetAttributes, .start = change.start, .end = change.end, .attr = *change.attr});
     }
     // 4a. Limits up to what the new state allows (hitless merge), now the memory is in it.
     if (limits) {
@@ -141,8 +142,8 @@ std::vector<Step> planChange(Platform platform, const RangeMap<PageState>& state
         const Side l = leftOf(j);
         const Side r = rightOf(j);
         if (sameArea(l.new_view, r.new_view) && l.added != r.added) {
-            plan.push_back({.kind = StepKind::Join, .start = boundary(j), .end = boundary(j),
-                            .iova_bit = l.new_view.iova_bit});
+            plan.push_back(
+                {.kind = StepKind::Join, .start = boundary(j), .end = boundary(j), .iova_bit = l.new_view.iova_bit});
         }
     }
     return plan;

@@ -31,9 +31,9 @@ struct Step {
     std::uint64_t start = 0;  // Split/Join: the point
     std::uint64_t end = 0;
     std::uint64_t iova_bit = 0;
-    std::uint64_t max_pgsize = 0;          // Limit: the new limit
-    std::uint64_t undo_max_pgsize = 0;     // Limit: the limit before (hitless steps only)
-    bool undo_limit = false;               // Limit: whether undoing needs the old limit back
+    std::uint64_t max_pgsize = 0;            // Limit: the new limit
+    std::uint64_t undo_max_pgsize = 0;       // Limit: the limit before (hitless steps only)
+    bool undo_limit = false;                 // Limit: whether undoing needs the old limit back
     MemoryState attr = MemoryState::Shared;  // SetAttributes
     bool operator==(const Step&) const = default;
 };
@@ -49,8 +49,7 @@ struct Change {
 
 // `states` covers the whole region [region_start, region_end); the change lies inside.
 [[nodiscard]] std::vector<Step> planChange(Platform platform, const RangeMap<PageState>& states,
-                                           std::uint64_t region_start, std::uint64_t region_end,
-                                           const Change& change);
+                                           std::uint64_t region_start, std::uint64_t region_end, const Change& change);
 
 // Whether a plan needs the proposed IOMMU_IOAS_RESHAPE.
 [[nodiscard]] bool needsReshape(const std::vector<Step>& plan);

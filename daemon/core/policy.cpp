@@ -2,8 +2,9 @@
 
 #include <grp.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
+
+#include <fstream>
 #include <sstream>
 
 #include "common/bus_names.hpp"
@@ -84,9 +85,7 @@ bool Principals::admits(uid_t uid, const std::vector<gid_t>& groups) const {
     return false;
 }
 
-bool DevicePattern::matches(const Bdf& b) const {
-    return any_function ? b.dsm() == bdf.dsm() : b == bdf;
-}
+bool DevicePattern::matches(const Bdf& b) const { return any_function ? b.dsm() == bdf.dsm() : b == bdf; }
 
 Result<Policy> Policy::parse(const std::string& text) {
     const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -110,8 +109,7 @@ Result<Policy> Policy::parse(const std::string& text) {
             GuestPolicy gp;
             if (g.contains("platform")) {
                 if (!g["platform"].is_string() || !validPlatformName(g["platform"].get<std::string>())) {
-                    return fail(Code::InvalidArgument,
-                                where + ".platform: one of " + targetNames());
+                    return fail(Code::InvalidArgument, where + ".platform: one of " + targetNames());
                 }
                 gp.platform = g["platform"].get<std::string>();
             }
@@ -130,7 +128,8 @@ Result<Policy> Policy::parse(const std::string& text) {
             }
             if (g.contains("limits")) {
                 const auto& l = g["limits"];
-                if (auto r = onlyKeys(l, {"devices", "memory_regions", "conversions_per_second"}, where + ".limits"); !r) {
+                if (auto r = onlyKeys(l, {"devices", "memory_regions", "conversions_per_second"}, where + ".limits");
+                    !r) {
                     return std::unexpected(r.error());
                 }
                 auto rate = limit(l, "conversions_per_second", 0, where + ".limits", 10000000);

@@ -33,9 +33,9 @@ struct DevicePattern {
 struct GuestPolicy {
     Principals owners;
     std::vector<DevicePattern> devices;
-    bool any_device = false;  // only the built-in development policy sets this
-    std::uint32_t max_devices = 8;          // the contract's example value
-    std::uint32_t max_memory_regions = 64;  // idem
+    bool any_device = false;                       // only the built-in development policy sets this
+    std::uint32_t max_devices = 8;                 // the contract's example value
+    std::uint32_t max_memory_regions = 64;         // idem
     std::uint32_t max_conversions_per_second = 0;  // ranges converted per second; 0 = no limit
     std::string platform;  // tdx, snp, cca, sim-tdx, sim-snp, sim-cca; empty = given on the command line
 };
@@ -51,7 +51,7 @@ struct Policy {
     [[nodiscard]] bool allowsDevice(const std::string& name, const Bdf& bdf) const;
     // Without a policy file (development, tests): the guest belongs to `owner` (and
     // root) and may claim any function. A packaged daemon always runs with a file.
-    [[nodiscard]] static Policy development(const std::string& guest, uid_t owner);
+    [[nodiscard]] static Policy development(const std::string& name, uid_t owner);
 };
 
 // The platforms a policy may name for a guest (the daemon's --platform values).

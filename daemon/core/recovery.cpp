@@ -75,15 +75,16 @@ void Guest::repairWindows(const std::vector<std::pair<std::uint64_t, std::uint64
             recordChange(*r, Change{.start = run.start, .end = run.end, .attr = run.value.attr, .revoked = true},
                          forward);
             if (vm_->has_memory_attributes) {
-                (void)vm_->vm.setMemoryAttributes(run.start, run.end - run.start, run.value.attr == MemoryState::Private);
+                (void)vm_->vm.setMemoryAttributes(run.start, run.end - run.start,
+                                                  run.value.attr == MemoryState::Private);
             }
         }
     }
     for (auto& [r, runs] : targets) {
         for (const auto& run : runs) {
             if (run.value.revoked) continue;
-            auto done = applyChange(*r, Change{.start = run.start, .end = run.end, .attr = run.value.attr, .revoked = false},
-                                    forward);
+            auto done = applyChange(
+                *r, Change{.start = run.start, .end = run.end, .attr = run.value.attr, .revoked = false}, forward);
             if (!done) report.notes.push_back("repairing an interrupted change failed: " + done.error().message);
         }
     }
@@ -94,6 +95,7 @@ void Guest::replay(const MemoryIntent& intent, bool finished, RestoreReport& rep
     forward.commit();
     // The record first (what the call meant), then, if it did not finish, the kernel.
     std::vector<std::pair<std::uint64_t, std::uint64_t>> touched;
+    touched.reserve(intent.ranges.size());
     for (const auto& r : intent.ranges) touched.emplace_back(r.gpa, r.size);
     switch (intent.kind) {
         case MemoryIntent::Kind::Convert: {
@@ -103,7 +105,8 @@ void Guest::replay(const MemoryIntent& intent, bool finished, RestoreReport& rep
                 break;
             }
             if (!finished) repairWindows(touched, report);
-            if (!finished) report.notes.push_back("finished a conversion of " + std::to_string(ranges.size()) + " ranges");
+            if (!finished)
+                report.notes.push_back("finished a conversion of " + std::to_string(ranges.size()) + " ranges");
             break;
         }
         case MemoryIntent::Kind::Punch:

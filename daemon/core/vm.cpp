@@ -48,7 +48,8 @@ Result<> Guest::attachVm(Who, UniqueFd vm_fd, kernel::VmType type) {
 
 Result<UniqueFd> Guest::createGuestMemory(Who, std::uint64_t size, kernel::GuestMemfdFlags flags) {
     if (auto r = requireVm("CreateGuestMemory"); !r) return std::unexpected(r.error());
-    if (size == 0 || !pageAligned(size)) return fail(Code::InvalidArgument, "size must be a non-zero multiple of 4 KiB");
+    if (size == 0 || !pageAligned(size))
+        return fail(Code::InvalidArgument, "size must be a non-zero multiple of 4 KiB");
     auto supported = vm_->vm.supportedGuestMemfdFlags();
     if (!supported) return std::unexpected(supported.error());
     if ((flags.mmap && !supported->mmap) || (flags.init_shared && !supported->init_shared)) {

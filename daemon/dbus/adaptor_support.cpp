@@ -19,7 +19,8 @@ Result<Options> readOptions(sd_bus_message* m, bool allow_flags, bool allow_type
         if (sd_bus_message_read(m, "s", &key) < 0) return std::unexpected(malformed());
         const std::string k = key;
         if (k == "flags" && allow_flags) {
-            if (sd_bus_message_enter_container(m, 'v', "as") < 0) return fail(Code::InvalidArgument, "flags: must be as");
+            if (sd_bus_message_enter_container(m, 'v', "as") < 0)
+                return fail(Code::InvalidArgument, "flags: must be as");
             char** strv = nullptr;
             if (sd_bus_message_read_strv(m, &strv) < 0) return std::unexpected(malformed());
             for (char** s = strv; s != nullptr && *s != nullptr; ++s) {
@@ -36,9 +37,9 @@ Result<Options> readOptions(sd_bus_message* m, bool allow_flags, bool allow_type
         } else {
             return fail(Code::InvalidArgument, "unknown option '" + k + "'");
         }
-        if (sd_bus_message_exit_container(m) < 0 || sd_bus_message_exit_container(m) < 0) {
-            return std::unexpected(malformed());
-        }
+        // Out of the variant, then out of the dict entry.
+        if (sd_bus_message_exit_container(m) < 0) return std::unexpected(malformed());
+        if (sd_bus_message_exit_container(m) < 0) return std::unexpected(malformed());
     }
     if (sd_bus_message_exit_container(m) < 0) return std::unexpected(malformed());
     return o;

@@ -30,7 +30,7 @@ int getProperty(sd_bus* bus, const char* path, const char* iface, const char* pr
 
 // Known a{sv} options; any other key, or a known key with the wrong type, is refused.
 struct Options {
-    std::vector<std::string> flags;  // "flags": as
+    std::vector<std::string> flags;   // "flags": as
     std::optional<std::string> type;  // "type": s
 };
 [[nodiscard]] Result<Options> readOptions(sd_bus_message* m, bool allow_flags, bool allow_type);

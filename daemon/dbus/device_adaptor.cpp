@@ -49,7 +49,8 @@ int createVdevice(sd_bus_message* m, void* userdata, sd_bus_error* err) {
                      [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message*) -> Result<> {
                          const char* viommu = nullptr;
                          std::uint64_t virtual_id = 0;
-                         if (sd_bus_message_read(m, "ot", &viommu, &virtual_id) < 0) return std::unexpected(malformed());
+                         if (sd_bus_message_read(m, "ot", &viommu, &virtual_id) < 0)
+                             return std::unexpected(malformed());
                          auto id = target(svc, m);
                          if (!id) return std::unexpected(id.error());
                          auto vid = objectId(viommu, kViommuPathPrefix, "vIOMMU");
@@ -59,29 +60,29 @@ int createVdevice(sd_bus_message* m, void* userdata, sd_bus_error* err) {
 }
 
 int guestRequest(sd_bus_message* m, void* userdata, sd_bus_error* err) {
-    return runMethod(m, userdata, err, Access::Mutate, "GuestRequest",
-                     [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message* reply) -> Result<> {
-                         const char* scope = nullptr;
-                         const void* data = nullptr;
-                         std::size_t size = 0;
-                         if (sd_bus_message_read(m, "s", &scope) < 0 ||
-                             sd_bus_message_read_array(m, 'y', &data, &size) < 0) {
-                             return std::unexpected(malformed());
-                         }
-                         core::GuestRequestScope s;
-                         if (std::string_view(scope) == "info") s = core::GuestRequestScope::Info;
-                         else if (std::string_view(scope) == "state-change") s = core::GuestRequestScope::StateChange;
-                         else return fail(Code::InvalidArgument, "scope is 'info' or 'state-change'");
-                         auto id = target(svc, m);
-                         if (!id) return std::unexpected(id.error());
-                         auto resp = svc.guest().guestRequest(
-                             who, *id, s, std::span<const std::uint8_t>(static_cast<const std::uint8_t*>(data), size));
-                         if (!resp) return std::unexpected(resp.error());
-                         if (sd_bus_message_append_array(reply, 'y', resp->data(), resp->size()) < 0) {
-                             return std::unexpected(malformed());
-                         }
-                         return {};
-                     });
+    return runMethod(
+        m, userdata, err, Access::Mutate, "GuestRequest",
+        [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message* reply) -> Result<> {
+            const char* scope = nullptr;
+            const void* data = nullptr;
+            std::size_t size = 0;
+            if (sd_bus_message_read(m, "s", &scope) < 0 || sd_bus_message_read_array(m, 'y', &data, &size) < 0) {
+                return std::unexpected(malformed());
+            }
+            core::GuestRequestScope s;
+            if (std::string_view(scope) == "info") s = core::GuestRequestScope::Info;
+            else if (std::string_view(scope) == "state-change") s = core::GuestRequestScope::StateChange;
+            else return fail(Code::InvalidArgument, "scope is 'info' or 'state-change'");
+            auto id = target(svc, m);
+            if (!id) return std::unexpected(id.error());
+            auto resp = svc.guest().guestRequest(
+                who, *id, s, std::span<const std::uint8_t>(static_cast<const std::uint8_t*>(data), size));
+            if (!resp) return std::unexpected(resp.error());
+            if (sd_bus_message_append_array(reply, 'y', resp->data(), resp->size()) < 0) {
+                return std::unexpected(malformed());
+            }
+            return {};
+        });
 }
 
 int destroyVdevice(sd_bus_message* m, void* u, sd_bus_error* e) {
@@ -106,8 +107,8 @@ constexpr std::uint64_t kCall = SD_BUS_VTABLE_UNPRIVILEGED;
 const sd_bus_vtable kVtable[] = {
     SD_BUS_VTABLE_START(0),
     SD_BUS_METHOD_WITH_NAMES("GetVfioFd", "", , "h", SD_BUS_PARAM(fd), getVfioFd, kCall),
-    SD_BUS_METHOD_WITH_NAMES("CreateVDevice", "ot", SD_BUS_PARAM(viommu) SD_BUS_PARAM(virtual_id), "", ,
-                             createVdevice, kCall),
+    SD_BUS_METHOD_WITH_NAMES("CreateVDevice", "ot", SD_BUS_PARAM(viommu) SD_BUS_PARAM(virtual_id), "", , createVdevice,
+                             kCall),
     SD_BUS_METHOD("DestroyVDevice", "", "", destroyVdevice, kCall),
     SD_BUS_METHOD("Bind", "", "", bind, kCall),
     SD_BUS_METHOD_WITH_NAMES("GuestRequest", "say", SD_BUS_PARAM(scope) SD_BUS_PARAM(request), "ay",

@@ -1,8 +1,8 @@
 // org.tio.Guest1 on /org/tio/Guest1.
 #include <spdlog/spdlog.h>
 
-#include "persist/snapshot_codec.hpp"
 #include "dbus/adaptors.hpp"
+#include "persist/snapshot_codec.hpp"
 
 namespace tio::dbus {
 namespace {
@@ -18,20 +18,23 @@ Result<kernel::GuestMemfdFlags> memfdFlags(const std::vector<std::string>& names
 }
 
 int createVm(sd_bus_message* m, void* userdata, sd_bus_error* err) {
-    return runMethod(m, userdata, err, Access::Mutate, "CreateVm", [&](GuestService& svc, const AuthorizedCaller& who,
-                                                                        sd_bus_message* reply) -> Result<> {
-        const char* type = nullptr;
-        if (sd_bus_message_read(m, "s", &type) < 0) return std::unexpected(malformed());
-        auto opts = readOptions(m, false, false);
-        if (!opts) return std::unexpected(opts.error());
-        const auto vm_type = core::parseVmType(type);
-        if (!vm_type) return fail(Code::InvalidArgument, "unknown VM type (default, sw-protected, snp, tdx, sim)");
-        auto fd = svc.guest().createVm(who, *vm_type);
-        if (!fd) return std::unexpected(fd.error());
-        svc.audit().record("vm-created", "CreateVm", &who.caller(), {}, std::string("type ") + type);
-        if (sd_bus_message_append(reply, "h", fd->get()) < 0) return fail(Code::LimitExceeded, "cannot pass the fd");
-        return {};
-    });
+    return runMethod(m, userdata, err, Access::Mutate, "CreateVm",
+                     [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message* reply) -> Result<> {
+                         const char* type = nullptr;
+                         if (sd_bus_message_read(m, "s", &type) < 0) return std::unexpected(malformed());
+                         auto opts = readOptions(m, false, false);
+                         if (!opts) return std::unexpected(opts.error());
+                         const auto vm_type = core::parseVmType(type);
+                         if (!vm_type)
+                             return fail(Code::InvalidArgument,
+                                         "unknown VM type (default, sw-protected, snp, tdx, sim)");
+                         auto fd = svc.guest().createVm(who, *vm_type);
+                         if (!fd) return std::unexpected(fd.error());
+                         svc.audit().record("vm-created", "CreateVm", &who.caller(), {}, std::string("type ") + type);
+                         if (sd_bus_message_append(reply, "h", fd->get()) < 0)
+                             return fail(Code::LimitExceeded, "cannot pass the fd");
+                         return {};
+                     });
 }
 
 int attachVm(sd_bus_message* m, void* userdata, sd_bus_error* err) {
@@ -141,7 +144,7 @@ int punchHole(sd_bus_message* m, void* userdata, sd_bus_error* err) {
                          if (!revoked) return std::unexpected(revoked.error());
                          for (const auto& r : *revoked) {
                              svc.audit().record("memory-revoked", "PunchHole", &who.caller(), {},
-                                        fmt::format("gpa {:#x} size {:#x}", r.gpa, r.size));
+                                                fmt::format("gpa {:#x} size {:#x}", r.gpa, r.size));
                              svc.emitMemoryRevoked(r.gpa, r.size, "punch-hole");
                          }
                          return {};
@@ -233,8 +236,8 @@ const sd_bus_vtable kVtable[] = {
                              convertMemory, kCall),
     SD_BUS_METHOD_WITH_NAMES("ConvertMemoryRanges", "a(tts)", SD_BUS_PARAM(ranges), "", , convertMemoryRanges, kCall),
     SD_BUS_METHOD_WITH_NAMES("PunchHole", "tt", SD_BUS_PARAM(gpa) SD_BUS_PARAM(size), "", , punchHole, kCall),
-    SD_BUS_METHOD_WITH_NAMES("AddDevice", "sa{sv}", SD_BUS_PARAM(bdf) SD_BUS_PARAM(options), "o",
-                             SD_BUS_PARAM(device), addDevice, kCall),
+    SD_BUS_METHOD_WITH_NAMES("AddDevice", "sa{sv}", SD_BUS_PARAM(bdf) SD_BUS_PARAM(options), "o", SD_BUS_PARAM(device),
+                             addDevice, kCall),
     SD_BUS_METHOD_WITH_NAMES("CreateVIommu", "oa{sv}", SD_BUS_PARAM(device) SD_BUS_PARAM(options), "o",
                              SD_BUS_PARAM(viommu), createViommu, kCall),
     SD_BUS_METHOD("Teardown", "", "", teardown, kCall),

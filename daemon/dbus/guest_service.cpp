@@ -56,12 +56,15 @@ ServiceFacts GuestService::facts() const {
 
 int GuestService::attach(sd_bus* bus, core::Door door) {
     int r = sd_bus_add_object_vtable(bus, nullptr, kRootPath, kGuestIface, guestVtable(), this);
-    if (r >= 0) r = sd_bus_add_fallback_vtable(bus, nullptr, "/org/tio/Guest1/device", kDeviceIface, deviceVtable(),
-                                               findObject, this);
-    if (r >= 0) r = sd_bus_add_fallback_vtable(bus, nullptr, "/org/tio/Guest1/viommu", kViommuIface, viommuVtable(),
-                                               findObject, this);
-    if (r >= 0) r = sd_bus_add_fallback_vtable(bus, nullptr, "/org/tio/Guest1/memory", kMemoryIface, memoryVtable(),
-                                               findObject, this);
+    if (r >= 0)
+        r = sd_bus_add_fallback_vtable(bus, nullptr, "/org/tio/Guest1/device", kDeviceIface, deviceVtable(), findObject,
+                                       this);
+    if (r >= 0)
+        r = sd_bus_add_fallback_vtable(bus, nullptr, "/org/tio/Guest1/viommu", kViommuIface, viommuVtable(), findObject,
+                                       this);
+    if (r >= 0)
+        r = sd_bus_add_fallback_vtable(bus, nullptr, "/org/tio/Guest1/memory", kMemoryIface, memoryVtable(), findObject,
+                                       this);
     if (r >= 0) r = sd_bus_add_node_enumerator(bus, nullptr, kRootPath, enumerateChildren, this);
     if (r >= 0) r = sd_bus_add_object_manager(bus, nullptr, kRootPath);
     if (r < 0) {

@@ -115,7 +115,8 @@ int appendProperty(sd_bus_message* reply, const PropertyValue& value) {
             else if constexpr (std::is_same_v<T, std::uint64_t>) return sd_bus_message_append(reply, "t", x);
             else if constexpr (std::is_same_v<T, std::uint32_t>) return sd_bus_message_append(reply, "u", x);
             else if constexpr (std::is_same_v<T, bool>) return sd_bus_message_append(reply, "b", static_cast<int>(x));
-            else if constexpr (std::is_same_v<T, ObjectPathValue>) return sd_bus_message_append(reply, "o", x.path.c_str());
+            else if constexpr (std::is_same_v<T, ObjectPathValue>)
+                return sd_bus_message_append(reply, "o", x.path.c_str());
             else {
                 int r = sd_bus_message_open_container(reply, 'a', "o");
                 for (const auto& p : x) {

@@ -30,8 +30,8 @@ struct ObjectPathValue {
     std::string path;
     friend bool operator==(const ObjectPathValue&, const ObjectPathValue&) = default;
 };
-using PropertyValue = std::variant<std::string, std::uint64_t, std::uint32_t, bool, ObjectPathValue,
-                                   std::vector<ObjectPathValue>>;
+using PropertyValue =
+    std::variant<std::string, std::uint64_t, std::uint32_t, bool, ObjectPathValue, std::vector<ObjectPathValue>>;
 struct ObjectView {
     std::string iface;
     std::map<std::string, PropertyValue> properties;
@@ -40,7 +40,7 @@ using Views = std::map<std::string, ObjectView>;
 
 // What the root object says beyond the model: the door-side facts.
 struct ServiceFacts {
-    std::string backend;       // "linux" or "sim"
+    std::string backend;        // "linux" or "sim"
     std::uint32_t clients = 0;  // VMM connections
 };
 

@@ -13,7 +13,8 @@ void Publisher::publish(Views next, const std::vector<Connection>& connections) 
         // a signal before the handshake ends would corrupt the stream.
         if (sd_bus_is_ready(bus) <= 0) continue;
         for (const auto& [path, old] : previous) {
-            if (!now.contains(path)) (void)sd_bus_emit_interfaces_removed(bus, path.c_str(), old.iface.c_str(), nullptr);
+            if (!now.contains(path))
+                (void)sd_bus_emit_interfaces_removed(bus, path.c_str(), old.iface.c_str(), nullptr);
         }
         for (const auto& [path, view] : now) {
             auto it = previous.find(path);
@@ -28,6 +29,7 @@ void Publisher::publish(Views next, const std::vector<Connection>& connections) 
             }
             if (changed.empty()) continue;
             std::vector<char*> names;
+            names.reserve(changed.size() + 1);
             for (auto& n : changed) names.push_back(n.data());
             names.push_back(nullptr);
             (void)sd_bus_emit_properties_changed_strv(bus, path.c_str(), view.iface.c_str(), names.data());

@@ -101,8 +101,9 @@ int main(int argc, char** argv) {
             sim = std::make_unique<Sim>(*sim_conn);
         }
         auto dma = [&](uint64_t iova, uint64_t size) {
-            if (sim) std::printf("    device DMA write to iova 0x%llx+0x%llx: %s\n", static_cast<unsigned long long>(iova),
-                                 static_cast<unsigned long long>(size), sim->Dma(bdf, iova, size, true).c_str());
+            if (sim)
+                std::printf("    device DMA write to iova 0x%llx+0x%llx: %s\n", static_cast<unsigned long long>(iova),
+                            static_cast<unsigned long long>(size), sim->Dma(bdf, iova, size, true).c_str());
         };
 
         const std::string platform = guest.Platform();
@@ -135,7 +136,7 @@ int main(int argc, char** argv) {
         say("GuestRequest(info, GET_DEVICE_INTERFACE_REPORT): \"" + std::string(report.begin(), report.end()) + "\"");
         auto ran = dev.GuestRequest("state-change", {0x02});
         say("GuestRequest(state-change, RUN): response " + hex(ran) + ", TDI " + dev.TdiState());
-        dma((kGpa + 4096) | shared_bit, 64 * 1024);
+        dma((kGpa + 4096) | shared_bit, 64ULL * 1024);
         dma(kGpa + (40ULL << 20U), 4096);  // private memory, by the TDI in RUN
         // The guest converts: 2 MiB of private memory to shared, 8 KiB of shared to
         // private; the daemon changes attribute and IOMMU in the platform's order.
@@ -144,7 +145,7 @@ int main(int argc, char** argv) {
             std::to_string(guest.SharedBytes()) + ", private bytes " + std::to_string(guest.PrivateBytes()));
         dma((kGpa + (40ULL << 20U)) | shared_bit, 2ULL << 20U);
         dma((kGpa + 8192) | shared_bit, 4096);
-        guest.PunchHole(kGpa + (16ULL << 20U), 4096 * 4);
+        guest.PunchHole(kGpa + (16ULL << 20U), 4096ULL * 4);
         say("PunchHole(16 KiB of shared memory): revocations " + std::to_string(guest.Revocations()));
         dma((kGpa + (16ULL << 20U)) | shared_bit, 4096);
         if (!on_run.empty()) {

@@ -22,6 +22,8 @@ constexpr std::uint32_t sz() {
 #define TIO_OFF(T, f) static_cast<std::uint32_t>(offsetof(T, f))
 
 // min_size values: kernel-uapi.md 1.3 (iommufd ioctl table in main.c) and 2.2.
+// A table, laid out to be read as one.
+// clang-format off
 const std::array kTable = {
     IoctlDesc{.request = IOMMU_DESTROY, .name = "IOMMU_DESTROY", .size_in_struct = true, .min_size = 8,
               .our_size = sz<iommu_destroy>()},
@@ -132,6 +134,7 @@ const std::array kTable = {
     IoctlDesc{.request = KVM_HAS_DEVICE_ATTR, .name = "KVM_HAS_DEVICE_ATTR", .min_size = sz<kvm_device_attr>(),
               .our_size = sz<kvm_device_attr>()},
 };
+// clang-format on
 #undef TIO_OFF
 
 std::uint32_t readU32(std::span<const std::uint8_t> s, std::uint32_t off) {
@@ -139,7 +142,6 @@ std::uint32_t readU32(std::span<const std::uint8_t> s, std::uint32_t off) {
     std::memcpy(&v, s.data() + off, sizeof v);
     return v;
 }
-
 
 }  // namespace
 
@@ -172,6 +174,5 @@ bool fdFieldPresent(const FdField& f, std::span<const std::uint8_t> s) {
     if (f.flag_offset + 4U > s.size()) return false;
     return (readU32(s, f.flag_offset) & f.flag_mask) != 0;
 }
-
 
 }  // namespace tio::kernel

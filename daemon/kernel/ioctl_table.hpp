@@ -50,7 +50,7 @@ struct IoctlDesc {
     std::uint32_t our_size = 0;  // sizeof of the struct we carry
     std::array<PointerField, 2> pointers{};
     FdField fd_in{};
-    bool returns_fd = false;                   // the return value is a new fd
+    bool returns_fd = false;                 // the return value is a new fd
     std::uint32_t out_fd_offset = kNoField;  // a new fd is returned in this u32 field
 };
 
@@ -68,6 +68,5 @@ inline constexpr std::uint32_t kMaxStructSize = 4096U;
 // The byte length of a pointer field's buffer, from the struct bytes.
 [[nodiscard]] std::optional<std::uint32_t> pointerLength(const PointerField& p, std::span<const std::uint8_t> s);
 [[nodiscard]] bool fdFieldPresent(const FdField& f, std::span<const std::uint8_t> s);
-
 
 }  // namespace tio::kernel

@@ -46,8 +46,9 @@ Result<Iommufd> Iommufd::open(Syscalls& sys) {
 
 Result<Iommufd> Iommufd::adopt(Syscalls& sys, UniqueFd fd, std::uint32_t ioas) {
     Iommufd i(sys, std::move(fd));
-    if (auto r = i.iovaRanges(ioas); !r) return fail(Code::InvalidArgument, "the fd is not an iommufd with IOAS " +
-                                                                             std::to_string(ioas) + ": " + r.error().message);
+    if (auto r = i.iovaRanges(ioas); !r)
+        return fail(Code::InvalidArgument,
+                    "the fd is not an iommufd with IOAS " + std::to_string(ioas) + ": " + r.error().message);
     return i;
 }
 

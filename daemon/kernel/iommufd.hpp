@@ -57,8 +57,7 @@ public:
     [[nodiscard]] Result<std::uint32_t> allocNestParentHwpt(std::uint32_t dev_id, std::uint32_t ioas);
     [[nodiscard]] Result<HwInfo> hwInfo(std::uint32_t dev_id);
     [[nodiscard]] Result<std::uint32_t> allocViommu(std::uint32_t dev_id, std::uint32_t hwpt, std::uint32_t type);
-    [[nodiscard]] Result<std::uint32_t> allocVdevice(std::uint32_t viommu, std::uint32_t dev_id,
-                                                     std::uint64_t virt_id);
+    [[nodiscard]] Result<std::uint32_t> allocVdevice(std::uint32_t viommu, std::uint32_t dev_id, std::uint64_t virt_id);
     // Proposed uAPI (iommufd_tsm_proposed.hpp).
     [[nodiscard]] Result<> tsmBind(std::uint32_t vdevice);
     [[nodiscard]] Result<> tsmUnbind(std::uint32_t vdevice);

@@ -11,6 +11,8 @@ struct ErrnoName {
     int err;
     std::string_view name;
 };
+// A table, laid out to be read as one.
+// clang-format off
 constexpr std::array kErrnos = {
     ErrnoName{EPERM, "EPERM"},     ErrnoName{ENOENT, "ENOENT"},   ErrnoName{EINTR, "EINTR"},
     ErrnoName{EIO, "EIO"},         ErrnoName{ENXIO, "ENXIO"},     ErrnoName{E2BIG, "E2BIG"},
@@ -28,6 +30,7 @@ constexpr std::array kErrnos = {
     ErrnoName{ENFILE, "ENFILE"},   ErrnoName{EXDEV, "EXDEV"},     ErrnoName{ENOTSOCK, "ENOTSOCK"},
     ErrnoName{ESPIPE, "ESPIPE"},   ErrnoName{EADDRNOTAVAIL, "EADDRNOTAVAIL"}, ErrnoName{ENOBUFS, "ENOBUFS"},
 };
+// clang-format on
 
 }  // namespace
 

@@ -5,9 +5,8 @@
 #include <cerrno>
 #include <string>
 
-#include "kernel/kernel_error.hpp"
-
 #include "kernel/ioctl_call.hpp"
+#include "kernel/kernel_error.hpp"
 #include "kernel/uapi/kvm.hpp"
 
 namespace tio::kernel {
@@ -64,9 +63,7 @@ Result<KvmVm> KvmVm::adopt(Syscalls& sys, UniqueFd fd) {
     return KvmVm(sys, std::move(fd));
 }
 
-Result<long> KvmVm::checkExtension(unsigned long cap) {
-    return ioctlValue(*sys_, fd_.get(), KVM_CHECK_EXTENSION, cap);
-}
+Result<long> KvmVm::checkExtension(unsigned long cap) { return ioctlValue(*sys_, fd_.get(), KVM_CHECK_EXTENSION, cap); }
 
 Result<bool> KvmVm::supportsPrivateAttribute() {
     auto r = checkExtension(KVM_CAP_MEMORY_ATTRIBUTES);
@@ -104,7 +101,8 @@ Result<> KvmVm::setMemslot(std::uint32_t slot, std::uint64_t gpa, std::uint64_t 
     switch (r.error().sys_errno) {
         case EINVAL:
         case EBADF:
-            return fail(Code::InvalidArgument, "the fd is not a guest_memfd of this guest's VM, or offset+size is beyond it",
+            return fail(Code::InvalidArgument,
+                        "the fd is not a guest_memfd of this guest's VM, or offset+size is beyond it",
                         r.error().sys_errno);
         case EEXIST:
             return fail(Code::InvalidArgument, "that guest_memfd range is already guest memory", r.error().sys_errno);

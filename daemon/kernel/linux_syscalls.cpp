@@ -44,8 +44,8 @@ SysResult<long> LinuxSyscalls::ioctl(int fd, unsigned long request, unsigned lon
 SysResult<> LinuxSyscalls::fallocate(int fd, int mode, std::uint64_t offset, std::uint64_t length) {
     if (offset > static_cast<std::uint64_t>(LLONG_MAX) || length > static_cast<std::uint64_t>(LLONG_MAX))
         return std::unexpected(EINVAL);
-    const int r = retryEintr(
-        [&] { return ::fallocate(fd, mode, static_cast<off_t>(offset), static_cast<off_t>(length)); });
+    const int r =
+        retryEintr([&] { return ::fallocate(fd, mode, static_cast<off_t>(offset), static_cast<off_t>(length)); });
     if (r < 0) return std::unexpected(errno);
     return {};
 }

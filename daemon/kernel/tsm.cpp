@@ -6,9 +6,7 @@
 namespace tio::kernel {
 namespace {
 
-std::string dsmAttribute(const Bdf& bdf, const char* name) {
-    return PciSysfs::devicePath(bdf.dsm()) + "/tsm/" + name;
-}
+std::string dsmAttribute(const Bdf& bdf, const char* name) { return PciSysfs::devicePath(bdf.dsm()) + "/tsm/" + name; }
 
 }  // namespace
 

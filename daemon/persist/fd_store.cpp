@@ -2,8 +2,9 @@
 
 #include <systemd/sd-daemon.h>
 
-#include <cstdlib>
 #include <spdlog/spdlog.h>
+
+#include <cstdlib>
 
 #include "persist/fd_names.hpp"
 

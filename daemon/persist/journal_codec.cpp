@@ -45,8 +45,7 @@ core::MemoryIntent decode(const v1::MemoryIntent& intent) {
         default: out.kind = Kind::Convert; break;
     }
     for (const auto& r : intent.ranges()) {
-        out.ranges.push_back(
-            {r.gpa(), r.size(), core::parseMemoryState(r.to()).value_or(core::MemoryState::Private)});
+        out.ranges.push_back({r.gpa(), r.size(), core::parseMemoryState(r.to()).value_or(core::MemoryState::Private)});
     }
     out.region_id = intent.region_id();
     out.gpa = intent.gpa();

@@ -5,7 +5,6 @@
 namespace tio::persist {
 namespace {
 
-using core::Device;
 using core::DeviceState;
 using core::GuestImage;
 using core::toString;

@@ -13,9 +13,9 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "persist/fd_names.hpp"
 #include "persist/journal_codec.hpp"
 #include "persist/snapshot_codec.hpp"
-#include "persist/fd_names.hpp"
 
 namespace tio::persist {
 namespace {

@@ -53,7 +53,7 @@ private:
     std::uint64_t journal_bytes_ = 0;
     std::uint64_t seq_ = 0;
     std::uint64_t last_structure_ = ~std::uint64_t{0};  // generation() at the last snapshot
-    std::uint64_t snapshot_generation_ = 0;  // "snapshot.N": the newest N is the one
+    std::uint64_t snapshot_generation_ = 0;             // "snapshot.N": the newest N is the one
 };
 
 }  // namespace tio::persist

@@ -13,7 +13,7 @@ class AdminDoor {
 public:
     // Connects, serves the tree, owns `name`; a negative errno when any step fails.
     [[nodiscard]] static std::expected<std::unique_ptr<AdminDoor>, int> open(dbus::GuestService& service,
-                                                                           sd_event* event, const std::string& name);
+                                                                             sd_event* event, const std::string& name);
     AdminDoor(const AdminDoor&) = delete;
     AdminDoor& operator=(const AdminDoor&) = delete;
     ~AdminDoor() { service_.detached(bus_.get()); }

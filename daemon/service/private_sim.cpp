@@ -27,9 +27,14 @@ std::unique_ptr<PrivateSim> PrivateSim::start(Platform platform) {
     std::string control = sim->dir_ + "/sim.ctl";
     sim->kernel_socket_ = sim->dir_ + "/sim.kernel";
     std::string plat(toString(platform));
-    std::vector<char*> argv = {path.data(),       const_cast<char*>("--platform"), plat.data(),
-                               const_cast<char*>("--control"), control.data(),   const_cast<char*>("--kernel"),
-                               sim->kernel_socket_.data(),     nullptr};
+    std::vector<char*> argv = {path.data(),
+                               const_cast<char*>("--platform"),
+                               plat.data(),
+                               const_cast<char*>("--control"),
+                               control.data(),
+                               const_cast<char*>("--kernel"),
+                               sim->kernel_socket_.data(),
+                               nullptr};
     if (::posix_spawn(&sim->pid_, path.c_str(), nullptr, nullptr, argv.data(), environ) != 0) return nullptr;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!std::filesystem::exists(control)) {

@@ -43,8 +43,9 @@ std::optional<Target> chooseTarget(const Options& o, const core::Policy& policy)
     const std::string& name = !o.target.empty() ? o.target : policy.guest(o.guest)->platform;
     const auto target = parseTarget(name);
     if (!target) {
-        spdlog::error("no platform for guest {} ('{}'): pass --platform or set guests.{}.platform in the policy to one of {}",
-                      o.guest, name, o.guest, targetNames());
+        spdlog::error(
+            "no platform for guest {} ('{}'): pass --platform or set guests.{}.platform in the policy to one of {}",
+            o.guest, name, o.guest, targetNames());
     }
     return target;
 }

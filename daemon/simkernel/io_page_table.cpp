@@ -122,8 +122,8 @@ TableChange IoPageTable::replace(std::uint64_t s, std::uint64_t e, const Segment
     if (restructure) {
         // A split turns one entry into 512 of the next size down; a merge the reverse.
         const auto net1g = static_cast<std::int64_t>(ch.removed.n[2]) - static_cast<std::int64_t>(ch.added.n[2]);
-        const auto net2m = static_cast<std::int64_t>(ch.removed.n[1]) + 512 * net1g -
-                           static_cast<std::int64_t>(ch.added.n[1]);
+        const auto net2m =
+            static_cast<std::int64_t>(ch.removed.n[1]) + 512 * net1g - static_cast<std::int64_t>(ch.added.n[1]);
         for (std::int64_t net : {net1g, net2m}) {
             if (net > 0) ch.splits += static_cast<std::uint64_t>(net);
             else ch.merges += static_cast<std::uint64_t>(-net);

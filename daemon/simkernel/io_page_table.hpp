@@ -21,8 +21,8 @@ inline constexpr unsigned kShift1G = 30;
 
 struct Segment {
     std::uint64_t end = 0;
-    std::uintptr_t file = 0;        // identity of the mapped file
-    std::uint64_t file_delta = 0;   // file offset - iova (mod 2^64): the translation
+    std::uintptr_t file = 0;       // identity of the mapped file
+    std::uint64_t file_delta = 0;  // file offset - iova (mod 2^64): the translation
     bool writeable = false;
     unsigned max_shift = kShift1G;  // the page-size limit of this stretch
     bool operator==(const Segment&) const = default;
@@ -52,10 +52,10 @@ struct LeafCounts {
 struct TableChange {
     LeafCounts removed;
     LeafCounts added;
-    std::uint64_t pages_unmapped = 0;  // 4 KiB pages no longer translated
-    std::uint64_t pages_mapped = 0;    // 4 KiB pages newly translated
-    std::uint64_t splits = 0;          // huge entries replaced by a table of smaller ones
-    std::uint64_t merges = 0;          // tables replaced by one huge entry
+    std::uint64_t pages_unmapped = 0;    // 4 KiB pages no longer translated
+    std::uint64_t pages_mapped = 0;      // 4 KiB pages newly translated
+    std::uint64_t splits = 0;            // huge entries replaced by a table of smaller ones
+    std::uint64_t merges = 0;            // tables replaced by one huge entry
     std::uint64_t retargeted_pages = 0;  // pages that stayed mapped but changed translation (never allowed)
 };
 

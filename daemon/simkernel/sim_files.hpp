@@ -73,7 +73,7 @@ public:
     std::uint64_t size_;
     std::uint64_t flags_;
     std::set<std::pair<KvmVmFile*, std::uint32_t>> bindings_;  // (vm, slot)
-    std::uint64_t pinned_ = 0;                                  // IOAS areas holding this file
+    std::uint64_t pinned_ = 0;                                 // IOAS areas holding this file
     RangeMap<bool> punched_;  // offsets whose pages were discarded and not allocated again
 
 private:
@@ -195,8 +195,8 @@ public:
 private:
     void release() override;
     PciFunction* fn_;
-    FileRef<KvmVmFile> kvm_;      // from KVM_DEV_VFIO_FILE_ADD, captured at bind
-    FileRef<IommufdFile> ictx_;   // held while bound (the kernel's iommufd file reference)
+    FileRef<KvmVmFile> kvm_;     // from KVM_DEV_VFIO_FILE_ADD, captured at bind
+    FileRef<IommufdFile> ictx_;  // held while bound (the kernel's iommufd file reference)
     std::uint32_t dev_id_ = 0;
 };
 

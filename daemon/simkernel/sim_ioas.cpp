@@ -2,10 +2,9 @@
 // partial unmap, the aperture and its reserved MSI window, the proposed hitless
 // RESHAPE, and every HWPT's real page table (io_page_table.hpp) kept in line with its
 // IOAS's areas and page-size limits; revocation when a guest_memfd is truncated.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-
-#include <fcntl.h>
 
 #include <algorithm>
 #include <bit>
@@ -18,7 +17,6 @@
 #include "kernel/uapi/iommufd_reshape_proposed.hpp"
 #include "kernel/uapi/iommufd_tsm_proposed.hpp"
 #include "simkernel/sim_files.hpp"
-
 
 namespace tio::sim {
 

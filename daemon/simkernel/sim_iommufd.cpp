@@ -3,10 +3,9 @@
 // owned by VFIO, tombstones on device unbind, the ioctl dispatch, the nest-parent
 // HWPT and release on the last close. The IOAS and its areas are sim_ioas.cpp, the
 // vIOMMU, vDEVICE and TSM ioctls sim_viommu.cpp (kernel-uapi.md 1.4/1.5).
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-
-#include <fcntl.h>
 
 #include <algorithm>
 #include <bit>
@@ -19,7 +18,6 @@
 #include "kernel/uapi/iommufd_reshape_proposed.hpp"
 #include "kernel/uapi/iommufd_tsm_proposed.hpp"
 #include "simkernel/sim_files.hpp"
-
 
 namespace tio::sim {
 
@@ -122,9 +120,8 @@ long IommufdFile::hwptAlloc(IoctlCall& c) {
     IommuObj* ioas = find(h.pt_id, ObjType::Ioas);
     if (ioas == nullptr) return -ENOENT;
     ++ioas->users;
-    h.out_hwpt_id = add(IommuObj{.type = ObjType::HwptPaging,
-                                 .ioas = h.pt_id,
-                                 .nest_parent = (h.flags & IOMMU_HWPT_ALLOC_NEST_PARENT) != 0});
+    h.out_hwpt_id = add(IommuObj{
+        .type = ObjType::HwptPaging, .ioas = h.pt_id, .nest_parent = (h.flags & IOMMU_HWPT_ALLOC_NEST_PARENT) != 0});
     sync(h.pt_id, 0, kEverything, false);  // a new domain gets every mapping of its IOAS
     c.put(h);
     return 0;

@@ -36,11 +36,28 @@ void SimFile::put() noexcept {
 
 SimKernel::SimKernel(Platform platform, std::vector<PciFunction> functions)
     : platform_(platform), functions_(std::move(functions)) {
-    for (const char* name :
-         {"iopte_map", "iopte_unmap", "iopte_split", "iopte_merge", "iotlb_flush", "pages_unmapped",
-          "unsafe_replacements", "iommu_faults", "machine_checks", "guests_poisoned", "rmp_faults", "gpt_faults",
-          "dma_ok", "dma_blocked", "gmem_violations", "areas_revoked_by_kernel", "gmem_punched_pages", "gen_dma",
-          "gen_faults", "tdi_errors", "syscalls", "failures_injected"}) {
+    for (const char* name : {"iopte_map",
+                             "iopte_unmap",
+                             "iopte_split",
+                             "iopte_merge",
+                             "iotlb_flush",
+                             "pages_unmapped",
+                             "unsafe_replacements",
+                             "iommu_faults",
+                             "machine_checks",
+                             "guests_poisoned",
+                             "rmp_faults",
+                             "gpt_faults",
+                             "dma_ok",
+                             "dma_blocked",
+                             "gmem_violations",
+                             "areas_revoked_by_kernel",
+                             "gmem_punched_pages",
+                             "gen_dma",
+                             "gen_faults",
+                             "tdi_errors",
+                             "syscalls",
+                             "failures_injected"}) {
         counters_[name] = 0;
     }
 }
@@ -55,9 +72,7 @@ std::map<std::string, std::uint64_t> SimKernel::counters() const {
     return c;
 }
 
-void SimKernel::injectFailure(std::string op, unsigned nth, int err) {
-    pending_.push_back({std::move(op), nth, err});
-}
+void SimKernel::injectFailure(std::string op, unsigned nth, int err) { pending_.push_back({std::move(op), nth, err}); }
 
 int SimKernel::shouldFail(std::string_view op) {
     count("syscalls");

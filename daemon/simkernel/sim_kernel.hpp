@@ -18,7 +18,6 @@
 
 namespace tio::sim {
 
-
 enum class TdiState : std::uint8_t { Unlocked, Locked, Run, Error };
 [[nodiscard]] std::string_view toString(TdiState s);
 
@@ -29,9 +28,9 @@ class KvmVmFile;
 // A PCI function of the simulated host, always bound to vfio-pci.
 struct PciFunction {
     Bdf bdf;
-    bool tdisp = true;            // has the TEE capability (tsm/ directory)
-    unsigned vfio_index = 0;      // /dev/vfio/devices/vfioN
-    bool tsm_connected = false;   // meaningful on function 0 (the DSM)
+    bool tdisp = true;           // has the TEE capability (tsm/ directory)
+    unsigned vfio_index = 0;     // /dev/vfio/devices/vfioN
+    bool tsm_connected = false;  // meaningful on function 0 (the DSM)
     TdiState tdi = TdiState::Unlocked;
     VfioDeviceFile* bound = nullptr;  // the cdev file bound to an iommufd, if any
 };
@@ -121,10 +120,10 @@ public:
 private:
     void serveBroker(int sock, const kernel::wire::Request& rq, std::span<const std::uint8_t> payload);
     void serveIoctl(int sock, SimFile& file, const kernel::wire::Request& rq, kernel::wire::Message& msg);
-    bool reply(int sock, int err, std::int64_t ret, std::span<const std::uint8_t> payload = {},
-               int fd = -1, std::uint64_t a = 0);
+    bool reply(int sock, int err, std::int64_t ret, std::span<const std::uint8_t> payload = {}, int fd = -1,
+               std::uint64_t a = 0);
     kernel::SysResult<std::string> readAttr(const std::string& path);
-    int writeAttr(const std::string& path, const std::string& value);
+    int writeAttr(const std::string& path, const std::string& raw);
     kernel::SysResult<std::vector<std::string>> listDir(const std::string& path);
     kernel::SysResult<std::unique_ptr<SimFile>> openNode(const std::string& path);
     static IommufdFile* asIommufd(SimFile* f);

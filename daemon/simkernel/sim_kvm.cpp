@@ -46,13 +46,15 @@ long KvmSystemFile::ioctl(IoctlCall& call) {
             case KVM_CAP_USER_MEMORY2:
             case KVM_CAP_GUEST_MEMFD: return 1;
             case KVM_CAP_MEMORY_ATTRIBUTES: return static_cast<long>(KVM_MEMORY_ATTRIBUTE_PRIVATE);
-            case KVM_CAP_GUEST_MEMFD_FLAGS: return static_cast<long>(GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED);
+            case KVM_CAP_GUEST_MEMFD_FLAGS:
+                return static_cast<long>(GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED);
             default: return 0;
         }
     }
     if (req == KVM_CREATE_VM) {
         if (call.value > 31 || (supportedVmTypes(kernel_.platform()) & (1ULL << call.value)) == 0) return -EINVAL;
-        return returnNewFile(kernel_, call, std::make_unique<KvmVmFile>(kernel_, static_cast<std::uint32_t>(call.value)));
+        return returnNewFile(kernel_, call,
+                             std::make_unique<KvmVmFile>(kernel_, static_cast<std::uint32_t>(call.value)));
     }
     // KVM_CREATE_DEVICE on the system fd is not a VM ioctl: kvm_dev_ioctl answers EINVAL.
     if (req == KVM_CREATE_DEVICE) return -EINVAL;

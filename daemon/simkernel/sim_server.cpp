@@ -31,7 +31,7 @@ int SimServer::listen(const std::string& kernel_path, const std::string& control
     auto c = bus::listenUnix(control_path, SOCK_STREAM, 0666);
     if (!c) return -c.error();
     control_ = std::make_unique<bus::P2pServer>(event_, std::move(*c), "org.tio.Sim1",
-                                                 [this](sd_bus* bus) { return setupControl(bus); });
+                                                [this](sd_bus* bus) { return setupControl(bus); });
     return control_->start();
 }
 
@@ -183,7 +183,8 @@ int methodSetDmaGenerator(sd_bus_message* m, void* userdata, sd_bus_error* err) 
     if (fn == nullptr) return r;
     std::uint32_t per_call = 0;
     std::uint64_t seed = 0;
-    if ((r = sd_bus_message_read(m, "ut", &per_call, &seed)) < 0) return r;
+    r = sd_bus_message_read(m, "ut", &per_call, &seed);
+    if (r < 0) return r;
     if (per_call > 4096) return sd_bus_error_set(err, kErrInvalid, "per_call is at most 4096");
     k.setDmaGenerator(fn->bdf, per_call, seed);
     return sd_bus_reply_method_return(m, "");
@@ -245,16 +246,16 @@ const sd_bus_vtable kSimVtable[] = {
                              SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("ConfigWrite", "s", SD_BUS_PARAM(bdf), "", , methodConfigWrite,
                              SD_BUS_VTABLE_UNPRIVILEGED),
-    SD_BUS_METHOD_WITH_NAMES("InjectFailure", "sus", SD_BUS_PARAM(op) SD_BUS_PARAM(nth) SD_BUS_PARAM(errno_name), "",
-                             , methodInjectFailure, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("InjectFailure", "sus", SD_BUS_PARAM(op) SD_BUS_PARAM(nth) SD_BUS_PARAM(errno_name), "", ,
+                             methodInjectFailure, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("TdiState", "s", SD_BUS_PARAM(bdf), "s", SD_BUS_PARAM(state), methodTdiState,
                              SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Audit", "s", SD_BUS_PARAM(bdf), "a{st}", SD_BUS_PARAM(findings), methodAudit,
                              SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("Layout", "s", SD_BUS_PARAM(bdf), "s", SD_BUS_PARAM(layout), methodLayout,
                              SD_BUS_VTABLE_UNPRIVILEGED),
-    SD_BUS_METHOD_WITH_NAMES("SetDmaGenerator", "sut", SD_BUS_PARAM(bdf) SD_BUS_PARAM(per_call) SD_BUS_PARAM(seed),
-                             "", , methodSetDmaGenerator, SD_BUS_VTABLE_UNPRIVILEGED),
+    SD_BUS_METHOD_WITH_NAMES("SetDmaGenerator", "sut", SD_BUS_PARAM(bdf) SD_BUS_PARAM(per_call) SD_BUS_PARAM(seed), "",
+                             , methodSetDmaGenerator, SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_METHOD_WITH_NAMES("TakeDmaFaults", "", , "a(ts)", SD_BUS_PARAM(faults), methodTakeDmaFaults,
                              SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_VTABLE_END,
@@ -264,10 +265,13 @@ const sd_bus_vtable kSimVtable[] = {
 
 int SimServer::setupControl(sd_bus* bus) {
     // Every question to the oracle first takes in the closes that came before it.
-    sd_bus_add_filter(bus, nullptr, [](sd_bus_message*, void* self, sd_bus_error*) {
-        static_cast<SimServer*>(self)->settle();
-        return 0;
-    }, this);
+    sd_bus_add_filter(
+        bus, nullptr,
+        [](sd_bus_message*, void* self, sd_bus_error*) {
+            static_cast<SimServer*>(self)->settle();
+            return 0;
+        },
+        this);
     return sd_bus_add_object_vtable(bus, nullptr, "/org/tio/Sim1", "org.tio.Sim1", kSimVtable, &kernel_);
 }
 

@@ -47,5 +47,4 @@ private:
     std::unique_ptr<bus::P2pServer> control_;
 };
 
-
 }  // namespace tio::sim

@@ -60,6 +60,7 @@ kernel::SysResult<std::vector<std::string>> SimKernel::listDir(const std::string
     if (!isPciDevicesDir(p)) return std::unexpected(ENOENT);
     if (p.size() == 4) {
         std::vector<std::string> names;
+        names.reserve(functions_.size());
         for (const auto& f : functions_) names.push_back(f.bdf.toString());
         return names;
     }

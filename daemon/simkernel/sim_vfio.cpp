@@ -17,8 +17,8 @@ long VfioDeviceFile::ioctl(IoctlCall& c) {
     const unsigned long req = c.desc->request;
     if (req == VFIO_DEVICE_BIND_IOMMUFD) {
         auto b = c.get<vfio_device_bind_iommufd>();
-        if (b.flags != 0) return -EINVAL;  // no VF token support in the simulator
-        if (ictx_) return -EINVAL;         // already bound
+        if (b.flags != 0) return -EINVAL;          // no VF token support in the simulator
+        if (ictx_) return -EINVAL;                 // already bound
         if (fn_->bound != nullptr) return -EBUSY;  // another open of this cdev holds it
         if (c.fds.empty()) return -EBADF;
         auto* ictx = dynamic_cast<IommufdFile*>(kernel_.resolve(c.fds.front().get()));

@@ -1,9 +1,8 @@
 // Simulated /dev/iommu, the vIOMMU and vDEVICE objects (viommu.c): one vDEVICE per
 // device, virt_id unique per vIOMMU, and the proposed TSM ioctls with the TDISP state.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-
-#include <fcntl.h>
 
 #include <algorithm>
 #include <bit>
@@ -16,7 +15,6 @@
 #include "kernel/uapi/iommufd_reshape_proposed.hpp"
 #include "kernel/uapi/iommufd_tsm_proposed.hpp"
 #include "simkernel/sim_files.hpp"
-
 
 namespace tio::sim {
 
@@ -47,7 +45,8 @@ long IommufdFile::vdeviceAlloc(IoctlCall& c) {
     for (const auto& [id, o] : objects_)
         if (o.type == ObjType::Vdevice && o.viommu == v.viommu_id && o.virt_id == v.virt_id) return -EEXIST;
     ++viommu->users;
-    v.out_vdevice_id = add(IommuObj{.type = ObjType::Vdevice, .viommu = v.viommu_id, .dev = v.dev_id, .virt_id = v.virt_id});
+    v.out_vdevice_id =
+        add(IommuObj{.type = ObjType::Vdevice, .viommu = v.viommu_id, .dev = v.dev_id, .virt_id = v.virt_id});
     objects_.at(v.dev_id).vdevice = v.out_vdevice_id;
     c.put(v);
     return 0;
@@ -101,8 +100,8 @@ long IommufdFile::tsmReq(IoctlCall& c) {
             answer.push_back(static_cast<std::uint8_t>(fn.tdi));
         } else if (req[0] == kTdispGetDeviceInterfaceReport) {
             if (fn.tdi != TdiState::Locked && fn.tdi != TdiState::Run) return -EINVAL;
-            const std::string report = "TDISP interface report: " + fn.bdf.toString() + " tdi " +
-                                       std::to_string(vdev->virt_id);
+            const std::string report =
+                "TDISP interface report: " + fn.bdf.toString() + " tdi " + std::to_string(vdev->virt_id);
             answer.assign(report.begin(), report.end());
         } else {
             return -EINVAL;

@@ -4,7 +4,6 @@
 //   tioctl dump GUEST           DumpState as JSON (protobuf's JSON printer)
 //   tioctl teardown GUEST       unwind the guest (uid 0 or a policy admin)
 #include <google/protobuf/util/json_util.h>
-
 #include <sdbus-c++/sdbus-c++.h>
 
 #include <cstdio>
@@ -71,11 +70,11 @@ int show(sdbus::IConnection& bus, const std::string& guest) {
                 g.VmType().empty() ? "-" : g.VmType().c_str(), g.Clients());
     for (const auto& path : g.Devices()) {
         Child<org::tio::Device1_proxy> d(bus, guest, path);
-        std::printf("  device %s (%s): attached %s, TDI %s, TSM %s, vDEVICE %s\n", d.Bdf().c_str(),
-                    d.VfioDevice().c_str(), d.Attached() ? "yes" : "no", d.TdiState().c_str(),
-                    d.TsmConnected() ? "connected" : "not connected",
-                    d.HasVDevice() ? ("virtual id " + std::to_string(d.VirtualId()) + " on " + std::string(d.VIommu())).c_str()
-                                   : "none");
+        std::printf(
+            "  device %s (%s): attached %s, TDI %s, TSM %s, vDEVICE %s\n", d.Bdf().c_str(), d.VfioDevice().c_str(),
+            d.Attached() ? "yes" : "no", d.TdiState().c_str(), d.TsmConnected() ? "connected" : "not connected",
+            d.HasVDevice() ? ("virtual id " + std::to_string(d.VirtualId()) + " on " + std::string(d.VIommu())).c_str()
+                           : "none");
     }
     for (const auto& path : g.VIommus()) {
         Child<org::tio::VIommu1_proxy> v(bus, guest, path);
@@ -86,7 +85,8 @@ int show(sdbus::IConnection& bus, const std::string& guest) {
         Child<org::tio::Memory1_proxy> m(bus, guest, path);
         std::printf("  memory %s: gpa 0x%llx size 0x%llx (private 0x%llx, shared 0x%llx)\n", path.c_str(),
                     static_cast<unsigned long long>(m.Gpa()), static_cast<unsigned long long>(m.Size()),
-                    static_cast<unsigned long long>(m.PrivateBytes()), static_cast<unsigned long long>(m.SharedBytes()));
+                    static_cast<unsigned long long>(m.PrivateBytes()),
+                    static_cast<unsigned long long>(m.SharedBytes()));
     }
     return 0;
 }

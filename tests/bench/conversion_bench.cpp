@@ -175,7 +175,8 @@ Figures runTioManager(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_
             shared.forEach(c.gpa, c.gpa + c.size,
                            [&](std::uint64_t s, std::uint64_t e, bool) { converted_from_shared += (e - s) / kPage; });
         }
-        const core::MemoryConversion mc{c.gpa, c.size, to_shared ? core::MemoryState::Shared : core::MemoryState::Private};
+        const core::MemoryConversion mc{c.gpa, c.size,
+                                        to_shared ? core::MemoryState::Shared : core::MemoryState::Private};
         const auto s = std::chrono::steady_clock::now();
         const double k = sys.kernel_us;
         must(g.convertMemory(test::trusted(), {&mc, 1}), "ConvertMemory");
@@ -292,10 +293,11 @@ int main(int argc, char** argv) {
     const std::uint64_t guest_bytes = guest_gib << 30U;
     const auto seq = sequence(guest_bytes, conversions, seed);
 
-    std::printf("conversion benchmark: %s, %llu GiB guest (all private at start), %llu random conversions "
-                "(half 4 KiB, half 2 MiB aligned), seed %llu\n",
-                platform_name.c_str(), static_cast<unsigned long long>(guest_gib),
-                static_cast<unsigned long long>(conversions), static_cast<unsigned long long>(seed));
+    std::printf(
+        "conversion benchmark: %s, %llu GiB guest (all private at start), %llu random conversions "
+        "(half 4 KiB, half 2 MiB aligned), seed %llu\n",
+        platform_name.c_str(), static_cast<unsigned long long>(guest_gib), static_cast<unsigned long long>(conversions),
+        static_cast<unsigned long long>(seed));
     Figures ours_prefix, ours_all, qemu;
     {
         test::SimProcess sim(platform_name, {"0000:3a:00.0", "0000:3b:00.0"});
@@ -326,7 +328,8 @@ int main(int argc, char** argv) {
     auto pct = [](const Figures& f, bool daemon, double p) {
         return Figures::percentile(daemon ? f.daemon_us : f.latency_us, p);
     };
-    row("latency p50 (us)", pct(ours_prefix, false, 0.5), pct(qemu, false, 0.5), pct(ours_all, false, 0.5), true, "%.1f");
+    row("latency p50 (us)", pct(ours_prefix, false, 0.5), pct(qemu, false, 0.5), pct(ours_all, false, 0.5), true,
+        "%.1f");
     row("latency p99 (us)", pct(ours_prefix, false, 0.99), pct(qemu, false, 0.99), pct(ours_all, false, 0.99), true,
         "%.1f");
     row("daemon time p50 (us, no kernel)", pct(ours_prefix, true, 0.5), pct(qemu, true, 0.5), pct(ours_all, true, 0.5),

@@ -114,8 +114,8 @@ int main(int argc, char** argv) {
     ::close(lfd);
 
     const std::string guest_path = dir + "/vm1.sock";
-    std::vector<std::string> args = {TIO_MANAGERD_PATH, "--guest", "vm1", "--platform", "sim-tdx", "--listen",
-                                     guest_path, "--claim-dir", dir + "/claims", "--no-system-bus"};
+    std::vector<std::string> args = {TIO_MANAGERD_PATH, "--guest",  "vm1",         "--platform",    "sim-tdx",
+                                     "--listen",        guest_path, "--claim-dir", dir + "/claims", "--no-system-bus"};
     std::vector<char*> argv_d;
     for (auto& a : args) argv_d.push_back(a.data());
     argv_d.push_back(nullptr);

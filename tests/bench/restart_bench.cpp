@@ -63,7 +63,8 @@ int main(int argc, char** argv) {
         std::ofstream out(policy);
         out << R"({"version": 1, "guests": {)";
         for (unsigned g = 0; g < guests; ++g) {
-            out << (g == 0 ? "" : ",") << "\"g" << g << R"(": {"owners": {"uids": [0]}, "limits": {"devices": 1024}, "devices": [)";
+            out << (g == 0 ? "" : ",") << "\"g" << g
+                << R"(": {"owners": {"uids": [0]}, "limits": {"devices": 1024}, "devices": [)";
             bool first = true;
             for (unsigned d = g; d < devices; d += guests) {
                 out << (first ? "" : ",") << '"' << bdfs[d] << '"';
@@ -111,9 +112,10 @@ int main(int argc, char** argv) {
     for (auto& m : managers) recovery.push_back(m->start());
     const bool unchanged = sim.counter("objects") == objects && sim.counter("open_files") == files;
 
-    std::printf("restart benchmark: %s, %u guests, %u devices bound and running, %llu GiB of memory, "
-                "%u conversions per guest\n",
-                platform.c_str(), guests, devices, static_cast<unsigned long long>(memory_gib), conversions);
+    std::printf(
+        "restart benchmark: %s, %u guests, %u devices bound and running, %llu GiB of memory, "
+        "%u conversions per guest\n",
+        platform.c_str(), guests, devices, static_cast<unsigned long long>(memory_gib), conversions);
     std::printf("%-8s %10s %18s %16s %10s\n", "guest", "devices", "cold start (ms)", "recovery (ms)", "ratio");
     double cold_sum = 0, rec_sum = 0;
     for (unsigned g = 0; g < guests; ++g) {

@@ -39,7 +39,8 @@ protected:
 
     // Runs `op` with its n-th kernel call failing, for every n, then once clean.
     // `touched`: where DMA faults are expected while it runs.
-    void sweep(const std::function<Result<>()>& op, const std::vector<std::pair<std::uint64_t, std::uint64_t>>& touched) {
+    void sweep(const std::function<Result<>()>& op,
+               const std::vector<std::pair<std::uint64_t, std::uint64_t>>& touched) {
         const int err = kernel::errnoFromName(GetParam().errno_name);
         for (unsigned n = 1;; ++n) {
             ASSERT_LT(n, 400U) << "the sweep does not terminate";

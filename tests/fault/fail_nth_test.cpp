@@ -12,9 +12,9 @@
 #include "kernel/fault_injecting_syscalls.hpp"
 #include "kernel/ioctl_table.hpp"
 #include "kernel/kernel_error.hpp"
-#include "support/model_of.hpp"
 #include "support/fd_count.hpp"
 #include "support/guest_rig.hpp"
+#include "support/model_of.hpp"
 #include "support/trusted_caller.hpp"
 
 namespace tio::test {
@@ -48,16 +48,18 @@ std::vector<Step> lifecycle() {
     const std::uint8_t state_query[] = {0x81};
     return {
         {"CreateVm", [](Guest& g, Context& c) { return keep(g.createVm(trusted(), kernel::VmType::Sim), c.vm_fd); }},
-        {"CreateGuestMemory", [](Guest& g, Context& c) { return keep(g.createGuestMemory(trusted(), 32 * kMiB, {}), c.gmem); }},
+        {"CreateGuestMemory",
+         [](Guest& g, Context& c) { return keep(g.createGuestMemory(trusted(), 32 * kMiB, {}), c.gmem); }},
         {"AddMemory(shared)",
          [](Guest& g, Context& c) {
-             return keep(g.addMemory(trusted(), kGuestRamGpa, 8 * kMiB, std::move(*c.gmem.duplicate()), 0, MemoryState::Shared),
-                         c.shared);
+             return keep(
+                 g.addMemory(trusted(), kGuestRamGpa, 8 * kMiB, std::move(*c.gmem.duplicate()), 0, MemoryState::Shared),
+                 c.shared);
          }},
         {"AddMemory(private)",
          [](Guest& g, Context& c) {
-             return keep(g.addMemory(trusted(), kGuestRamGpa + 8 * kMiB, 8 * kMiB, std::move(*c.gmem.duplicate()), 8 * kMiB,
-                                     MemoryState::Private),
+             return keep(g.addMemory(trusted(), kGuestRamGpa + 8 * kMiB, 8 * kMiB, std::move(*c.gmem.duplicate()),
+                                     8 * kMiB, MemoryState::Private),
                          c.priv);
          }},
         {"AddDevice", [](Guest& g, Context& c) { return keep(g.addDevice(trusted(), *Bdf::parse(kDevA)), c.dev); }},
@@ -72,7 +74,8 @@ std::vector<Step> lifecycle() {
              auto r = g.punchHole(trusted(), kGuestRamGpa + 2 * kMiB, 3 * 4096);
              return r ? Result<>{} : Result<>{std::unexpected(r.error())};
          }},
-        {"AddDevice(no TDISP)", [](Guest& g, Context& c) { return keep(g.addDevice(trusted(), *Bdf::parse(kDevPlain)), c.plain); }},
+        {"AddDevice(no TDISP)",
+         [](Guest& g, Context& c) { return keep(g.addDevice(trusted(), *Bdf::parse(kDevPlain)), c.plain); }},
         {"CreateVIommu", [](Guest& g, Context& c) { return keep(g.createViommu(trusted(), c.dev), c.viommu); }},
         {"CreateVDevice", [](Guest& g, Context& c) { return g.createVdevice(trusted(), c.dev, c.viommu, 0x42); }},
         {"Bind", [](Guest& g, Context& c) { return g.bind(trusted(), c.dev); }},
@@ -92,7 +95,8 @@ std::vector<Step> lifecycle() {
         {"RemoveDevice(no TDISP)", [](Guest& g, Context& c) { return g.removeDevice(trusted(), c.plain); }},
         {"RemoveDevice", [](Guest& g, Context& c) { return g.removeDevice(trusted(), c.dev); }},
         {"RemoveMemory(shared)", [](Guest& g, Context& c) { return g.removeMemory(trusted(), c.shared); }},
-        {"AddDevice again", [](Guest& g, Context& c) { return keep(g.addDevice(trusted(), *Bdf::parse(kDevB)), c.dev); }},
+        {"AddDevice again",
+         [](Guest& g, Context& c) { return keep(g.addDevice(trusted(), *Bdf::parse(kDevB)), c.dev); }},
     };
 }
 
@@ -158,9 +162,7 @@ TEST_P(FailNthTest, EveryKernelCallFailsOnceAndNothingLeaks) {
 INSTANTIATE_TEST_SUITE_P(Sweeps, FailNthTest,
                          ::testing::Values(SweepParam{"tdx", "ENOMEM"}, SweepParam{"tdx", "EBUSY"},
                                            SweepParam{"snp", "ENOMEM"}, SweepParam{"cca", "EIO"}),
-                         [](const auto& p) {
-                             return std::string(p.param.platform) + "_" + p.param.errno_name;
-                         });
+                         [](const auto& p) { return std::string(p.param.platform) + "_" + p.param.errno_name; });
 
 }  // namespace
 }  // namespace tio::test

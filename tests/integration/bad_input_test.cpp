@@ -6,9 +6,9 @@
 
 #include <gtest/gtest.h>
 
-#include "support/model_of.hpp"
 #include "support/bring_up.hpp"
 #include "support/guest_rig.hpp"
+#include "support/model_of.hpp"
 #include "support/trusted_caller.hpp"
 
 namespace tio::test {
@@ -54,7 +54,8 @@ protected:
 
 TEST_F(BadInputTest, MemoryRangesAreCheckedBeforeTheKernelSeesThem) {
     const std::uint64_t gpa = kGuestRamGpa + 64 * kMiB;
-    refused("zero size", Code::InvalidArgument, [&] { return g.addMemory(trusted(), gpa, 0, dup(), 0, MemoryState::Shared); });
+    refused("zero size", Code::InvalidArgument,
+            [&] { return g.addMemory(trusted(), gpa, 0, dup(), 0, MemoryState::Shared); });
     refused("unaligned gpa", Code::InvalidArgument,
             [&] { return g.addMemory(trusted(), gpa + 1, kMiB, dup(), 0, MemoryState::Shared); });
     refused("unaligned size", Code::InvalidArgument,
@@ -65,8 +66,9 @@ TEST_F(BadInputTest, MemoryRangesAreCheckedBeforeTheKernelSeesThem) {
             [&] { return g.addMemory(trusted(), 0xfffffffffffff000ULL, 0x2000, dup(), 0, MemoryState::Shared); });
     refused("offset overflow", Code::InvalidArgument,
             [&] { return g.addMemory(trusted(), gpa, 0x2000, dup(), 0xfffffffffffff000ULL, MemoryState::Shared); });
-    refused("overlap", Code::InvalidArgument,
-            [&] { return g.addMemory(trusted(), kGuestRamGpa + kMiB, 4 * kMiB, dup(), 8 * kMiB, MemoryState::Shared); });
+    refused("overlap", Code::InvalidArgument, [&] {
+        return g.addMemory(trusted(), kGuestRamGpa + kMiB, 4 * kMiB, dup(), 8 * kMiB, MemoryState::Shared);
+    });
     refused("beyond the guest_memfd", Code::InvalidArgument,
             [&] { return g.addMemory(trusted(), gpa, 8 * kMiB, dup(), 12 * kMiB, MemoryState::Shared); });
     refused("guest_memfd range used twice", Code::InvalidArgument,
@@ -88,11 +90,14 @@ TEST_F(BadInputTest, WrongFdTypesAreInvalidArgument) {
         return g.addMemory(trusted(), gpa, kMiB, UniqueFd(::memfd_create("x", MFD_CLOEXEC)), 0, MemoryState::Shared);
     });
     refused("/dev/null", Code::InvalidArgument, [&] {
-        return g.addMemory(trusted(), gpa, kMiB, UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC)), 0, MemoryState::Shared);
+        return g.addMemory(trusted(), gpa, kMiB, UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC)), 0,
+                           MemoryState::Shared);
     });
-    refused("closed fd", Code::InvalidArgument, [&] { return g.addMemory(trusted(), gpa, kMiB, UniqueFd(), 0, MemoryState::Shared); });
-    refused("the VM fd itself", Code::InvalidArgument,
-            [&] { return g.addMemory(trusted(), gpa, kMiB, std::move(*g.vm()->vm.duplicateFd()), 0, MemoryState::Shared); });
+    refused("closed fd", Code::InvalidArgument,
+            [&] { return g.addMemory(trusted(), gpa, kMiB, UniqueFd(), 0, MemoryState::Shared); });
+    refused("the VM fd itself", Code::InvalidArgument, [&] {
+        return g.addMemory(trusted(), gpa, kMiB, std::move(*g.vm()->vm.duplicateFd()), 0, MemoryState::Shared);
+    });
 
     // A guest_memfd of another VM (from another guest) is not this guest's memory.
     auto sys2 = rig.sim.connect();
@@ -136,11 +141,13 @@ TEST_F(BadInputTest, DeviceAndTdiArgumentsAreChecked) {
     // A second device, set up outside the check: only the refused call is measured.
     auto other = g.addDevice(trusted(), *Bdf::parse(kDevB));
     ASSERT_TRUE(other);
-    refused("duplicate virtual id", Code::InvalidArgument, [&] { return g.createVdevice(trusted(), *other, viommu_, 9); });
+    refused("duplicate virtual id", Code::InvalidArgument,
+            [&] { return g.createVdevice(trusted(), *other, viommu_, 9); });
     ASSERT_TRUE(g.removeDevice(trusted(), *other));
     const std::uint8_t empty[1] = {};
-    refused("empty request", Code::InvalidArgument,
-            [&] { return g.guestRequest(trusted(), dev_, core::GuestRequestScope::Info, std::span<const std::uint8_t>(empty, 0)); });
+    refused("empty request", Code::InvalidArgument, [&] {
+        return g.guestRequest(trusted(), dev_, core::GuestRequestScope::Info, std::span<const std::uint8_t>(empty, 0));
+    });
     const std::vector<std::uint8_t> huge(64 * 1024, 0x81);
     refused("oversized request", Code::InvalidArgument,
             [&] { return g.guestRequest(trusted(), dev_, core::GuestRequestScope::Info, huge); });

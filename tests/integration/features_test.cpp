@@ -1,11 +1,12 @@
 // Feature probing: a kernel without an ioctl answers ENOTTY, and the guest learns
 // that once, when it opens its iommufd; later calls that need the feature are
 // NotSupported before any kernel call is made.
+#include "kernel/features.hpp"
+
 #include <gtest/gtest.h>
 
 #include <set>
 
-#include "kernel/features.hpp"
 #include "kernel/forwarding_syscalls.hpp"
 #include "kernel/ioctl_table.hpp"
 #include "support/assert_ok.hpp"
@@ -91,7 +92,8 @@ TEST(Features, KernelWithoutMapFileCannotMapMemory) {
     ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
     auto gmem = g.createGuestMemory(trusted(), 4 * kMiB, {});
     ASSERT_OK(gmem);
-    auto shared = g.addMemory(trusted(), kGuestRamGpa, 4 * kMiB, std::move(*gmem->duplicate()), 0, core::MemoryState::Shared);
+    auto shared =
+        g.addMemory(trusted(), kGuestRamGpa, 4 * kMiB, std::move(*gmem->duplicate()), 0, core::MemoryState::Shared);
     ASSERT_FALSE(shared);
     EXPECT_EQ(shared.error().code, Code::NotSupported);
     EXPECT_TRUE(g.memory().empty());

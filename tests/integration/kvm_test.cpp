@@ -1,11 +1,12 @@
 // KVM through the typed wrappers, on the real /dev/kvm where this machine has one
 // (SKIPPED, not passed, where it does not) and on the simulated KVM always: the same
 // test body, only the syscall implementation differs.
+#include "kernel/kvm.hpp"
+
 #include <fcntl.h>
 
 #include <gtest/gtest.h>
 
-#include "kernel/kvm.hpp"
 #include "kernel/linux_syscalls.hpp"
 #include "kernel/uapi/kvm.hpp"
 #include "support/sim_process.hpp"

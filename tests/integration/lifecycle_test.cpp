@@ -2,11 +2,11 @@
 // simulated kernel; the simulator is the oracle for TDI states, DMA and leaks.
 #include <gtest/gtest.h>
 
-#include "support/model_of.hpp"
 #include "support/assert_ok.hpp"
 #include "support/bring_up.hpp"
 #include "support/fd_count.hpp"
 #include "support/guest_rig.hpp"
+#include "support/model_of.hpp"
 #include "support/trusted_caller.hpp"
 
 namespace tio::test {
@@ -16,7 +16,6 @@ using core::GuestRequestScope;
 using core::MemoryState;
 using core::ObjectId;
 using core::TdiState;
-
 
 template <typename R>
 void expectError(const R& r, Code code, std::string_view needle = {}) {
@@ -40,10 +39,11 @@ TEST_P(LifecycleTest, WholeSequenceThenNothingLeft) {
         ASSERT_OK(vm);
         auto gmem = g.createGuestMemory(trusted(), 64 * kMiB, {});
         ASSERT_OK(gmem);
-        auto shared = g.addMemory(trusted(), kGuestRamGpa, 16 * kMiB, std::move(*gmem->duplicate()), 0, MemoryState::Shared);
+        auto shared =
+            g.addMemory(trusted(), kGuestRamGpa, 16 * kMiB, std::move(*gmem->duplicate()), 0, MemoryState::Shared);
         ASSERT_OK(shared);
-        auto priv = g.addMemory(trusted(), kGuestRamGpa + 16 * kMiB, 16 * kMiB, std::move(*gmem->duplicate()), 16 * kMiB,
-                                MemoryState::Private);
+        auto priv = g.addMemory(trusted(), kGuestRamGpa + 16 * kMiB, 16 * kMiB, std::move(*gmem->duplicate()),
+                                16 * kMiB, MemoryState::Private);
         ASSERT_OK(priv);
 
         auto dev = g.addDevice(trusted(), *Bdf::parse(kDevA));
@@ -101,7 +101,8 @@ TEST_P(LifecycleTest, OutOfOrderCallsAreRefusedAndChangeNothing) {
     expectError(g.addDevice(trusted(), a), Code::Busy);
     expectError(g.bind(trusted(), *dev), Code::InvalidState, "CreateVDevice first");
     const std::uint8_t run[] = {0x02};
-    expectError(g.guestRequest(trusted(), *dev, GuestRequestScope::StateChange, run), Code::InvalidState, "CreateVDevice first");
+    expectError(g.guestRequest(trusted(), *dev, GuestRequestScope::StateChange, run), Code::InvalidState,
+                "CreateVDevice first");
     expectError(g.unbind(trusted(), *dev), Code::InvalidState, "Bind first");
     expectError(g.destroyVdevice(trusted(), *dev), Code::InvalidState, "CreateVDevice first");
     expectError(g.createVdevice(trusted(), *dev, 999, 1), Code::NotFound);
@@ -194,7 +195,8 @@ TEST_P(LifecycleTest, SecondGuestCannotClaimAHeldDevice) {
     ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
     ASSERT_OK(g.addDevice(trusted(), *Bdf::parse(kDevA)));
     auto sys2 = rig.sim.connect();
-    core::Guest other({.name = "vm2", .platform = g.config().platform, .claim_dir = rig.claim_dir}, *sys2, anyDevice("vm2"));
+    core::Guest other({.name = "vm2", .platform = g.config().platform, .claim_dir = rig.claim_dir}, *sys2,
+                      anyDevice("vm2"));
     ASSERT_OK(other.createVm(trusted(), kernel::VmType::Sim));
     const auto objects = rig.sim.counter("objects");
     expectError(other.addDevice(trusted(), *Bdf::parse(kDevA)), Code::Busy, "claimed");

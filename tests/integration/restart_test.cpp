@@ -12,9 +12,9 @@
 #include <thread>
 
 #include "support/eventually.hpp"
-#include "tio/v1/guest_snapshot.pb.h"
 #include "support/guest_client.hpp"
 #include "support/service_manager.hpp"
+#include "tio/v1/guest_snapshot.pb.h"
 
 namespace tio::test {
 namespace {
@@ -103,8 +103,8 @@ protected:
             [](Vmm& v) { DeviceClient(*v.conn, v.device).Bind(); },
             [](Vmm& v) { (void)DeviceClient(*v.conn, v.device).GuestRequest("state-change", {0x02}); },
             [](Vmm& v) {
-                v.guest.ConvertMemoryRanges({{kGpa + 5 * kPage, 3 * kPage, "shared"},
-                                             {kGpa + 40 * kMiB + kPage, 2 * kMiB, "private"}});
+                v.guest.ConvertMemoryRanges(
+                    {{kGpa + 5 * kPage, 3 * kPage, "shared"}, {kGpa + 40 * kMiB + kPage, 2 * kMiB, "private"}});
             },
             [](Vmm& v) { v.guest.PunchHole(kGpa + 33 * kMiB, 4 * kPage); },
             [](Vmm& v) { (void)v.guest.AddDevice(kB, {}); },

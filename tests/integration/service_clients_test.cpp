@@ -28,8 +28,10 @@ protected:
         return runCommand(cmd).output;
     }
     std::string pyConnect() const {
-        return "import dbus; c = dbus.connection.Connection(\"" + daemon.address() + "\"); "
-               "g = lambda m, sig=\"\", args=[]: c.call_blocking(None, \"/org/tio/Guest1\", \"org.tio.Guest1\", m, sig, args)\n";
+        return "import dbus; c = dbus.connection.Connection(\"" + daemon.address() +
+               "\"); "
+               "g = lambda m, sig=\"\", args=[]: c.call_blocking(None, \"/org/tio/Guest1\", \"org.tio.Guest1\", m, "
+               "sig, args)\n";
     }
 };
 
@@ -41,7 +43,8 @@ TEST_F(ClientsTest, DbusPythonDrivesTheGuestAndSeesErrorNames) {
                              "    g(\"AddDevice\", \"sa{sv}\", [\"0000:3a:00.zz\", {}])\n"
                              "except dbus.exceptions.DBusException as e:\n"
                              "    print(\"error\", e.get_dbus_name())\n"
-                             "p = c.call_blocking(None, \"/org/tio/Guest1\", \"org.freedesktop.DBus.Properties\", \"Get\", \"ss\", [\"org.tio.Guest1\", \"State\"])\n"
+                             "p = c.call_blocking(None, \"/org/tio/Guest1\", \"org.freedesktop.DBus.Properties\", "
+                             "\"Get\", \"ss\", [\"org.tio.Guest1\", \"State\"])\n"
                              "print(\"state\", p)\n";
     const auto out = python(code);
     EXPECT_NE(out.find("dev /org/tio/Guest1/device/0000_3a_00_0"), std::string::npos) << out;
@@ -57,53 +60,97 @@ TEST_F(ClientsTest, UnauthorisedUidIsDeniedEveryMethodOnTheGuestSocket) {
     auto root = sdbus::createProxy(*conn, "org.tio.Guest1.vm1", "/org/tio/Guest1");
     constexpr const char* kI = "org.tio.Guest1";
     sdbus::UnixFd vm, gmem;
-    root->callMethod("CreateVm").onInterface(kI).withArguments(std::string("sim"), std::map<std::string, sdbus::Variant>{}).storeResultsTo(vm);
-    root->callMethod("CreateGuestMemory").onInterface(kI).withArguments(uint64_t{8} << 20U, std::map<std::string, sdbus::Variant>{}).storeResultsTo(gmem);
+    root->callMethod("CreateVm")
+        .onInterface(kI)
+        .withArguments(std::string("sim"), std::map<std::string, sdbus::Variant>{})
+        .storeResultsTo(vm);
+    root->callMethod("CreateGuestMemory")
+        .onInterface(kI)
+        .withArguments(uint64_t{8} << 20U, std::map<std::string, sdbus::Variant>{})
+        .storeResultsTo(gmem);
     sdbus::ObjectPath mem, dev, viommu;
-    root->callMethod("AddMemory").onInterface(kI).withArguments(uint64_t{1} << 32U, uint64_t{8} << 20U, gmem, uint64_t{0}, std::string("shared"), std::map<std::string, sdbus::Variant>{}).storeResultsTo(mem);
-    root->callMethod("AddDevice").onInterface(kI).withArguments(std::string("0000:3a:00.0"), std::map<std::string, sdbus::Variant>{}).storeResultsTo(dev);
-    root->callMethod("CreateVIommu").onInterface(kI).withArguments(dev, std::map<std::string, sdbus::Variant>{}).storeResultsTo(viommu);
+    root->callMethod("AddMemory")
+        .onInterface(kI)
+        .withArguments(uint64_t{1} << 32U, uint64_t{8} << 20U, gmem, uint64_t{0}, std::string("shared"),
+                       std::map<std::string, sdbus::Variant>{})
+        .storeResultsTo(mem);
+    root->callMethod("AddDevice")
+        .onInterface(kI)
+        .withArguments(std::string("0000:3a:00.0"), std::map<std::string, sdbus::Variant>{})
+        .storeResultsTo(dev);
+    root->callMethod("CreateVIommu")
+        .onInterface(kI)
+        .withArguments(dev, std::map<std::string, sdbus::Variant>{})
+        .storeResultsTo(viommu);
     const auto objects = sim.counter("objects");
     const auto syscalls = sim.counter("syscalls");
 
     const std::string d = dev, v = viommu, mp = mem;
-    const std::string code = "import dbus; c = dbus.connection.Connection(\"" + daemon.address() + "\")\n"
+    const std::string code =
+        "import dbus; c = dbus.connection.Connection(\"" + daemon.address() +
+        "\")\n"
         "calls = [(\"/org/tio/Guest1\", \"org.tio.Guest1\", \"CreateVm\", \"sa{sv}\", [\"sim\", {}]),\n"
         " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"AttachVm\", \"ha{sv}\", [dbus.types.UnixFd(0), {}]),\n"
         " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"CreateGuestMemory\", \"ta{sv}\", [4096, {}]),\n"
-        " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"AddMemory\", \"tthtsa{sv}\", [0, 4096, dbus.types.UnixFd(0), 0, \"shared\", {}]),\n"
+        " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"AddMemory\", \"tthtsa{sv}\", [0, 4096, dbus.types.UnixFd(0), 0, "
+        "\"shared\", {}]),\n"
         " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"ConvertMemory\", \"tts\", [4294967296, 4096, \"private\"]),\n"
-        " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"ConvertMemoryRanges\", \"a(tts)\", [[(4294967296, 4096, \"private\")]]),\n"
+        " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"ConvertMemoryRanges\", \"a(tts)\", [[(4294967296, 4096, "
+        "\"private\")]]),\n"
         " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"PunchHole\", \"tt\", [4294967296, 4096]),\n"
         " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"AddDevice\", \"sa{sv}\", [\"0000:3b:00.0\", {}]),\n"
-        " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"CreateVIommu\", \"oa{sv}\", [\"" + d + "\", {}]),\n"
+        " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"CreateVIommu\", \"oa{sv}\", [\"" +
+        d +
+        "\", {}]),\n"
         " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"Teardown\", \"\", []),\n"
         " (\"/org/tio/Guest1\", \"org.tio.Guest1\", \"DumpState\", \"\", []),\n"
-        " (\"" + d + "\", \"org.tio.Device1\", \"GetVfioFd\", \"\", []),\n"
-        " (\"" + d + "\", \"org.tio.Device1\", \"CreateVDevice\", \"ot\", [\"" + v + "\", 1]),\n"
-        " (\"" + d + "\", \"org.tio.Device1\", \"DestroyVDevice\", \"\", []),\n"
-        " (\"" + d + "\", \"org.tio.Device1\", \"Bind\", \"\", []),\n"
-        " (\"" + d + "\", \"org.tio.Device1\", \"GuestRequest\", \"say\", [\"state-change\", [2]]),\n"
-        " (\"" + d + "\", \"org.tio.Device1\", \"Unbind\", \"\", []),\n"
-        " (\"" + d + "\", \"org.tio.Device1\", \"Reset\", \"\", []),\n"
-        " (\"" + d + "\", \"org.tio.Device1\", \"Remove\", \"\", []),\n"
-        " (\"" + v + "\", \"org.tio.VIommu1\", \"Destroy\", \"\", []),\n"
-        " (\"" + mp + "\", \"org.tio.Memory1\", \"Remove\", \"\", [])]\n"
+        " (\"" +
+        d +
+        "\", \"org.tio.Device1\", \"GetVfioFd\", \"\", []),\n"
+        " (\"" +
+        d + "\", \"org.tio.Device1\", \"CreateVDevice\", \"ot\", [\"" + v +
+        "\", 1]),\n"
+        " (\"" +
+        d +
+        "\", \"org.tio.Device1\", \"DestroyVDevice\", \"\", []),\n"
+        " (\"" +
+        d +
+        "\", \"org.tio.Device1\", \"Bind\", \"\", []),\n"
+        " (\"" +
+        d +
+        "\", \"org.tio.Device1\", \"GuestRequest\", \"say\", [\"state-change\", [2]]),\n"
+        " (\"" +
+        d +
+        "\", \"org.tio.Device1\", \"Unbind\", \"\", []),\n"
+        " (\"" +
+        d +
+        "\", \"org.tio.Device1\", \"Reset\", \"\", []),\n"
+        " (\"" +
+        d +
+        "\", \"org.tio.Device1\", \"Remove\", \"\", []),\n"
+        " (\"" +
+        v +
+        "\", \"org.tio.VIommu1\", \"Destroy\", \"\", []),\n"
+        " (\"" +
+        mp +
+        "\", \"org.tio.Memory1\", \"Remove\", \"\", [])]\n"
         "for path, iface, name, sig, args in calls:\n"
         "    try:\n"
         "        c.call_blocking(None, path, iface, name, sig, args); print(iface, name, \"allowed\")\n"
         "    except dbus.exceptions.DBusException as e:\n"
         "        print(iface, name, e.get_dbus_name())\n";
     std::ofstream(sim.dir() + "/nobody.py") << code;
-    const auto out = runCommand("setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 " + sim.dir() +
-                                "/nobody.py").output;
-    for (const char* m : {"org.tio.Guest1 CreateVm", "org.tio.Guest1 AttachVm", "org.tio.Guest1 CreateGuestMemory",
-                          "org.tio.Guest1 AddMemory", "org.tio.Guest1 ConvertMemory",
-                          "org.tio.Guest1 ConvertMemoryRanges", "org.tio.Guest1 PunchHole", "org.tio.Guest1 AddDevice", "org.tio.Guest1 CreateVIommu",
-                          "org.tio.Guest1 Teardown", "org.tio.Guest1 DumpState", "org.tio.Device1 GetVfioFd",
-                          "org.tio.Device1 CreateVDevice", "org.tio.Device1 DestroyVDevice", "org.tio.Device1 Bind",
-                          "org.tio.Device1 GuestRequest", "org.tio.Device1 Unbind", "org.tio.Device1 Reset",
-                          "org.tio.Device1 Remove", "org.tio.VIommu1 Destroy", "org.tio.Memory1 Remove"}) {
+    const auto out =
+        runCommand("setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 " + sim.dir() + "/nobody.py")
+            .output;
+    for (const char* m :
+         {"org.tio.Guest1 CreateVm",       "org.tio.Guest1 AttachVm",        "org.tio.Guest1 CreateGuestMemory",
+          "org.tio.Guest1 AddMemory",      "org.tio.Guest1 ConvertMemory",   "org.tio.Guest1 ConvertMemoryRanges",
+          "org.tio.Guest1 PunchHole",      "org.tio.Guest1 AddDevice",       "org.tio.Guest1 CreateVIommu",
+          "org.tio.Guest1 Teardown",       "org.tio.Guest1 DumpState",       "org.tio.Device1 GetVfioFd",
+          "org.tio.Device1 CreateVDevice", "org.tio.Device1 DestroyVDevice", "org.tio.Device1 Bind",
+          "org.tio.Device1 GuestRequest",  "org.tio.Device1 Unbind",         "org.tio.Device1 Reset",
+          "org.tio.Device1 Remove",        "org.tio.VIommu1 Destroy",        "org.tio.Memory1 Remove"}) {
         EXPECT_NE(out.find(std::string(m) + " org.tio.Error.AccessDenied"), std::string::npos) << m << "\n" << out;
     }
     EXPECT_EQ(sim.counter("objects"), objects) << "nothing changed";

@@ -14,8 +14,8 @@
 
 #include "audit/audit_log.hpp"
 #include "support/daemon_rig.hpp"
-#include "support/guest_client.hpp"
 #include "support/eventually.hpp"
+#include "support/guest_client.hpp"
 #include "tio/Device1-proxy.h"
 #include "tio/Guest1-proxy.h"
 #include "tio/VIommu1-proxy.h"
@@ -122,9 +122,13 @@ TEST_F(ServiceTest, EveryErrorIsNamed) {
     }
     EXPECT_EQ(errorName([&] { g.AddDevice("0000:99:00.0", {}); }), "org.tio.Error.NotFound");
     EXPECT_EQ(errorName([&] { g.CreateGuestMemory(0, {}); }), "org.tio.Error.InvalidArgument");
-    EXPECT_EQ(errorName([&] { g.CreateGuestMemory(4096, {{"flags", sdbus::Variant(std::vector<std::string>{"huge"})}}); }),
+    EXPECT_EQ(errorName([&] {
+                  g.CreateGuestMemory(4096, {{"flags", sdbus::Variant(std::vector<std::string>{"huge"})}});
+              }),
               "org.tio.Error.InvalidArgument");
-    EXPECT_EQ(errorName([&] { g.CreateGuestMemory(4096, {{"flags", sdbus::Variant(std::string("mmap"))}}); }),
+    EXPECT_EQ(errorName([&] {
+                  g.CreateGuestMemory(4096, {{"flags", sdbus::Variant(std::string("mmap"))}});
+              }),
               "org.tio.Error.InvalidArgument")
         << "flags must be as";
     auto gmem = g.CreateGuestMemory(8ULL << 20U, {});
@@ -152,7 +156,9 @@ TEST_F(ServiceTest, EveryErrorIsNamed) {
     EXPECT_EQ(errorName([&] { d.GuestRequest("info", std::vector<uint8_t>(1U << 20U, 0x81)); }),
               "org.tio.Error.InvalidArgument");
     std::vector<std::string> flags(1000, "mmap");
-    EXPECT_EQ(errorName([&] { g.CreateGuestMemory(4096, {{"flags", sdbus::Variant(flags)}}); }),
+    EXPECT_EQ(errorName([&] {
+                  g.CreateGuestMemory(4096, {{"flags", sdbus::Variant(flags)}});
+              }),
               "org.tio.Error.InvalidArgument");
     EXPECT_EQ(errorName([&] { d.CreateVDevice("/org/tio/Guest1/viommu/999", 1); }), "org.tio.Error.NotFound");
     // Objects that do not exist are not served at all: no existence oracle.
@@ -170,7 +176,8 @@ TEST_F(ServiceTest, ConversionsAndPunchHoleOverDBus) {
     auto region = g.AddMemory(kGpa, 64ULL << 20U, gmem, 0, "private", {});
     (void)g.AddDevice(kA, {});
     EXPECT_EQ(g.PrivateBytes(), 64ULL << 20U);
-    EXPECT_EQ(sim.dma(kA, sim.sharedIova(kGpa), 4096, false), "iommu-fault") << "TDX: private is not on the shared side";
+    EXPECT_EQ(sim.dma(kA, sim.sharedIova(kGpa), 4096, false), "iommu-fault")
+        << "TDX: private is not on the shared side";
 
     g.ConvertMemory(kGpa, 2ULL << 20U, "shared");
     EXPECT_EQ(sim.dma(kA, sim.sharedIova(kGpa), 2ULL << 20U, true), "ok");
@@ -179,7 +186,9 @@ TEST_F(ServiceTest, ConversionsAndPunchHoleOverDBus) {
     EXPECT_EQ(g.Conversions(), 3U);
 
     // All or nothing: the second range is not guest memory, so the first did not happen.
-    EXPECT_EQ(errorName([&] { g.ConvertMemoryRanges({{kGpa + (16ULL << 20U), 4096, "shared"}, {0, 4096, "shared"}}); }),
+    EXPECT_EQ(errorName([&] {
+                  g.ConvertMemoryRanges({{kGpa + (16ULL << 20U), 4096, "shared"}, {0, 4096, "shared"}});
+              }),
               "org.tio.Error.InvalidArgument");
     EXPECT_EQ(errorName([&] { g.ConvertMemory(kGpa, 4096, "public"); }), "org.tio.Error.InvalidArgument");
     EXPECT_EQ(errorName([&] { g.ConvertMemory(kGpa + 1, 4096, "private"); }), "org.tio.Error.InvalidArgument");
@@ -284,8 +293,10 @@ TEST_F(ServiceTest, FdsPassedInAreNeverLeakedOnErrorPaths) {
         sdbus::UnixFd r(p[0], sdbus::adopt_fd), w(p[1], sdbus::adopt_fd);
         EXPECT_EQ(errorName([&] { g.AddMemory(kGpa, 4096, r, 0, "shared", {}); }), "org.tio.Error.InvalidArgument");
         EXPECT_EQ(errorName([&] { g.AddMemory(kGpa, 8ULL << 20U, gmem, 0, "shared", {}); }),
-                  "org.tio.Error.InvalidArgument") << "beyond the guest_memfd";
-        EXPECT_EQ(errorName([&] { g.AddMemory(kGpa, 4096, gmem, 0, "sideways", {}); }), "org.tio.Error.InvalidArgument");
+                  "org.tio.Error.InvalidArgument")
+            << "beyond the guest_memfd";
+        EXPECT_EQ(errorName([&] { g.AddMemory(kGpa, 4096, gmem, 0, "sideways", {}); }),
+                  "org.tio.Error.InvalidArgument");
         EXPECT_EQ(errorName([&] { g.AttachVm(r, {}); }), "org.tio.Error.InvalidState");
     }
     (void)g.State();
@@ -302,7 +313,9 @@ TEST_F(ServiceTest, AVmFdFromOneGuestCanBeAttachedToAnother) {
     GuestClient g2(*c2, "vm2");
     auto gmem = g.CreateGuestMemory(4ULL << 20U, {});
     EXPECT_EQ(errorName([&] { g2.AttachVm(gmem, {}); }), "org.tio.Error.InvalidArgument") << "not a VM";
-    EXPECT_EQ(errorName([&] { g2.AttachVm(vm, {{"type", sdbus::Variant(std::string("warp"))}}); }),
+    EXPECT_EQ(errorName([&] {
+                  g2.AttachVm(vm, {{"type", sdbus::Variant(std::string("warp"))}});
+              }),
               "org.tio.Error.InvalidArgument");
     g2.AttachVm(vm, {{"type", sdbus::Variant(std::string("sim"))}});  // ...into another
     EXPECT_EQ(g2.State(), "active");
@@ -379,8 +392,10 @@ TEST_F(ServiceTest, SighupAppliesAValidPolicyReportsWhatItNoLongerAllowsAndRefus
     auto gmem = g.CreateGuestMemory(8ULL << 20U, {});
     (void)g.AddMemory(kGpa, 8ULL << 20U, gmem, 0, "private", {});
     EXPECT_EQ(errorName([&] {
-                  g.ConvertMemoryRanges({{kGpa, 4096, "shared"}, {kGpa + 8192, 4096, "shared"},
-                                         {kGpa + 16384, 4096, "shared"}, {kGpa + 32768, 4096, "shared"}});
+                  g.ConvertMemoryRanges({{kGpa, 4096, "shared"},
+                                         {kGpa + 8192, 4096, "shared"},
+                                         {kGpa + 16384, 4096, "shared"},
+                                         {kGpa + 32768, 4096, "shared"}});
               }),
               "org.tio.Error.LimitExceeded")
         << "four ranges against a budget of three per second";
@@ -417,8 +432,8 @@ TEST_F(ServiceTest, SighupAppliesAValidPolicyReportsWhatItNoLongerAllowsAndRefus
         events.push_back(r.event() + (r.object().empty() ? "" : " " + r.object()));
         EXPECT_EQ(r.guest(), "vm4");
     }
-    for (const char* e : {"vm-created", "device-assigned 0000:3a:00.0", "device-assigned 0000:3b:00.0",
-                          "refused 0000:3c:00.0"}) {
+    for (const char* e :
+         {"vm-created", "device-assigned 0000:3a:00.0", "device-assigned 0000:3b:00.0", "refused 0000:3c:00.0"}) {
         EXPECT_NE(std::find(events.begin(), events.end(), e), events.end()) << e;
     }
     const auto refused = std::find_if(all->begin(), all->end(), [](const auto& r) { return r.event() == "refused"; });

@@ -6,10 +6,10 @@
 
 #include "common/error.hpp"
 
-#define ASSERT_OK(expr)                                                                           \
-    switch (0)                                                                                    \
-    case 0:                                                                                       \
-    default:                                                                                      \
-        if (const auto& tio_r_ = (expr); tio_r_) {                                                \
-        } else                                                                                    \
+#define ASSERT_OK(expr)                            \
+    switch (0)                                     \
+    case 0:                                        \
+    default:                                       \
+        if (const auto& tio_r_ = (expr); tio_r_) { \
+        } else                                     \
             FAIL() << #expr << " -> " << ::tio::toString(tio_r_.error().code) << ": " << tio_r_.error().message << " "

@@ -1,7 +1,5 @@
 #include "support/daemon_rig.hpp"
 
-#include "support/process.hpp"
-
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -14,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+
+#include "support/process.hpp"
 
 namespace tio::test {
 namespace {
@@ -55,8 +55,9 @@ PrivateSystemBus::~PrivateSystemBus() {
 DaemonProcess::DaemonProcess(SimProcess& sim, const std::string& guest, const std::string& system_bus_address,
                              std::vector<std::string> extra) {
     socket_ = sim.dir() + "/" + guest + ".sock";
-    std::vector<std::string> args = {TIO_MANAGERD_PATH, "--guest",     guest,        "--sim-socket",
-                                     sim.kernelSocket(), "--listen", socket_, "--claim-dir", sim.dir() + "/claims"};
+    std::vector<std::string> args = {TIO_MANAGERD_PATH, "--guest",          guest,
+                                     "--sim-socket",    sim.kernelSocket(), "--listen",
+                                     socket_,           "--claim-dir",      sim.dir() + "/claims"};
     bool from_policy = false;
     for (auto& e : extra) {
         if (e == kPlatformFromPolicy) from_policy = true;

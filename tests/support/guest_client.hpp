@@ -65,7 +65,8 @@ private:
     void onPropertiesChanged(const std::string&, const std::map<std::string, sdbus::Variant>& changed,
                              const std::vector<std::string>&) override {
         std::lock_guard l(mu);
-        if (auto it = changed.find("TdiState"); it != changed.end()) tdi_changes.push_back(it->second.get<std::string>());
+        if (auto it = changed.find("TdiState"); it != changed.end())
+            tdi_changes.push_back(it->second.get<std::string>());
     }
 };
 

@@ -17,7 +17,7 @@ namespace tio::test {
 inline constexpr std::uint64_t kGiB = 1ULL << 30U;
 
 struct RunningGuest {
-    static constexpr std::uint64_t kRegionA = 4 * kGiB;          // [4 GiB, 6 GiB) private
+    static constexpr std::uint64_t kRegionA = 4 * kGiB;  // [4 GiB, 6 GiB) private
     static constexpr std::uint64_t kSizeA = 2 * kGiB;
     static constexpr std::uint64_t kRegionB = kRegionA + kSizeA;  // [6 GiB, 7 GiB + 6 MiB) shared
     static constexpr std::uint64_t kSizeB = kGiB + 6 * kMiB;

@@ -112,9 +112,10 @@ double ServiceManager::start() {
     }
     std::vector<UniqueFd> high;
     for (int fd : fds) high.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 256));
-    std::vector<std::string> args = {TIO_MANAGERD_PATH, "--guest",   guest_,         "--platform",
-                                     "sim-" + sim_.platform(), "--sim-socket", sim_.kernelSocket(), "--claim-dir",
-                                     sim_.dir() + "/claims",   "--state-dir", state_dir_,  "--no-system-bus"};
+    std::vector<std::string> args = {
+        TIO_MANAGERD_PATH, "--guest",           guest_,        "--platform",           "sim-" + sim_.platform(),
+        "--sim-socket",    sim_.kernelSocket(), "--claim-dir", sim_.dir() + "/claims", "--state-dir",
+        state_dir_,        "--no-system-bus"};
     for (const auto& e : extra_) args.push_back(e);
     std::vector<std::string> env;
     for (char** e = environ; *e != nullptr; ++e) {

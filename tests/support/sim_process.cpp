@@ -1,26 +1,24 @@
 #include "support/sim_process.hpp"
 
-#include "support/process.hpp"
-
 #include <signal.h>
-#include <sys/wait.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
-
-#include <filesystem>
-#include <stdexcept>
 
 #include <gtest/gtest.h>
 #include <sdbus-c++/sdbus-c++.h>
 
+#include <filesystem>
+#include <stdexcept>
+
+#include "support/process.hpp"
 #include "tio/Sim1-proxy.h"
 
 namespace tio::test {
 
 class SimControl final : public sdbus::ProxyInterfaces<org::tio::Sim1_proxy> {
 public:
-    SimControl(sdbus::IConnection& conn, std::string path)
-        : ProxyInterfaces(conn, "org.tio.Sim1", std::move(path)) {
+    SimControl(sdbus::IConnection& conn, std::string path) : ProxyInterfaces(conn, "org.tio.Sim1", std::move(path)) {
         registerProxy();
     }
     ~SimControl() { unregisterProxy(); }

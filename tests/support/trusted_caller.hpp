@@ -12,7 +12,8 @@ namespace tio::test {
 
 struct TrustedCaller {
     static const core::AuthorizedCaller& root() {
-        static const core::AuthorizedCaller who(core::Caller{.uid = 0, .pid = 0, .groups = {}, .door = core::Door::Vmm});
+        static const core::AuthorizedCaller who(
+            core::Caller{.uid = 0, .pid = 0, .groups = {}, .door = core::Door::Vmm});
         return who;
     }
 };

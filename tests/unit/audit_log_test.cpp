@@ -1,5 +1,7 @@
 // The audit log keeps whole records only: appends read back in order, a short write
 // is taken back, and a partial tail left by a crash is cut on open.
+#include "audit/audit_log.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -7,8 +9,6 @@
 
 #include <filesystem>
 #include <fstream>
-
-#include "audit/audit_log.hpp"
 
 namespace tio::audit {
 namespace {

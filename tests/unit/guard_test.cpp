@@ -76,7 +76,8 @@ TEST(Guard, AReloadedPolicyReportsWhatItNoLongerAllows) {
     const std::vector<std::pair<ObjectId, Bdf>> held = {{1, *Bdf::parse("0000:3b:00.0")},
                                                         {2, *Bdf::parse("0000:3c:00.0")}};
     auto findings = g.replacePolicy(parsed(R"({"version": 1, "guests": {"vm1": {"owners": {"uids": [1000]},
-        "devices": ["0000:3b:00.*"], "limits": {"devices": 1}}}})"), held, 1);
+        "devices": ["0000:3b:00.*"], "limits": {"devices": 1}}}})"),
+                                    held, 1);
     ASSERT_EQ(findings.size(), 2U);
     EXPECT_EQ(findings[0].device, 2U);
     EXPECT_NE(findings[0].detail.find("0000:3c:00.0 is no longer allowed"), std::string::npos);

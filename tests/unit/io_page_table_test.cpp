@@ -1,9 +1,9 @@
 // The simulated page table's leaf arithmetic against a brute-force greedy walk.
+#include "simkernel/io_page_table.hpp"
+
 #include <gtest/gtest.h>
 
 #include <random>
-
-#include "simkernel/io_page_table.hpp"
 
 namespace tio::sim {
 namespace {

@@ -29,8 +29,9 @@ TEST(ErrnoNames, RoundTrip) {
 TEST(ErrnoNames, EveryErrnoTheKernelCallsAnswerHasItsName) {
     // Bad input once answered "errno 98" (EADDRINUSE, the MSI window) without a name.
     EXPECT_EQ(kernelError("IOMMU_IOAS_MAP", EADDRINUSE).message, "IOMMU_IOAS_MAP failed: EADDRINUSE");
-    for (int e : {EPERM, ENOENT, EIO, ENXIO, EBADF, EAGAIN, ENOMEM, EFAULT, EBUSY, EEXIST, ENODEV, EINVAL, ENOSPC,
-                  ENOTTY, ERANGE, EOPNOTSUPP, EOVERFLOW, ETIMEDOUT, EADDRINUSE, ENOSYS, ECANCELED}) {
+    for (int e :
+         {EPERM,  ENOENT, EIO,    ENXIO,  EBADF,      EAGAIN,    ENOMEM,    EFAULT,     EBUSY,  EEXIST,   ENODEV,
+          EINVAL, ENOSPC, ENOTTY, ERANGE, EOPNOTSUPP, EOVERFLOW, ETIMEDOUT, EADDRINUSE, ENOSYS, ECANCELED}) {
         EXPECT_FALSE(errnoName(e).empty()) << e;
     }
     EXPECT_EQ(kernelError("X", 4095).message, "X failed: errno 4095") << "an unknown errno still says its number";

@@ -1,9 +1,9 @@
 // The planner's step sequences per platform, spelled out for the cases that define
 // the order (architecture.md section 6). The randomized integration test checks
 // outcomes; this one pins the order itself.
-#include <gtest/gtest.h>
-
 #include "core/memory_planner.hpp"
+
+#include <gtest/gtest.h>
 
 namespace tio::core {
 namespace {
@@ -59,8 +59,8 @@ TEST(MemoryPlannerTest, SnpSplitsToSmallPagesBeforeTheAttributeAndRestoresAfter)
 
 TEST(MemoryPlannerTest, CcaLikeTdxButNothingToCutInsideAPrivateRange) {
     auto states = uniform(kPrivate);
-    const auto plan = planChange(Platform::Cca, states, kBase, kEnd,
-                                 Change{kBase, kBase + k2M, MemoryState::Shared, false});
+    const auto plan =
+        planChange(Platform::Cca, states, kBase, kEnd, Change{kBase, kBase + k2M, MemoryState::Shared, false});
     using enum StepKind;
     EXPECT_EQ(kinds(plan), (std::vector{SetAttributes, Map})) << "nothing mapped around it to join";
 }
@@ -69,9 +69,9 @@ TEST(MemoryPlannerTest, NoChangeNoSteps) {
     EXPECT_TRUE(planChange(Platform::Tdx, uniform(kShared), kBase, kEnd,
                            Change{kBase, kBase + kPage, MemoryState::Shared, false})
                     .empty());
-    EXPECT_TRUE(planChange(Platform::Snp, uniform(kPrivate), kBase, kEnd,
-                           Change{kBase, kEnd, MemoryState::Private, false})
-                    .empty());
+    EXPECT_TRUE(
+        planChange(Platform::Snp, uniform(kPrivate), kBase, kEnd, Change{kBase, kEnd, MemoryState::Private, false})
+            .empty());
 }
 
 TEST(MemoryPlannerTest, RevokingCutsAtTheEdgesAndUnmapsBothKindsOnSnpInOneGo) {

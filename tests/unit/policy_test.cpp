@@ -1,13 +1,13 @@
 #include "core/policy.hpp"
 
-#include "common/bus_names.hpp"
-
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "common/bus_names.hpp"
 
 namespace tio::core {
 namespace {
@@ -72,7 +72,8 @@ TEST(Policy, InvalidFilesAreRefusedNamingTheField) {
 }
 
 TEST(Policy, GuestNameGrammar) {
-    for (const char* good : {"a", "vm1", "guest_2", "abcdefghijklmnopqrstuvwxyz012345"}) EXPECT_TRUE(validGuestName(good));
+    for (const char* good : {"a", "vm1", "guest_2", "abcdefghijklmnopqrstuvwxyz012345"})
+        EXPECT_TRUE(validGuestName(good));
     for (const char* bad : {"", "1vm", "_vm", "Vm", "vm-1", "vm.1", "abcdefghijklmnopqrstuvwxyz0123456", "vm/1"}) {
         EXPECT_FALSE(validGuestName(bad)) << bad;
     }
@@ -129,14 +130,15 @@ TEST(Policy, TheSchemaNamesWhatTheParserAccepts) {
     EXPECT_EQ(principals, (std::vector<std::string>{"groups", "uids"}));
     // A document using every key parses; each platform of the enum is accepted.
     for (const auto& platform : defs["guest"]["properties"]["platform"]["enum"]) {
-        nlohmann::json doc = {{"version", 1},
-                              {"admins", {{"uids", {0}}, {"groups", {"root"}}}},
-                              {"guests",
-                               {{"vm1",
-                                 {{"owners", {{"uids", {1000}}}},
-                                  {"devices", {"0000:3a:00.*"}},
-                                  {"platform", platform},
-                                  {"limits", {{"devices", 1}, {"memory_regions", 2}, {"conversions_per_second", 3}}}}}}}};
+        nlohmann::json doc = {
+            {"version", 1},
+            {"admins", {{"uids", {0}}, {"groups", {"root"}}}},
+            {"guests",
+             {{"vm1",
+               {{"owners", {{"uids", {1000}}}},
+                {"devices", {"0000:3a:00.*"}},
+                {"platform", platform},
+                {"limits", {{"devices", 1}, {"memory_regions", 2}, {"conversions_per_second", 3}}}}}}}};
         auto p = Policy::parse(doc.dump());
         EXPECT_TRUE(p) << doc.dump() << ": " << (p ? "" : p.error().message);
         EXPECT_TRUE(validPlatformName(platform.get<std::string>()));

@@ -1,9 +1,9 @@
 // RangeMap against a per-page reference model, with random assigns and erases.
+#include "common/range_map.hpp"
+
 #include <gtest/gtest.h>
 
 #include <random>
-
-#include "common/range_map.hpp"
 
 namespace tio {
 namespace {

@@ -33,8 +33,7 @@ SysResult<std::unique_ptr<SimSyscalls>> SimSyscalls::connect(const std::string& 
     std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
     UniqueFd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
     if (!sock) return std::unexpected(errno);
-    if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0)
-        return std::unexpected(errno);
+    if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0) return std::unexpected(errno);
     ucred cred{};
     socklen_t len = sizeof cred;
     if (::getsockopt(sock.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return std::unexpected(errno);
@@ -53,8 +52,8 @@ bool SimSyscalls::isSimFile(int fd) const {
     return cred.pid == sim_pid_;
 }
 
-SysResult<wire::Message> SimSyscalls::call(int sock, const wire::Request& request, std::span<const std::uint8_t> payload,
-                                           std::span<const int> fds) {
+SysResult<wire::Message> SimSyscalls::call(int sock, const wire::Request& request,
+                                           std::span<const std::uint8_t> payload, std::span<const int> fds) {
     wire::Request req = request;
     req.seq = ++seq_;
     if (auto sent = wire::send(sock, wire::bytesOf(req), payload, fds); !sent) return std::unexpected(sent.error());
@@ -100,7 +99,8 @@ SysResult<long> SimSyscalls::simIoctl(int fd, unsigned long request, unsigned lo
         user_struct = {p, size};
         req.a = 0;
         payload.assign(user_struct.begin(), user_struct.end());
-        if (fdFieldPresent(desc->fd_in, user_struct)) fds.push_back(readAt<std::int32_t>(user_struct, desc->fd_in.offset));
+        if (fdFieldPresent(desc->fd_in, user_struct))
+            fds.push_back(readAt<std::int32_t>(user_struct, desc->fd_in.offset));
         for (const auto& ptr : desc->pointers) {
             if (ptr.ptr_offset == kNoField || ptr.ptr_offset + 8U > size) continue;
             const auto len = pointerLength(ptr, user_struct);

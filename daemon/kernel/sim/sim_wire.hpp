@@ -22,7 +22,7 @@ namespace tio::kernel::wire {
 
 inline constexpr std::uint32_t kMagic = 0x54494f31;  // "TIO1"
 // Big enough for a struct (<= kMaxStructSize) plus two pointer buffers (<= 64 KiB each).
-inline constexpr std::size_t kMaxMessage = 160U * 1024U;
+inline constexpr std::size_t kMaxMessage = std::size_t{160} * 1024U;
 // SCM_MAX_FD is 253; no syscall we forward carries more than two.
 inline constexpr std::size_t kMaxFds = 4;
 

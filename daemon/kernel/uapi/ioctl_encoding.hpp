@@ -15,7 +15,9 @@ constexpr unsigned long ioc(std::uint32_t dir, std::uint32_t type, std::uint32_t
 }
 constexpr unsigned long io(std::uint32_t type, std::uint32_t nr) { return ioc(kIocNone, type, nr, 0); }
 template <typename T>
-constexpr unsigned long iow(std::uint32_t type, std::uint32_t nr) { return ioc(kIocWrite, type, nr, sizeof(T)); }
+constexpr unsigned long iow(std::uint32_t type, std::uint32_t nr) {
+    return ioc(kIocWrite, type, nr, sizeof(T));
+}
 template <typename T>
 constexpr unsigned long iowr(std::uint32_t type, std::uint32_t nr) {
     return ioc(kIocWrite | kIocRead, type, nr, sizeof(T));
