@@ -185,6 +185,12 @@ Result<> Guest::destroyVdevice(Who, ObjectId device) {
     return {};
 }
 
+Result<> Guest::moveTdi(Device& d, TdiState to) {
+    if (auto r = transition(kTdiTransitions, d.tdi, to); !r) return r;
+    changed();
+    return {};
+}
+
 Result<> Guest::refreshTdi(Device& d) {
     // Without the request tunnel the state cannot be asked; Bind was impossible too.
     if (!d.vdevice || !d.tdisp_capable || d.tdi == TdiState::Unlocked || !vm_->features.tsm_request) {
@@ -193,8 +199,7 @@ Result<> Guest::refreshTdi(Device& d) {
     auto state = vm_->iommufd.tdiState(d.vdevice->kernel_id);
     if (!state) return std::unexpected(state.error());
     if (toTdiState(*state) == TdiState::Error && d.tdi != TdiState::Error) {
-        if (auto r = transition(kTdiTransitions, d.tdi, TdiState::Error); !r) return r;
-        changed();
+        if (auto r = moveTdi(d, TdiState::Error); !r) return r;
     }
     return {};
 }
@@ -225,8 +230,7 @@ Result<> Guest::bind(Who, ObjectId device) {
     if (auto r = vm_->iommufd.tsmBind(d.vdevice->kernel_id); !r) return std::unexpected(r.error());
     undo.commit();
     d.tsm_connected = true;  // the DSM stays connected after Unbind (disconnect is an admin act)
-    if (auto r = transition(kTdiTransitions, d.tdi, TdiState::Locked); !r) return r;
-    changed();
+    if (auto r = moveTdi(d, TdiState::Locked); !r) return r;
     return {};
 }
 
@@ -262,8 +266,7 @@ Result<std::vector<std::uint8_t>> Guest::guestRequest(Who, ObjectId device, Gues
         request, kMaxTsmResponse);
     if (!resp) return std::unexpected(resp.error());
     if (target) {
-        if (auto r = transition(kTdiTransitions, d.tdi, *target); !r) return std::unexpected(r.error());
-        changed();
+        if (auto r = moveTdi(d, *target); !r) return std::unexpected(r.error());
     }
     return resp;
 }
@@ -278,8 +281,7 @@ Result<> Guest::unbind(Who, ObjectId device) {
         return fail(Code::InvalidState, whatFirst(d.tdi, TdiState::Unlocked));
     }
     if (auto r = vm_->iommufd.tsmUnbind(d.vdevice->kernel_id); !r) return std::unexpected(r.error());
-    if (auto r = transition(kTdiTransitions, d.tdi, TdiState::Unlocked); !r) return r;
-    changed();
+    if (auto r = moveTdi(d, TdiState::Unlocked); !r) return r;
     return {};
 }
 

@@ -80,10 +80,13 @@ Result<> Guest::destroyObject(ObjectKey key, std::uint32_t kernel_id) {
             Device& d = devices_.at(key.id);
             Result<> r;
             // STOP before the vDEVICE goes: a bound TDI is never left behind.
-            if (d.tdiNeedsUnbind()) r = vm.iommufd.tsmUnbind(kernel_id);
+            if (d.tdiNeedsUnbind()) {
+                r = vm.iommufd.tsmUnbind(kernel_id);
+                // Locked, running or in error: each may go to unlocked by the table.
+                (void)transition(kTdiTransitions, d.tdi, TdiState::Unlocked);
+            }
             Result<> destroyed = vm.iommufd.destroy(kernel_id);
             d.vdevice.reset();
-            d.tdi = TdiState::Unlocked;
             return r ? destroyed : r;
         }
         case ObjectKind::VIommu: viommus_.erase(key.id); return vm.iommufd.destroy(kernel_id);

@@ -171,6 +171,8 @@ private:
     // Re-reads the TDI state from the device (a config write or reset may have moved
     // it to error behind the daemon's back).
     [[nodiscard]] Result<> refreshTdi(Device& dev);
+    // The TDI's one way to a new state: the table's transition, then the listeners.
+    [[nodiscard]] Result<> moveTdi(Device& d, TdiState to);
     // The nest-parent page table is created with the first attached device and
     // destroyed when nothing holds it any more.
     void releaseHwptIfUnused();
