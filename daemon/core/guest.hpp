@@ -184,7 +184,7 @@ private:
     [[nodiscard]] static std::vector<ObjectKey> holdsOf(const MemoryRegion& m);
     // Undoes the kernel side of one object and forgets its record (drain's step).
     [[nodiscard]] Result<> destroyObject(ObjectKey key, std::uint32_t kernel_id);
-    // Memory (guest_memory.cpp). The regions covering [gpa, gpa+size) exactly, each
+    // Memory (memory.cpp). The regions covering [gpa, gpa+size) exactly, each
     // with the part of the range inside it; InvalidArgument if any byte is not memory.
     struct RegionSlice {
         MemoryRegion* region = nullptr;
