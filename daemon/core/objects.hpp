@@ -43,10 +43,13 @@ struct Device {
     [[nodiscard]] bool tdiNeedsUnbind() const { return tdi != TdiState::Unlocked; }
 };
 
-// The TDI state as clients and snapshots name it: "unsupported" for a function
+// What clients and snapshots call the TDI state of a function without TDISP.
+inline constexpr std::string_view kNoTdispStateName = "unsupported";
+
+// The TDI state as clients and snapshots name it: kNoTdispStateName for a function
 // without TDISP, else the state.
 [[nodiscard]] inline std::string_view tdiStateName(const Device& d) {
-    return d.tdisp_capable ? toString(d.tdi) : std::string_view("unsupported");
+    return d.tdisp_capable ? toString(d.tdi) : kNoTdispStateName;
 }
 
 // Table key {VIommu, id}.

@@ -104,8 +104,8 @@ GuestImage decode(const v1::GuestSnapshot& s, std::map<std::string, UniqueFd>& f
                                   .vfio_name = sd.vfio_device(),
                                   .attached = sd.attached(),
                                   .dev_id = sd.dev_id(),
-                                  // "unsupported" is how a function without TDISP is stored.
-                                  .tdisp_capable = sd.tdi_state() != "unsupported",
+                                  // How a function without TDISP is stored (tdiStateName).
+                                  .tdisp_capable = sd.tdi_state() != core::kNoTdispStateName,
                                   .tdi = core::parseTdiState(sd.tdi_state()),
                                   .tsm_connected = sd.tsm_connected(),
                                   .vfio = take(fds, objectFdName(kDeviceFd, sd.id())),
