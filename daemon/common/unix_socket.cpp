@@ -1,11 +1,23 @@
 #include "common/unix_socket.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
 
 namespace tio::unixsock {
+namespace {
+
+// A file description may be shared with another process that set O_NONBLOCK on it
+// (fcntl acts on the description, not the fd); a syscall the socket stands for
+// would ignore that, so an EAGAIN here waits for the socket instead of failing.
+bool waitFor(int sock, short events) {
+    pollfd p{.fd = sock, .events = events, .revents = 0};
+    return ::poll(&p, 1, -1) >= 0 || errno == EINTR;
+}
+
+}  // namespace
 
 std::expected<void, int> send(int sock, std::span<const std::uint8_t> header, std::span<const std::uint8_t> payload,
                               std::span<const int> fds) {
@@ -28,6 +40,7 @@ std::expected<void, int> send(int sock, std::span<const std::uint8_t> header, st
     for (;;) {
         const ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
         if (n >= 0) return {};
+        if (errno == EAGAIN && waitFor(sock, POLLOUT)) continue;
         if (errno != EINTR) return std::unexpected(errno);
     }
 }
@@ -36,7 +49,7 @@ std::expected<Message, int> receive(int sock, std::size_t max_bytes) {
     Message m;
     m.bytes.resize(max_bytes);
     iovec iov{m.bytes.data(), m.bytes.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)] = {};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage) + CMSG_SPACE(sizeof(ucred))] = {};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -46,11 +59,19 @@ std::expected<Message, int> receive(int sock, std::size_t max_bytes) {
     for (;;) {
         n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
         if (n >= 0) break;
+        if (errno == EAGAIN && waitFor(sock, POLLIN)) continue;
         if (errno != EINTR) return std::unexpected(errno);
     }
     // Take ownership of every received fd before any check can return early.
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        if (c->cmsg_level != SOL_SOCKET) continue;
+        if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
+            ucred cred{};
+            std::memcpy(&cred, CMSG_DATA(c), sizeof cred);
+            m.sender_pid = cred.pid;
+            continue;
+        }
+        if (c->cmsg_type != SCM_RIGHTS) continue;
         const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         for (std::size_t i = 0; i < count; ++i) {
             int fd = -1;
@@ -62,6 +83,12 @@ std::expected<Message, int> receive(int sock, std::size_t max_bytes) {
     if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return std::unexpected(EPROTO);
     m.bytes.resize(static_cast<std::size_t>(n));
     return m;
+}
+
+std::expected<void, int> passCredentials(int sock) {
+    const int on = 1;
+    if (::setsockopt(sock, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) < 0) return std::unexpected(errno);
+    return {};
 }
 
 }  // namespace tio::unixsock

@@ -3,6 +3,8 @@
 // the simulator's wire and the service-manager notifications in tests use it.
 // Received fds are owned from the moment they arrive, whatever is wrong with the
 // message.
+#include <sys/types.h>
+
 #include <cstdint>
 #include <expected>
 #include <span>
@@ -19,12 +21,20 @@ inline constexpr std::size_t kMaxFdsPerMessage = 8;
 struct Message {
     std::vector<std::uint8_t> bytes;
     std::vector<UniqueFd> fds;
+    // The sending process as the kernel saw it (SCM_CREDENTIALS), when the receiving
+    // socket has SO_PASSCRED set; 0 otherwise. The sender cannot choose it (without
+    // CAP_SYS_ADMIN, which none of our senders claims: they never send credentials).
+    pid_t sender_pid = 0;
 };
 
 // One sendmsg of header+payload with `fds` (at most kMaxFdsPerMessage); errno on failure.
 [[nodiscard]] std::expected<void, int> send(int sock, std::span<const std::uint8_t> header,
                                             std::span<const std::uint8_t> payload, std::span<const int> fds);
 // One recvmsg of at most `max_bytes`; EPIPE on orderly EOF, EPROTO on truncation.
+// With SO_PASSCRED on `sock` the message carries its sender's pid.
 [[nodiscard]] std::expected<Message, int> receive(int sock, std::size_t max_bytes);
+// Asks the kernel to attach the sender's credentials to every message `sock` receives
+// from now on (and, on a listening socket, on every socket it accepts).
+[[nodiscard]] std::expected<void, int> passCredentials(int sock);
 
 }  // namespace tio::unixsock

@@ -1,5 +1,6 @@
 // Guest: devices, vIOMMUs, vDEVICEs and TDIs (architecture.md section 5):
-//   AddDevice: claim -> open cdev -> KVM_DEV_VFIO_FILE_ADD -> BIND_IOMMUFD -> attach
+//   AddDevice: claim -> open cdev (opened); the VMM: GetVfioFd -> KVM_DEV_VFIO_FILE_ADD
+//   (only the VM's creator may); Attach: BIND_IOMMUFD -> attach (attached);
 //   CreateVIommu -> CreateVDevice -> Bind -> (guest) RUN -> Unbind -> destroy, leaf-first.
 // Each object enters the object table last, once every kernel step succeeded
 // (iommufd's finalize), with what it holds; destroying one leaves it first.
@@ -40,52 +41,56 @@ Result<ObjectId> Guest::addDevice(Who, const Bdf& bdf) {
     auto vfio = kernel::VfioDevice::open(sys_, cdev->path, cdev->rdev);
     if (!vfio) return std::unexpected(vfio.error());
 
-    Rollback undo;
-    VmContext& vm = *vm_;
-    if (!vm.kvm_vfio) {
-        auto kv = vm.vm.createVfioDevice();
-        if (!kv) return std::unexpected(kv.error());
-        vm.kvm_vfio.emplace(std::move(*kv));
-        if (auto r = objects_.add(kKvmVfioKey, 0); !r) return std::unexpected(r.error());
-        undo.add([&] {
-            (void)objects_.erase(kKvmVfioKey);
-            vm.kvm_vfio.reset();
-        });
-    }
-    // FILE_ADD before BIND: VFIO hands the VM to the device at bind time, and the
-    // vIOMMU (hence TSM bind) learns it from there (kernel-uapi.md 3.7).
-    if (auto r = vm.kvm_vfio->addFile(vfio->fd()); !r) return std::unexpected(r.error());
-    undo.add([&] { (void)vm.kvm_vfio->removeFile(vfio->fd()); });
-    auto dev_id = vfio->bindIommufd(vm.iommufd.fd());
-    if (!dev_id) return std::unexpected(dev_id.error());
-    // (Unbinding happens when the device fd closes, which the rollback of `vfio` does.)
-    if (!objects_.contains(kHwptKey)) {
-        auto hwpt = vm.iommufd.allocNestParentHwpt(*dev_id, ioasId());
-        if (!hwpt) return std::unexpected(hwpt.error());
-        if (auto r = objects_.add(kHwptKey, *hwpt, {kIoasKey}); !r) return std::unexpected(r.error());
-        undo.add([&, hwpt = *hwpt] {
-            (void)vfio->detach();  // harmless when not attached; required before destroy
-            (void)vm.iommufd.destroy(hwpt);
-            (void)objects_.erase(kHwptKey);
-        });
-    }
-    if (auto r = vfio->attach(hwptId()); !r) return std::unexpected(r.error());
-
     const ObjectId id = next_id_;
     Device d{.id = id,
              .bdf = bdf,
              .vfio_name = cdev->name,
              .claim = std::move(*claim),
              .vfio = std::move(*vfio),
-             .dev_id = *dev_id,
              .tdisp_capable = *has_tsm};
-    if (auto r = transition(kDeviceTransitions, d.state, DeviceState::Attached); !r) return std::unexpected(r.error());
-    if (auto r = objects_.add({ObjectKind::Device, id}, d.dev_id, holdsOf(d)); !r) return std::unexpected(r.error());
-    undo.commit();
+    if (auto r = objects_.add({ObjectKind::Device, id}, 0, holdsOf(d)); !r) return std::unexpected(r.error());
     ++next_id_;
     devices_.emplace(id, std::move(d));
     changed();
     return id;
+}
+
+Result<> Guest::attachDevice(Who, ObjectId id) {
+    auto dev = deviceFor("Attach", id);
+    if (!dev) return std::unexpected(dev.error());
+    Device& d = **dev;
+    if (auto r = check(kDeviceTransitions, d.state, DeviceState::Attached); !r) return r;
+    // The VMM's KVM_DEV_VFIO_FILE_ADD came first (it is a KVM-device ioctl only the
+    // VM's creator may issue): VFIO hands the VM to the device at bind time. The
+    // daemon cannot see it; where the TSM later finds no VM, that step says so.
+    VmContext& vm = *vm_;
+    const ObjectKey key{ObjectKind::Device, id};
+    if (d.dev_id == 0) {
+        // Only closing the cdev unbinds it, and the VMM holds a duplicate: a bind
+        // cannot be undone. A failed attach leaves the device bound (its iommufd id in
+        // the table), and Attach goes on from there when called again.
+        auto dev_id = d.vfio.bindIommufd(vm.iommufd.fd());
+        if (!dev_id) return std::unexpected(dev_id.error());
+        d.dev_id = *dev_id;
+        if (auto r = objects_.replace(key, d.dev_id, holdsOf(d)); !r) return r;
+    }
+    Rollback undo;
+    if (!objects_.contains(kHwptKey)) {
+        auto hwpt = vm.iommufd.allocNestParentHwpt(d.dev_id, ioasId());
+        if (!hwpt) return std::unexpected(hwpt.error());
+        if (auto r = objects_.add(kHwptKey, *hwpt, {kIoasKey}); !r) return std::unexpected(r.error());
+        undo.add([&, hwpt = *hwpt] {
+            (void)d.vfio.detach();  // harmless when not attached; required before destroy
+            (void)vm.iommufd.destroy(hwpt);
+            (void)objects_.erase(kHwptKey);
+        });
+    }
+    if (auto r = d.vfio.attach(hwptId()); !r) return std::unexpected(r.error());
+    if (auto r = transition(kDeviceTransitions, d.state, DeviceState::Attached); !r) return r;
+    if (auto r = objects_.replace(key, d.dev_id, holdsOf(d)); !r) return r;
+    undo.commit();
+    changed();
+    return {};
 }
 
 Result<> Guest::removeDevice(Who, ObjectId id) {
@@ -96,10 +101,6 @@ Result<> Guest::removeDevice(Who, ObjectId id) {
     if (objects_.pins(key) != 0) return objects_.erase(key);  // Busy, naming what holds it
     if (d.state == DeviceState::Attached) {
         if (auto r = d.vfio.detach(); !r) return std::unexpected(r.error());
-    }
-    if (auto r = vm_->kvm_vfio->removeFile(d.vfio.fd()); !r) {
-        if (d.state == DeviceState::Attached) (void)d.vfio.attach(hwptId());
-        return std::unexpected(r.error());
     }
     (void)objects_.erase(key);
     devices_.erase(id);  // closes the cdev: unbinds from iommufd; drops the claim
@@ -113,7 +114,7 @@ Result<ObjectId> Guest::createViommu(Who, ObjectId device) {
     if (!dev) return std::unexpected(dev.error());
     if (!vm_->features.viommu) return fail(Code::NotSupported, "this kernel's iommufd has no IOMMU_VIOMMU_ALLOC");
     if ((*dev)->state != DeviceState::Attached || !objects_.contains(kHwptKey)) {
-        return fail(Code::InvalidState, "the device is not attached (AddDevice first)");
+        return fail(Code::InvalidState, "the device is not attached (Device.Attach first)");
     }
     const std::uint32_t type = viommuType();
     auto kid = vm_->iommufd.allocViommu((*dev)->dev_id, hwptId(), type);

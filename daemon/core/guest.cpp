@@ -10,7 +10,6 @@ std::optional<kernel::VmType> parseVmType(std::string_view s) {
     if (s == "sw-protected") return kernel::VmType::SwProtected;
     if (s == "snp") return kernel::VmType::Snp;
     if (s == "tdx") return kernel::VmType::Tdx;
-    if (s == "sim") return kernel::VmType::Sim;
     return std::nullopt;
 }
 
@@ -20,7 +19,6 @@ std::string_view toString(kernel::VmType t) {
         case kernel::VmType::SwProtected: return "sw-protected";
         case kernel::VmType::Snp: return "snp";
         case kernel::VmType::Tdx: return "tdx";
-        case kernel::VmType::Sim: return "sim";
     }
     return "default";
 }
@@ -46,18 +44,17 @@ Guest::~Guest() {
 
 Result<> Guest::requireVm(std::string_view step) const {
     if (state_ == GuestState::TearingDown) return fail(Code::ShuttingDown, "the guest is tearing down");
-    if (!vm_) return fail(Code::InvalidState, std::string(step) + " needs a VM (CreateVm or AttachVm first)");
+    if (!vm_) return fail(Code::InvalidState, std::string(step) + " needs a VM (AttachVm first)");
     return {};
 }
 
 // Who holds whom (iommufd's refcounts): a device holds the page table it is attached
-// to and the KVM-VFIO device its file was added to; a vIOMMU holds the page table it
+// to; a vIOMMU holds the page table it
 // sits on; a vDEVICE holds its vIOMMU and its device; the page table and memory hold
 // the IOAS.
 std::vector<ObjectKey> Guest::holdsOf(const Device& d) const {
     std::vector<ObjectKey> holds;
     if (d.state == DeviceState::Attached) holds.push_back(kHwptKey);
-    if (objects_.contains(kKvmVfioKey)) holds.push_back(kKvmVfioKey);
     return holds;
 }
 std::vector<ObjectKey> Guest::holdsOf(const VIommu&) { return {kHwptKey}; }
@@ -94,19 +91,17 @@ Result<> Guest::destroyObject(ObjectKey key, std::uint32_t kernel_id) {
             Device& d = devices_.at(key.id);
             Result<> r;
             if (d.state == DeviceState::Attached) r = d.vfio.detach();
-            Result<> removed = vm.kvm_vfio ? vm.kvm_vfio->removeFile(d.vfio.fd()) : Result<>{};
             devices_.erase(key.id);  // closes the cdev (unbinds it from iommufd) and drops the claim
-            return r ? removed : r;
+            return r;
         }
         case ObjectKind::Memory: {
             MemoryRegion& m = memory_.at(key.id);
-            dropMemoryKernelState(m.gpa, m.size, m.memslot);
+            dropMemoryKernelState(m.gpa, m.size);
             memory_by_gpa_.erase(m.gpa);
             memory_.erase(key.id);
             return {};
         }
-        case ObjectKind::Hwpt: return vm.iommufd.destroy(kernel_id);
-        case ObjectKind::KvmVfio: vm.kvm_vfio.reset(); return {};
+        case ObjectKind::Hwpt:
         case ObjectKind::Ioas: return vm.iommufd.destroy(kernel_id);
     }
     return {};
@@ -120,7 +115,6 @@ std::vector<Error> Guest::teardown() {
     std::vector<Error> errors =
         objects_.drain([this](ObjectKey key, std::uint32_t kernel_id) { return destroyObject(key, kernel_id); });
     vm_.reset();  // iommufd, VM: members close in reverse order, the VM last
-    next_memslot_ = 0;
     (void)transition(kGuestTransitions, state_, GuestState::Empty);
     changed();
     return errors;

@@ -58,16 +58,24 @@ struct RestoreReport {
     std::vector<std::string> notes;  // one line per thing dropped, finished or undone
 };
 
-// The VM, its KVM-VFIO device and the iommufd context. The IOAS and the nest-parent
-// page table are objects of the table (kIoasKey, kHwptKey): their kernel ids are
-// there, not here.
+// The VMM's VM (held, never given an ioctl) and the iommufd context. The IOAS and
+// the nest-parent page table are objects of the table (kIoasKey, kHwptKey): their
+// kernel ids are there, not here.
 struct VmContext {
     kernel::KvmVm vm;
     kernel::VmType type;
+    MemoryModel model;  // as the kernel offers it, probed with the VM
     kernel::Iommufd iommufd;
     kernel::IommuFeatures features;  // probed once, when the iommufd is opened
-    std::optional<kernel::KvmVfioDevice> kvm_vfio;
-    bool has_memory_attributes = false;
+    // Whether the IOMMU maps guest_memfd by file (IOMMU_IOAS_MAP_FILE, an RFC):
+    // probed with the first guest_memfd, on a scratch IOAS no device walks.
+    std::optional<bool> gmem_map_file;
+};
+
+// The separate model's shared backing of a region: a memfd range (AddMemory options).
+struct SharedBacking {
+    UniqueFd fd;
+    std::uint64_t offset = 0;
 };
 
 // The command layer (cloud-hypervisor's RequestHandler, machined's machine_*): every
@@ -85,13 +93,23 @@ public:
     using Who = const AuthorizedCaller&;
 
     // --- VM ---
-    [[nodiscard]] Result<UniqueFd> createVm(Who who, kernel::VmType type);  // returns a duplicate for the caller
+    // Deprecated (contract version 2): a VM answers only the process that created it,
+    // so creating one here would give the VMM a VM it cannot run. NotSupported.
+    [[nodiscard]] Result<UniqueFd> createVm(Who who);
+    // Deprecated likewise: creating a guest_memfd is a VM ioctl. NotSupported.
+    [[nodiscard]] Result<UniqueFd> createGuestMemory(Who who);
+    // Holds the VM the VMM created: checked by the kernel's name for the file, never
+    // by an ioctl. `type` must fit the platform and be offered by /dev/kvm. Opens the
+    // guest's iommufd and IOAS and learns the kernel's memory model.
     [[nodiscard]] Result<> attachVm(Who who, UniqueFd vm_fd, kernel::VmType type);
-    [[nodiscard]] Result<UniqueFd> createGuestMemory(Who who, std::uint64_t size, kernel::GuestMemfdFlags flags);
 
     // --- memory ---
+    // Registers [offset, offset+size) of `gmem` (a guest_memfd the VMM bound at `gpa`
+    // with its memslot) and maps it for DMA as the platform and the memory model
+    // allow. `shared`: the separate model's shared backing of the same range.
     [[nodiscard]] Result<ObjectId> addMemory(Who who, std::uint64_t gpa, std::uint64_t size, UniqueFd gmem,
-                                             std::uint64_t offset, MemoryState initial);
+                                             std::uint64_t offset, MemoryState initial,
+                                             std::optional<SharedBacking> shared);
     [[nodiscard]] Result<> removeMemory(Who who, ObjectId id);
     // Converts every range (each inside guest memory) in order; all of them or none.
     [[nodiscard]] Result<> convertMemory(Who who, std::span<const MemoryConversion> ranges);
@@ -101,7 +119,10 @@ public:
     [[nodiscard]] Result<std::vector<RevokedRange>> punchHole(Who who, std::uint64_t gpa, std::uint64_t size);
 
     // --- devices, vIOMMUs, vDEVICEs, TDIs ---
+    // Claims the function and opens its cdev (opened); the VMM then adds the cdev to
+    // its KVM-VFIO device and calls attachDevice (bind to iommufd, attach).
     [[nodiscard]] Result<ObjectId> addDevice(Who who, const Bdf& bdf);
+    [[nodiscard]] Result<> attachDevice(Who who, ObjectId id);
     [[nodiscard]] Result<> removeDevice(Who who, ObjectId id);
     [[nodiscard]] Result<ObjectId> createViommu(Who who, ObjectId device);
     [[nodiscard]] Result<> destroyViommu(Who who, ObjectId viommu);
@@ -157,17 +178,21 @@ public:
     [[nodiscard]] const std::map<ObjectId, Device>& devices() const { return devices_; }
     [[nodiscard]] const std::map<ObjectId, VIommu>& viommus() const { return viommus_; }
     [[nodiscard]] const std::map<ObjectId, MemoryRegion>& memory() const { return memory_; }
+    // What region `r`'s IOMMU mappings may reach on this kernel.
+    [[nodiscard]] MappingRules mappingRules(const MemoryRegion& r) const;
+    // Bytes of `r` the IOMMU maps now (and so pins).
+    [[nodiscard]] std::uint64_t mappedBytes(const MemoryRegion& r) const;
     [[nodiscard]] std::optional<ObjectId> findDevice(const Bdf& bdf) const;
     [[nodiscard]] std::uint64_t conversions() const { return conversions_; }
     [[nodiscard]] ObjectId nextObjectId() const { return next_id_; }
-    [[nodiscard]] std::uint32_t nextMemslot() const { return next_memslot_; }
     [[nodiscard]] std::uint64_t revocations() const { return revocations_; }
 
 private:
     [[nodiscard]] Result<> requireVm(std::string_view step) const;
     // The guest has a VM (else InvalidState naming `step`) and a device `id` (else NotFound).
     [[nodiscard]] Result<Device*> deviceFor(std::string_view step, ObjectId id);
-    [[nodiscard]] Result<> adoptVm(kernel::KvmVm vm, kernel::VmType type);
+    // The first guest_memfd tells whether the IOMMU maps guest_memfd by file.
+    [[nodiscard]] Result<> probeGuestMemfdMapping(int gmem, std::uint64_t offset);
     // Re-reads the TDI state from the device (a config write or reset may have moved
     // it to error behind the daemon's back).
     [[nodiscard]] Result<> refreshTdi(Device& dev);
@@ -200,9 +225,9 @@ private:
     [[nodiscard]] Result<> convertRanges(std::span<const MemoryConversion> ranges, Rollback& undo, ApplyMode mode);
     [[nodiscard]] Result<std::vector<RevokedRange>> revokeRange(std::uint64_t gpa, std::uint64_t size, Rollback& undo,
                                                                 ApplyMode mode);
-    // Unmaps what the IOMMU maps of [gpa, gpa+size) and forgets the memslot: the
-    // removal of a region, also used to undo an addition a crash interrupted.
-    void dropMemoryKernelState(std::uint64_t gpa, std::uint64_t size, std::uint32_t memslot);
+    // Unmaps what the IOMMU maps of [gpa, gpa+size): the removal of a region, also
+    // used to undo an addition a crash interrupted.
+    void dropMemoryKernelState(std::uint64_t gpa, std::uint64_t size);
     void replay(const MemoryIntent& intent, bool finished, RestoreReport& report);
     // Brings the GPA ranges an interrupted operation touched, whatever it left there,
     // to the states the record holds: cut, cleared, attributes set, mapped by the planner.
@@ -227,7 +252,6 @@ private:
     std::uint64_t revocations_ = 0;
     MemoryObserver* observer_ = nullptr;
     ObjectId next_id_ = 1;
-    std::uint32_t next_memslot_ = 0;
 };
 
 [[nodiscard]] std::optional<kernel::VmType> parseVmType(std::string_view s);

@@ -36,9 +36,11 @@ struct GuestImage {
         std::uint64_t gpa = 0;
         std::uint64_t size = 0;
         std::uint64_t offset = 0;
-        std::uint32_t memslot = 0;
         std::vector<RangeMap<PageState>::Run> runs;  // the page states; empty means all shared
         UniqueFd gmem;                               // empty when not kept (regions on one file each get a duplicate)
+        bool has_shared = false;                     // the region had a shared backing (separate model)
+        UniqueFd shared;                             // that memfd, empty when not kept
+        std::uint64_t shared_offset = 0;
     };
 
     bool active = false;                    // a guest with a VM; nothing else is restored otherwise
@@ -46,13 +48,11 @@ struct GuestImage {
     std::uint32_t ioas_id = 0;
     std::uint32_t hwpt_id = 0;
     ObjectId next_object_id = 1;
-    std::uint32_t next_memslot = 0;
+    std::optional<bool> gmem_map_file;  // what the previous instance probed, if it did
     std::uint64_t conversions = 0;
     std::uint64_t revocations = 0;
     UniqueFd vm;
     UniqueFd iommufd;
-    bool has_kvm_vfio = false;
-    UniqueFd kvm_vfio;
     std::vector<DeviceImage> devices;
     std::vector<VIommu> viommus;
     std::vector<MemoryImage> memory;

@@ -8,9 +8,6 @@
 namespace tio::core {
 namespace {
 
-// KVM_USER_MEM_SLOTS on x86 (include/linux/kvm_host.h: 32767).
-constexpr std::uint32_t kMaxMemslots = 32767;
-
 bool validRange(std::uint64_t gpa, std::uint64_t size) {
     return size != 0 && checkedEnd(gpa, size).has_value() && pageAligned(gpa) && pageAligned(size);
 }
@@ -55,9 +52,7 @@ Result<std::vector<Guest::RegionSlice>> Guest::slicesOf(std::uint64_t gpa, std::
 
 Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Change& change, Rollback& undo,
                                                      ApplyMode mode) {
-    const std::vector<Step> plan = planChange(config_.platform, r.states, r.gpa, r.end(), change);
-    const bool maps = std::any_of(plan.begin(), plan.end(),
-                                  [](const Step& s) { return s.kind == StepKind::Map || s.kind == StepKind::Unmap; });
+    const std::vector<Step> plan = planChange(mappingRules(r), r.states, r.gpa, r.end(), change);
     if (mode == ApplyMode::ModelOnly) {
         // Replaying the journal: the kernel did all of it already; only the record and
         // what the live call reported (the ranges it unmapped) are redone.
@@ -67,17 +62,30 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
         recordChange(r, change, undo);
         return unmapped;
     }
-    if (maps && !vm_->features.map_file) {
-        return fail(Code::NotSupported, "this kernel's iommufd cannot map files (IOMMU_IOAS_MAP_FILE)");
-    }
     if (needsReshape(plan) && !vm_->features.reshape) {
         return fail(Code::NotSupported,
                     "this change needs hitless IOAS restructuring (IOMMU_IOAS_RESHAPE), which this kernel lacks");
     }
     kernel::Iommufd& iommufd = vm_->iommufd;
     const std::uint32_t ioas = ioasId();
-    const int gmem = r.gmem.get();
+    const bool in_place = vm_->model == MemoryModel::InPlace;
+    // What the IOMMU maps: the guest_memfd in place; the shared memfd under the
+    // separate model (where only shared pages are ever mapped).
+    const int mapped_file = in_place ? r.gmem.get() : r.shared.get();
+    auto mappedOffset = [&r, in_place](std::uint64_t gpa) {
+        return in_place ? r.fileOffset(gpa) : r.sharedOffset(gpa);
+    };
     const auto before = r.states.runs(change.start, change.end);
+    // Puts the attribute of [from, to) back to what `before` recorded.
+    auto restoreAttributes = [this, &r, before](std::uint64_t from, std::uint64_t to, MemoryState changed_to) {
+        for (const auto& run : before) {
+            const std::uint64_t s = std::max(from, run.start);
+            const std::uint64_t e = std::min(to, run.end);
+            if (s >= e || run.value.attr == changed_to) continue;
+            (void)kernel::setGuestMemfdAttributes(sys_, r.gmem.get(), r.fileOffset(s), e - s,
+                                                  run.value.attr == MemoryState::Private);
+        }
+    };
     std::vector<RevokedRange> unmapped;
     for (const Step& s : plan) {
         const std::uint64_t iova = s.start | s.iova_bit;
@@ -99,13 +107,13 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
                     break;
                 }
                 unmapped.push_back({s.start, len});
-                undo.add([&iommufd, ioas, iova, len, gmem, off = r.fileOffset(s.start)] {
-                    (void)iommufd.mapFile(ioas, gmem, off, len, iova, true);
+                undo.add([&iommufd, ioas, iova, len, mapped_file, off = mappedOffset(s.start)] {
+                    (void)iommufd.mapFile(ioas, mapped_file, off, len, iova, true);
                 });
                 break;
             }
             case StepKind::Map:
-                done = iommufd.mapFile(ioas, gmem, r.fileOffset(s.start), len, iova, true);
+                done = iommufd.mapFile(ioas, mapped_file, mappedOffset(s.start), len, iova, true);
                 if (done) undo.add([&iommufd, ioas, iova, len] { (void)iommufd.unmap(ioas, iova, len); });
                 break;
             case StepKind::Limit:
@@ -116,19 +124,24 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
                     });
                 }
                 break;
-            case StepKind::SetAttributes:
-                if (!vm_->has_memory_attributes) break;  // a VM without private memory
-                done = vm_->vm.setMemoryAttributes(s.start, len, s.attr == MemoryState::Private);
-                if (done) {
-                    undo.add([this, before, to = s.attr] {
-                        for (const auto& run : before) {
-                            if (run.value.attr == to) continue;
-                            (void)vm_->vm.setMemoryAttributes(run.start, run.end - run.start,
-                                                              run.value.attr == MemoryState::Private);
-                        }
-                    });
+            case StepKind::SetAttributes: {
+                // Separate model: the attribute is VM-scoped, and only the VMM may issue
+                // VM ioctls; it sets it around its ConvertMemory call (the contract).
+                if (!in_place) break;
+                auto set = kernel::setGuestMemfdAttributes(sys_, r.gmem.get(), r.fileOffset(s.start), len,
+                                                           s.attr == MemoryState::Private);
+                if (!set) {
+                    // A partial conversion (EAGAIN, error_offset): what the kernel did
+                    // convert goes back before the error is reported.
+                    if (set.error().converted != 0) restoreAttributes(s.start, s.start + set.error().converted, s.attr);
+                    done = std::unexpected(set.error().error);
+                    break;
                 }
+                undo.add([restoreAttributes, start = s.start, end = s.end, to = s.attr] {
+                    restoreAttributes(start, end, to);
+                });
                 break;
+            }
         }
         if (!done) return std::unexpected(done.error());
     }
@@ -160,7 +173,7 @@ void Guest::recordChange(MemoryRegion& r, const Change& change, Rollback& undo) 
 }
 
 Result<ObjectId> Guest::addMemory(Who, std::uint64_t gpa, std::uint64_t size, UniqueFd gmem, std::uint64_t offset,
-                                  MemoryState initial) {
+                                  MemoryState initial, std::optional<SharedBacking> shared) {
     if (auto r = guard_.admitMemoryRegion(memory_.size()); !r) return std::unexpected(r.error());
     if (auto r = requireVm("AddMemory"); !r) return std::unexpected(r.error());
     if (!validRange(gpa, size) || !pageAligned(offset) || !checkedEnd(offset, size)) {
@@ -172,25 +185,64 @@ Result<ObjectId> Guest::addMemory(Who, std::uint64_t gpa, std::uint64_t size, Un
             return fail(Code::InvalidArgument, "the range overlaps memory region " + std::to_string(id));
         }
     }
-    if (next_memslot_ >= kMaxMemslots) return fail(Code::LimitExceeded, "no KVM memslot left");
-    const std::uint32_t slot = next_memslot_;
+    // The kernel's name for the file says what it is; its size bounds the range.
+    auto gmem_info = kernel::inspectGuestMemfd(sys_, gmem.get());
+    if (!gmem_info) return std::unexpected(gmem_info.error());
+    if (offset + size > gmem_info->size) {
+        return fail(Code::InvalidArgument,
+                    "offset+size is beyond the guest_memfd (" + std::to_string(gmem_info->size) + " bytes)");
+    }
     const ObjectId id = next_id_;
-    MemoryRegion region{.id = id, .gpa = gpa, .size = size, .offset = offset, .gmem = std::move(gmem), .memslot = slot};
-    Intent intent(
-        observer_,
-        MemoryIntent{.kind = MemoryIntent::Kind::Add, .region_id = id, .gpa = gpa, .size = size, .memslot = slot});
+    MemoryRegion region{.id = id, .gpa = gpa, .size = size, .offset = offset, .gmem = std::move(gmem)};
+    region.file_identity = {gmem_info->identity.dev, gmem_info->identity.ino};
+    // A guest_memfd page is guest memory at one GPA at most (kvm_gmem_bind's rule).
+    for (const auto& [other_id, r] : memory_) {
+        if (r.file_identity == region.file_identity && offset < r.offset + r.size && r.offset < offset + size) {
+            return fail(Code::InvalidArgument,
+                        "that guest_memfd range is already memory region " + std::to_string(other_id));
+        }
+    }
+    if (shared) {
+        if (vm_->model == MemoryModel::InPlace) {
+            return fail(Code::InvalidArgument,
+                        "this kernel converts in place: shared pages are the guest_memfd's, a shared-fd has no use");
+        }
+        if (!vm_->features.map_file) {
+            return fail(Code::NotSupported,
+                        "this kernel's iommufd cannot map the shared memfd (IOMMU_IOAS_MAP_FILE is missing)");
+        }
+        auto memfd = kernel::inspectMemfd(sys_, shared->fd.get());
+        if (!memfd) return std::unexpected(memfd.error());
+        if (!pageAligned(shared->offset) || !checkedEnd(shared->offset, size) || shared->offset + size > memfd->size) {
+            return fail(Code::InvalidArgument,
+                        "shared-offset must be 4 KiB aligned and shared-offset+size within "
+                        "the shared memfd (" +
+                            std::to_string(memfd->size) + " bytes)");
+        }
+        region.shared = std::move(shared->fd);
+        region.shared_offset = shared->offset;
+        region.shared_identity = {memfd->identity.dev, memfd->identity.ino};
+    }
+    Intent intent(observer_, MemoryIntent{.kind = MemoryIntent::Kind::Add, .region_id = id, .gpa = gpa, .size = size});
     Rollback undo;
-    // The kernel is the judge of the fd: binding it to a memslot of this VM only
-    // succeeds for a guest_memfd of this VM with offset+size inside it.
-    if (auto r = vm_->vm.setMemslot(slot, gpa, size, region.gmem.get(), offset); !r) return std::unexpected(r.error());
-    undo.add([&] { (void)vm_->vm.deleteMemslot(slot); });
-    // Which file it is, for naming it once in the fd store whatever number of regions use it.
-    auto identity = kernel::guestMemfdIdentity(sys_, region.gmem.get());
-    if (!identity) return std::unexpected(identity.error());
-    region.file_identity = {identity->dev, identity->ino};
-    // New memory is shared to KVM and mapped nowhere: bring it to `initial` the way
-    // every conversion goes, so the IOMMU layout follows the same rules.
-    region.states.assign(gpa, end, PageState{.attr = MemoryState::Shared, .revoked = true});
+    if (vm_->model == MemoryModel::InPlace && !vm_->gmem_map_file) {
+        // What the probe learns is kept only with the region it was learnt for: a
+        // failed call leaves the model as it found it.
+        if (auto r = probeGuestMemfdMapping(region.gmem.get(), offset); !r) return std::unexpected(r.error());
+        undo.add([this] { vm_->gmem_map_file.reset(); });
+    }
+    // New memory is mapped nowhere: bring it to `initial` the way every conversion
+    // goes, so the IOMMU layout follows the same rules. In place, the attribute is
+    // the daemon's to set and whatever the guest_memfd holds now is not trusted: the
+    // record starts at the opposite state, so the plan sets `initial` explicitly
+    // before it maps anything. Under the separate model `initial` is the VM-scoped
+    // attribute the VMM set.
+    MemoryState assumed = initial;
+    if (vm_->model == MemoryModel::InPlace) {
+        assumed = initial == MemoryState::Shared ? MemoryState::Private : MemoryState::Shared;
+    }
+    region.states.assign(gpa, end, PageState{.attr = assumed, .revoked = true});
+    if (assumed == MemoryState::Private) region.private_bytes = size;
     region.revoked_bytes = size;
     if (auto r = applyChange(region, Change{.start = gpa, .end = end, .attr = initial, .revoked = false}, undo); !r) {
         return std::unexpected(r.error());
@@ -198,7 +250,6 @@ Result<ObjectId> Guest::addMemory(Who, std::uint64_t gpa, std::uint64_t size, Un
     if (auto r = objects_.add({ObjectKind::Memory, id}, 0, holdsOf(region)); !r) return std::unexpected(r.error());
     undo.commit();
     intent.done();
-    ++next_memslot_;
     ++next_id_;
     memory_.emplace(id, std::move(region));
     memory_by_gpa_.emplace(gpa, id);
@@ -213,12 +264,9 @@ Result<> Guest::removeMemory(Who, ObjectId id) {
     MemoryRegion& m = it->second;
     Intent intent(observer_, MemoryIntent{.kind = MemoryIntent::Kind::Remove, .region_id = id});
     Rollback undo;
-    // Unmap first: nothing may DMA into memory KVM no longer backs. The attribute
-    // goes back to shared so the GPA range is clean for whatever is added there next.
-    auto unmapped =
-        applyChange(m, Change{.start = m.gpa, .end = m.end(), .attr = MemoryState::Shared, .revoked = true}, undo);
+    // Unmapped, then forgotten: the memory stays the VMM's, attributes and all.
+    auto unmapped = applyChange(m, Change{.start = m.gpa, .end = m.end(), .attr = std::nullopt, .revoked = true}, undo);
     if (!unmapped) return std::unexpected(unmapped.error());
-    if (auto r = vm_->vm.deleteMemslot(m.memslot); !r) return std::unexpected(r.error());
     undo.commit();
     intent.done();
     (void)objects_.erase({ObjectKind::Memory, id});
@@ -253,7 +301,16 @@ Result<> Guest::convertMemory(Who, std::span<const MemoryConversion> ranges) {
         if (!validRange(c.gpa, c.size)) {
             return fail(Code::InvalidArgument, "gpa and size must be 4 KiB aligned, size non-zero, no overflow");
         }
-        if (auto s = slicesOf(c.gpa, c.size); !s) return std::unexpected(s.error());
+        auto slices = slicesOf(c.gpa, c.size);
+        if (!slices) return std::unexpected(slices.error());
+        for (const RegionSlice& s : *slices) {
+            if (vm_->model == MemoryModel::Separate && !s.region->shared) {
+                return fail(Code::InvalidArgument,
+                            "memory region " + std::to_string(s.region->id) +
+                                " has no shared backing: under the separate model the daemon maps shared pages from "
+                                "the memfd AddMemory's options[\"shared-fd\"] names, and has nothing else to convert");
+            }
+        }
     }
     // Only a call that would run spends budget.
     if (auto r = guard_.takeConversions(ranges.size()); !r) return r;
@@ -279,17 +336,18 @@ Result<std::vector<RevokedRange>> Guest::revokeRange(std::uint64_t gpa, std::uin
         std::uint64_t start = s.start;
         std::uint64_t end = s.end;
         if (!vm_->features.reshape) {
+            const MappingRules rules = mappingRules(r);
             // Without a hitless cut, whole covering areas go (Jason's rule): widen to the
             // mapped stretches around each end.
             auto widen = [&](std::uint64_t at, bool left) {
                 const auto run = r.states.find(at);
-                const IommuView v = iommuView(config_.platform, run->value);
+                const IommuView v = iommuView(rules, run->value);
                 if (!v.mapped) return at;
                 std::uint64_t edge = left ? run->start : run->end;
                 for (;;) {
                     if (left ? edge == r.gpa : edge == r.end()) return edge;
                     const auto next = r.states.find(left ? edge - 1 : edge);
-                    const IommuView nv = iommuView(config_.platform, next->value);
+                    const IommuView nv = iommuView(rules, next->value);
                     if (!nv.mapped || nv.iova_bit != v.iova_bit) return edge;
                     edge = left ? next->start : next->end;
                 }

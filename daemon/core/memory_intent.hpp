@@ -25,7 +25,6 @@ struct MemoryIntent {
     ObjectId region_id = 0;                // Add, Remove
     std::uint64_t gpa = 0;                 // Add
     std::uint64_t size = 0;                // Add
-    std::uint32_t memslot = 0;             // Add
     friend bool operator==(const MemoryIntent&, const MemoryIntent&) = default;
 };
 

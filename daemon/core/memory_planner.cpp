@@ -34,17 +34,17 @@ Side sideOf(const Piece& p) { return {p.old_view, p.new_view, p.removed(), p.add
 
 }  // namespace
 
-std::vector<Step> planChange(Platform platform, const RangeMap<PageState>& states, std::uint64_t region_start,
+std::vector<Step> planChange(const MappingRules& rules, const RangeMap<PageState>& states, std::uint64_t region_start,
                              std::uint64_t region_end, const Change& change) {
     std::vector<Piece> pieces;
     states.forEach(change.start, change.end, [&](std::uint64_t s, std::uint64_t e, const PageState& old) {
         const PageState now = change.applied(old);
-        pieces.push_back({s, e, old, now, iommuView(platform, old), iommuView(platform, now)});
+        pieces.push_back({s, e, old, now, iommuView(rules, old), iommuView(rules, now)});
     });
     auto neighbour = [&](std::optional<std::uint64_t> at) {
         Side side;
         if (!at) return side;
-        if (auto run = states.find(*at)) side.old_view = side.new_view = iommuView(platform, run->value);
+        if (auto run = states.find(*at)) side.old_view = side.new_view = iommuView(rules, run->value);
         return side;
     };
     const Side left = neighbour(change.start > region_start ? std::optional(change.start - 1) : std::nullopt);
@@ -54,7 +54,7 @@ std::vector<Step> planChange(Platform platform, const RangeMap<PageState>& state
     auto boundary = [&](std::size_t j) { return j < n ? pieces[j].start : change.end; };
     auto leftOf = [&](std::size_t j) { return j == 0 ? left : sideOf(pieces[j - 1]); };
     auto rightOf = [&](std::size_t j) { return j == n ? right : sideOf(pieces[j]); };
-    const bool limits = usesPageSizeLimits(platform);
+    const bool limits = usesPageSizeLimits(rules);
     std::vector<Step> plan;
 
     // 1. Splits: a mapped stretch keeps one side of the boundary and loses the other.

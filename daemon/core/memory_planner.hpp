@@ -6,7 +6,8 @@
 //   1. split areas where a mapped stretch must lose part of itself (hitless);
 //   2. unmap what must not be mapped once the attribute changes, and lower page-size
 //      limits (hitless split) where the new state needs smaller IOPTEs;
-//   3. change the attribute (KVM_SET_MEMORY_ATTRIBUTES);
+//   3. change the attribute (KVM_SET_MEMORY_ATTRIBUTES2 in place; under the separate
+//      model the VMM does it, around its ConvertMemory call);
 //   4. raise limits (hitless merge) and map what the new state calls for;
 //   5. join areas that are now one mapped stretch (hitless merge).
 // Invariant kept across every plan: the IOAS areas of a region are exactly its maximal
@@ -48,7 +49,7 @@ struct Change {
 };
 
 // `states` covers the whole region [region_start, region_end); the change lies inside.
-[[nodiscard]] std::vector<Step> planChange(Platform platform, const RangeMap<PageState>& states,
+[[nodiscard]] std::vector<Step> planChange(const MappingRules& rules, const RangeMap<PageState>& states,
                                            std::uint64_t region_start, std::uint64_t region_end, const Change& change);
 
 // Whether a plan needs the proposed IOMMU_IOAS_RESHAPE.

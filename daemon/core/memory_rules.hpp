@@ -3,6 +3,7 @@
 // section 6, kernel-uapi.md section 5): what a page's state calls for on the shared
 // (host-managed) page table. The planner derives every IOMMU operation from this.
 #include <cstdint>
+#include <string_view>
 
 #include "common/platform.hpp"
 #include "core/lifecycle.hpp"
@@ -29,20 +30,44 @@ struct IommuView {
 inline constexpr std::uint64_t kSharedAliasBit = 1ULL << 47U;
 inline constexpr std::uint64_t kRmpLargePage = 2ULL << 20U;
 
+// How the kernel converts a page (architecture.md section 6): in place, on one
+// guest_memfd backing (the attribute on the guest_memfd, set by the daemon), or
+// with a separate shared backing (a memfd; the VM-scoped attribute, set by the VMM).
+enum class MemoryModel : std::uint8_t { InPlace, Separate };
+[[nodiscard]] constexpr std::string_view toString(MemoryModel m) {
+    return m == MemoryModel::InPlace ? "in-place" : "separate";
+}
+
+// What a region's IOMMU mappings may reach on this kernel: the platform's rules,
+// less what the kernel cannot map. Shared pages need a file the IOMMU can map
+// (the separate model's memfd; guest_memfd by file where the kernel offers it);
+// private pages in the IOMMU (SNP) need guest_memfd by file.
+struct MappingRules {
+    Platform platform = Platform::Tdx;
+    bool shared_dma = true;
+    bool private_dma = true;
+};
+
 // TDX: shared pages at their shared-bit alias; private ones never (the secure path
 //      reuses the S-EPT, and a shared IOPTE on a private page is a machine check).
 // SNP: both at their GPA, private ones in IOPTEs no larger than a 2 MiB RMP entry
 //      (smaller still where the 2 MiB block is mixed: alignment to the private
 //      run's edges gives that, as no IOPTE crosses a page-size-limit boundary).
 // CCA: shared pages at the unprotected alias only.
-[[nodiscard]] constexpr IommuView iommuView(Platform p, PageState s) {
+[[nodiscard]] constexpr IommuView iommuView(const MappingRules& rules, PageState s) {
+    const Platform p = rules.platform;
     if (s.revoked) return {};
-    if (s.attr == MemoryState::Shared) return {.mapped = true, .iova_bit = p == Platform::Snp ? 0 : kSharedAliasBit};
-    if (p == Platform::Snp) return {.mapped = true, .iova_bit = 0, .max_pgsize = kRmpLargePage};
+    if (s.attr == MemoryState::Shared) {
+        if (!rules.shared_dma) return {};
+        return {.mapped = true, .iova_bit = p == Platform::Snp ? 0 : kSharedAliasBit};
+    }
+    if (p == Platform::Snp && rules.private_dma) return {.mapped = true, .iova_bit = 0, .max_pgsize = kRmpLargePage};
     return {};
 }
 
-// Whether any state on `p` limits IOPTE sizes (then every map sets its limit first).
-[[nodiscard]] constexpr bool usesPageSizeLimits(Platform p) { return p == Platform::Snp; }
+// Whether any state limits IOPTE sizes (then every map sets its limit first).
+[[nodiscard]] constexpr bool usesPageSizeLimits(const MappingRules& rules) {
+    return rules.platform == Platform::Snp && rules.private_dma;
+}
 
 }  // namespace tio::core

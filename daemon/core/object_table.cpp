@@ -7,7 +7,6 @@ namespace tio::core {
 std::string_view toString(ObjectKind kind) {
     switch (kind) {
         case ObjectKind::Ioas: return "the IOAS";
-        case ObjectKind::KvmVfio: return "the KVM-VFIO device";
         case ObjectKind::Hwpt: return "the nest-parent page table";
         case ObjectKind::Memory: return "the memory region";
         case ObjectKind::Device: return "the device";
@@ -27,7 +26,6 @@ std::string_view destroyStep(ObjectKind kind) {
         case ObjectKind::Device: return "RemoveDevice";
         case ObjectKind::Memory: return "Memory.Remove";
         case ObjectKind::Ioas:
-        case ObjectKind::KvmVfio:
         case ObjectKind::Hwpt: return "Teardown";
     }
     return "Teardown";
@@ -35,16 +33,33 @@ std::string_view destroyStep(ObjectKind kind) {
 
 }  // namespace
 
-Result<> ObjectTable::add(ObjectKey key, std::uint32_t kernel_id, std::vector<ObjectKey> holds) {
-    if (objects_.contains(key)) return fail(Code::Internal, std::string(toString(key.kind)) + " is in the table twice");
+Result<> ObjectTable::requireHeld(ObjectKey key, const std::vector<ObjectKey>& holds) const {
     for (const ObjectKey& held : holds) {
         if (!objects_.contains(held)) {
             return fail(Code::Internal, std::string(toString(key.kind)) + " holds " + std::string(toString(held.kind)) +
                                             ", which is not in the table");
         }
     }
+    return {};
+}
+
+Result<> ObjectTable::add(ObjectKey key, std::uint32_t kernel_id, std::vector<ObjectKey> holds) {
+    if (objects_.contains(key)) return fail(Code::Internal, std::string(toString(key.kind)) + " is in the table twice");
+    if (auto r = requireHeld(key, holds); !r) return r;
     for (const ObjectKey& held : holds) ++objects_.at(held).pins;
     objects_.emplace(key, Object{.kernel_id = kernel_id, .holds = std::move(holds)});
+    ++generation_;
+    return {};
+}
+
+Result<> ObjectTable::replace(ObjectKey key, std::uint32_t kernel_id, std::vector<ObjectKey> holds) {
+    auto it = objects_.find(key);
+    if (it == objects_.end()) return fail(Code::Internal, std::string(toString(key.kind)) + " is not in the table");
+    if (auto r = requireHeld(key, holds); !r) return r;
+    for (const ObjectKey& held : holds) ++objects_.at(held).pins;
+    release(it->second);
+    it->second.kernel_id = kernel_id;
+    it->second.holds = std::move(holds);
     ++generation_;
     return {};
 }

@@ -28,12 +28,12 @@ namespace tio::core {
 using ObjectId = std::uint64_t;  // monotonic per guest, never reused (D-Bus path element)
 
 // Leaves last: drain() destroys the unpinned objects of one pass in this order.
-enum class ObjectKind : std::uint8_t { Ioas, KvmVfio, Hwpt, Memory, Device, VIommu, VDevice };
+enum class ObjectKind : std::uint8_t { Ioas, Hwpt, Memory, Device, VIommu, VDevice };
 
 [[nodiscard]] std::string_view toString(ObjectKind kind);
 
-// The guest-wide singletons (the IOAS, the nest-parent page table, the KVM-VFIO
-// device) have id 0; a vDEVICE has its device's id (one per device).
+// The guest-wide singletons (the IOAS, the nest-parent page table) have id 0; a vDEVICE has its device's id (one per
+// device).
 struct ObjectKey {
     ObjectKind kind = ObjectKind::Ioas;
     ObjectId id = 0;
@@ -42,13 +42,16 @@ struct ObjectKey {
 
 inline constexpr ObjectKey kIoasKey{ObjectKind::Ioas, 0};
 inline constexpr ObjectKey kHwptKey{ObjectKind::Hwpt, 0};
-inline constexpr ObjectKey kKvmVfioKey{ObjectKind::KvmVfio, 0};
 
 class ObjectTable {
 public:
     // Adds `key` holding `holds` (each pinned). Internal (a bug in the caller) if the
     // key exists or a held object does not.
     [[nodiscard]] Result<> add(ObjectKey key, std::uint32_t kernel_id, std::vector<ObjectKey> holds = {});
+    // `key` became another kernel object holding other objects (a device bound to the
+    // iommufd and attached): its old holds are released, the new ones pinned; what
+    // holds `key` is unchanged. Internal if `key` or a held object is not there.
+    [[nodiscard]] Result<> replace(ObjectKey key, std::uint32_t kernel_id, std::vector<ObjectKey> holds);
     // Removes `key` and releases its pins; Busy while anything holds it, naming the
     // step that must come first; NotFound if it is not there.
     [[nodiscard]] Result<> erase(ObjectKey key);
@@ -80,6 +83,8 @@ private:
         std::uint32_t pins = 0;
     };
     [[nodiscard]] std::optional<ObjectKey> holderOf(ObjectKey key) const;
+    // Internal unless every object of `holds` is in the table.
+    [[nodiscard]] Result<> requireHeld(ObjectKey key, const std::vector<ObjectKey>& holds) const;
     void release(const Object& o);
 
     std::map<ObjectKey, Object> objects_;

@@ -59,23 +59,29 @@ struct VIommu {
     std::uint32_t type = 0;
 };
 
-// Guest memory: one memslot over a guest_memfd range, table key {Memory, id}. Its
-// pages' states are kept as runs (memory per fragment, not per page); the IOAS areas
-// and page-size limits are derived from them by the planner (memory_planner.hpp),
-// so they are not stored.
+// Guest memory: a guest_memfd range at a GPA (the VMM made it guest memory with its
+// memslot), table key {Memory, id}. Its pages' states are kept as runs (memory per
+// fragment, not per page); the IOAS areas and page-size limits are derived from them
+// by the planner (memory_planner.hpp), so they are not stored.
 struct MemoryRegion {
+    using FileKey = std::pair<std::uint64_t, std::uint64_t>;  // (st_dev, st_ino)
     ObjectId id = 0;
     std::uint64_t gpa = 0;
     std::uint64_t size = 0;
     std::uint64_t offset = 0;
     UniqueFd gmem;
-    std::uint32_t memslot = 0;
+    // The separate model's shared backing (a memfd) of the same range; empty when the
+    // VMM gave none (then shared pages are not DMA-mapped) or the model is in-place.
+    UniqueFd shared;
+    std::uint64_t shared_offset = 0;
     RangeMap<PageState> states;  // covers exactly [gpa, gpa + size)
     std::uint64_t private_bytes = 0;
     std::uint64_t revoked_bytes = 0;
-    std::pair<std::uint64_t, std::uint64_t> file_identity{};  // (st_dev, st_ino) of the guest_memfd
+    FileKey file_identity{};    // of the guest_memfd
+    FileKey shared_identity{};  // of the shared memfd
     [[nodiscard]] std::uint64_t end() const { return gpa + size; }
     [[nodiscard]] std::uint64_t fileOffset(std::uint64_t at_gpa) const { return offset + (at_gpa - gpa); }
+    [[nodiscard]] std::uint64_t sharedOffset(std::uint64_t at_gpa) const { return shared_offset + (at_gpa - gpa); }
 };
 
 }  // namespace tio::core

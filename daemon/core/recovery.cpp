@@ -17,14 +17,15 @@ constexpr std::uint32_t kScrubMargin = 32;
 
 }  // namespace
 
-void Guest::dropMemoryKernelState(std::uint64_t gpa, std::uint64_t size, std::uint32_t memslot) {
+void Guest::dropMemoryKernelState(std::uint64_t gpa, std::uint64_t size) {
     // Everything any state could have mapped there, at either alias; ENOENT is fine.
+    // The memory itself, attributes and all, is the VMM's.
     for (std::uint64_t bit : {std::uint64_t{0}, kSharedAliasBit}) {
         (void)vm_->iommufd.unmap(ioasId(), gpa | bit, size);
-        if (usesPageSizeLimits(config_.platform)) (void)vm_->iommufd.limitPageSize(ioasId(), gpa | bit, size, 0);
+        if (config_.platform == Platform::Snp && vm_->features.reshape) {
+            (void)vm_->iommufd.limitPageSize(ioasId(), gpa | bit, size, 0);
+        }
     }
-    if (vm_->has_memory_attributes) (void)vm_->vm.setMemoryAttributes(gpa, size, false);
-    (void)vm_->vm.deleteMemslot(memslot);
 }
 
 void Guest::repairWindows(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges, RestoreReport& report) {
@@ -74,9 +75,11 @@ void Guest::repairWindows(const std::vector<std::pair<std::uint64_t, std::uint64
         for (const auto& run : runs) {
             recordChange(*r, Change{.start = run.start, .end = run.end, .attr = run.value.attr, .revoked = true},
                          forward);
-            if (vm_->has_memory_attributes) {
-                (void)vm_->vm.setMemoryAttributes(run.start, run.end - run.start,
-                                                  run.value.attr == MemoryState::Private);
+            // In place the attribute is the daemon's: back to the record. (Under the
+            // separate model it is the VMM's, set around its own call.)
+            if (vm_->model == MemoryModel::InPlace) {
+                (void)kernel::setGuestMemfdAttributes(sys_, r->gmem.get(), r->fileOffset(run.start),
+                                                      run.end - run.start, run.value.attr == MemoryState::Private);
             }
         }
     }
@@ -130,11 +133,10 @@ void Guest::replay(const MemoryIntent& intent, bool finished, RestoreReport& rep
         case MemoryIntent::Kind::Add:
             // A region the snapshot does not hold has no stored fd: undo the addition.
             if (!memory_.contains(intent.region_id)) {
-                dropMemoryKernelState(intent.gpa, intent.size, intent.memslot);
+                dropMemoryKernelState(intent.gpa, intent.size);
                 report.notes.push_back(finished ? "dropped a region added after the snapshot (its fd was not kept)"
                                                 : "undid an interrupted AddMemory");
             }
-            next_memslot_ = std::max(next_memslot_, intent.memslot + 1);
             next_id_ = std::max(next_id_, intent.region_id + 1);
             break;
         case MemoryIntent::Kind::Remove: {
@@ -170,39 +172,29 @@ Result<RestoreReport> Guest::restore(GuestImage image, const std::vector<Journal
     if (!image.active) return report;  // nothing was running
     if (!image.vm_type) return fail(Code::InvalidArgument, "the snapshot names an unknown VM type");
 
-    // The VM, the iommufd with its IOAS, the KVM-VFIO device: the kernel vouches for each.
+    // The VM and the iommufd with its IOAS: the kernel vouches for each.
     auto vm = kernel::KvmVm::adopt(sys_, std::move(image.vm));
     if (!vm) return std::unexpected(vm.error());
     auto iommufd = kernel::Iommufd::adopt(sys_, std::move(image.iommufd), image.ioas_id);
     if (!iommufd) return std::unexpected(iommufd.error());
     auto features = kernel::probeFeatures(sys_, *iommufd);
     if (!features) return std::unexpected(features.error());
-    auto attrs = vm->supportsPrivateAttribute();
-    if (!attrs) return std::unexpected(attrs.error());
-    std::optional<kernel::KvmVfioDevice> kvm_vfio;
-    if (image.has_kvm_vfio) {
-        auto kv = kernel::KvmVfioDevice::adopt(sys_, std::move(image.kvm_vfio));
-        if (!kv) return std::unexpected(kv.error());
-        kvm_vfio.emplace(std::move(*kv));
-    }
+    auto in_place = kernel::kernelConvertsInPlace(sys_);
+    if (!in_place) return std::unexpected(in_place.error());
     // The table is rebuilt object by object with the same holds the live calls give
     // (holdsOf), so the pins follow; nothing is counted here.
     if (auto r = objects_.add(kIoasKey, image.ioas_id); !r) return std::unexpected(r.error());
     if (image.hwpt_id != 0) {
         if (auto r = objects_.add(kHwptKey, image.hwpt_id, {kIoasKey}); !r) return std::unexpected(r.error());
     }
-    if (kvm_vfio) {
-        if (auto r = objects_.add(kKvmVfioKey, 0); !r) return std::unexpected(r.error());
-    }
     vm_.emplace(VmContext{.vm = std::move(*vm),
                           .type = *image.vm_type,
+                          .model = *in_place ? MemoryModel::InPlace : MemoryModel::Separate,
                           .iommufd = std::move(*iommufd),
                           .features = *features,
-                          .kvm_vfio = std::move(kvm_vfio),
-                          .has_memory_attributes = *attrs});
+                          .gmem_map_file = image.gmem_map_file});
     report.notes.push_back("guest " + force(state_, GuestState::Active, "re-adopted from the snapshot"));
     next_id_ = std::max<ObjectId>(image.next_object_id, 1);
-    next_memslot_ = image.next_memslot;
     conversions_ = image.conversions;
     revocations_ = image.revocations;
 
@@ -262,11 +254,16 @@ Result<RestoreReport> Guest::restore(GuestImage image, const std::vector<Journal
     }
 
     for (GuestImage::MemoryImage& sm : image.memory) {
-        auto id = sm.gmem ? kernel::guestMemfdIdentity(sys_, sm.gmem.get())
-                          : Result<kernel::FileIdentity>(fail(Code::NotFound, "not kept"));
-        if (!id) {
-            dropMemoryKernelState(sm.gpa, sm.size, sm.memslot);
-            report.notes.push_back("dropped memory region " + std::to_string(sm.id) + ": its guest_memfd was not kept");
+        auto id = sm.gmem ? kernel::inspectGuestMemfd(sys_, sm.gmem.get())
+                          : Result<kernel::FileInfo>(fail(Code::NotFound, "not kept"));
+        // A region that had a shared backing must have it still.
+        auto shared = sm.has_shared ? (sm.shared ? kernel::inspectMemfd(sys_, sm.shared.get())
+                                                 : Result<kernel::FileInfo>(fail(Code::NotFound, "not kept")))
+                                    : Result<kernel::FileInfo>(kernel::FileInfo{});
+        if (!id || !shared) {
+            dropMemoryKernelState(sm.gpa, sm.size);
+            report.notes.push_back("dropped memory region " + std::to_string(sm.id) + ": its " +
+                                   (!id ? "guest_memfd" : "shared memfd") + " was not kept");
             continue;
         }
         MemoryRegion r{.id = sm.id,
@@ -274,8 +271,10 @@ Result<RestoreReport> Guest::restore(GuestImage image, const std::vector<Journal
                        .size = sm.size,
                        .offset = sm.offset,
                        .gmem = std::move(sm.gmem),
-                       .memslot = sm.memslot};
-        r.file_identity = {id->dev, id->ino};
+                       .shared = std::move(sm.shared),
+                       .shared_offset = sm.shared_offset};
+        r.file_identity = {id->identity.dev, id->identity.ino};
+        r.shared_identity = {shared->identity.dev, shared->identity.ino};
         for (const auto& run : sm.runs) {
             r.states.assign(run.start, run.end, run.value);
             if (run.value.attr == MemoryState::Private) r.private_bytes += run.end - run.start;

@@ -4,7 +4,23 @@
 
 namespace tio::dbus {
 
-Result<Options> readOptions(sd_bus_message* m, bool allow_flags, bool allow_type) {
+namespace {
+
+bool allows(unsigned allowed, OptionKey key) { return (allowed & static_cast<unsigned>(key)) != 0; }
+
+// Reads the one value of a variant of `type` ("s", "h", "t") into `out`.
+template <typename T>
+Result<> readVariant(sd_bus_message* m, const char* type, const std::string& key, T* out) {
+    if (sd_bus_message_enter_container(m, 'v', type) < 0) {
+        return fail(Code::InvalidArgument, key + ": must be " + std::string(type));
+    }
+    if (sd_bus_message_read_basic(m, type[0], out) < 0) return std::unexpected(malformed());
+    return {};
+}
+
+}  // namespace
+
+Result<Options> readOptions(sd_bus_message* m, unsigned allowed) {
     Options o;
     if (sd_bus_message_enter_container(m, 'a', "{sv}") < 0) return std::unexpected(malformed());
     // A bound on what a client can make us hold (style B.4 item 7).
@@ -18,22 +34,20 @@ Result<Options> readOptions(sd_bus_message* m, bool allow_flags, bool allow_type
         const char* key = nullptr;
         if (sd_bus_message_read(m, "s", &key) < 0) return std::unexpected(malformed());
         const std::string k = key;
-        if (k == "flags" && allow_flags) {
-            if (sd_bus_message_enter_container(m, 'v', "as") < 0)
-                return fail(Code::InvalidArgument, "flags: must be as");
-            char** strv = nullptr;
-            if (sd_bus_message_read_strv(m, &strv) < 0) return std::unexpected(malformed());
-            for (char** s = strv; s != nullptr && *s != nullptr; ++s) {
-                o.flags.emplace_back(*s);
-                free(*s);
-            }
-            free(strv);
-            if (o.flags.size() > kMaxOptions) return fail(Code::InvalidArgument, "too many flags");
-        } else if (k == "type" && allow_type) {
-            if (sd_bus_message_enter_container(m, 'v', "s") < 0) return fail(Code::InvalidArgument, "type: must be s");
+        if (k == "type" && allows(allowed, OptionKey::Type)) {
             const char* t = nullptr;
-            if (sd_bus_message_read(m, "s", &t) < 0) return std::unexpected(malformed());
+            if (auto read = readVariant(m, "s", k, &t); !read) return std::unexpected(read.error());
             o.type = t;
+        } else if (k == "shared-fd" && allows(allowed, OptionKey::SharedFd)) {
+            int fd = -1;
+            if (auto read = readVariant(m, "h", k, &fd); !read) return std::unexpected(read.error());
+            auto copy = UniqueFd::duplicateOf(fd);
+            if (!copy) return fail(Code::LimitExceeded, "cannot take the fd (out of file descriptors)");
+            o.shared_fd = std::move(*copy);
+        } else if (k == "shared-offset" && allows(allowed, OptionKey::SharedOffset)) {
+            std::uint64_t v = 0;
+            if (auto read = readVariant(m, "t", k, &v); !read) return std::unexpected(read.error());
+            o.shared_offset = v;
         } else {
             return fail(Code::InvalidArgument, "unknown option '" + k + "'");
         }

@@ -28,12 +28,18 @@ const sd_bus_vtable* memoryVtable();
 int getProperty(sd_bus* bus, const char* path, const char* iface, const char* property, sd_bus_message* reply,
                 void* userdata, sd_bus_error* err);
 
-// Known a{sv} options; any other key, or a known key with the wrong type, is refused.
+// Known a{sv} options; a key the method does not take, or a known key with the
+// wrong type, is refused.
+enum class OptionKey : unsigned { Type = 1U, SharedFd = 2U, SharedOffset = 4U };
+[[nodiscard]] constexpr unsigned operator|(OptionKey a, OptionKey b) {
+    return static_cast<unsigned>(a) | static_cast<unsigned>(b);
+}
 struct Options {
-    std::vector<std::string> flags;   // "flags": as
-    std::optional<std::string> type;  // "type": s
+    std::optional<std::string> type;             // "type": s
+    std::optional<UniqueFd> shared_fd;           // "shared-fd": h
+    std::optional<std::uint64_t> shared_offset;  // "shared-offset": t
 };
-[[nodiscard]] Result<Options> readOptions(sd_bus_message* m, bool allow_flags, bool allow_type);
+[[nodiscard]] Result<Options> readOptions(sd_bus_message* m, unsigned allowed = 0);
 
 // Reads an `h` argument into a new owner (the message keeps its own copy).
 [[nodiscard]] Result<UniqueFd> readFd(sd_bus_message* m);

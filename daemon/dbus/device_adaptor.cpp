@@ -97,6 +97,9 @@ int unbind(sd_bus_message* m, void* u, sd_bus_error* e) {
 int reset(sd_bus_message* m, void* u, sd_bus_error* e) {
     return simple(m, u, e, "Reset", "device-reset", &core::Guest::reset);
 }
+int attach(sd_bus_message* m, void* u, sd_bus_error* e) {
+    return simple(m, u, e, "Attach", "device-attached", &core::Guest::attachDevice);
+}
 int remove(sd_bus_message* m, void* u, sd_bus_error* e) {
     return simple(m, u, e, "Remove", "device-removed", &core::Guest::removeDevice);
 }
@@ -107,6 +110,7 @@ constexpr std::uint64_t kCall = SD_BUS_VTABLE_UNPRIVILEGED;
 const sd_bus_vtable kVtable[] = {
     SD_BUS_VTABLE_START(0),
     SD_BUS_METHOD_WITH_NAMES("GetVfioFd", "", , "h", SD_BUS_PARAM(fd), getVfioFd, kCall),
+    SD_BUS_METHOD("Attach", "", "", attach, kCall),
     SD_BUS_METHOD_WITH_NAMES("CreateVDevice", "ot", SD_BUS_PARAM(viommu) SD_BUS_PARAM(virtual_id), "", , createVdevice,
                              kCall),
     SD_BUS_METHOD("DestroyVDevice", "", "", destroyVdevice, kCall),

@@ -7,33 +7,21 @@
 namespace tio::dbus {
 namespace {
 
-Result<kernel::GuestMemfdFlags> memfdFlags(const std::vector<std::string>& names) {
-    kernel::GuestMemfdFlags f;
-    for (const auto& n : names) {
-        if (n == "mmap") f.mmap = true;
-        else if (n == "init-shared") f.init_shared = true;
-        else return fail(Code::InvalidArgument, "unknown guest_memfd flag '" + n + "' (mmap, init-shared)");
-    }
-    return f;
-}
-
+// Deprecated in version 2: the core answers NotSupported, saying where the VM and
+// its guest_memfds are made now. The arguments are not looked at.
 int createVm(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     return runMethod(m, userdata, err, Access::Mutate, "CreateVm",
-                     [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message* reply) -> Result<> {
-                         const char* type = nullptr;
-                         if (sd_bus_message_read(m, "s", &type) < 0) return std::unexpected(malformed());
-                         auto opts = readOptions(m, false, false);
-                         if (!opts) return std::unexpected(opts.error());
-                         const auto vm_type = core::parseVmType(type);
-                         if (!vm_type)
-                             return fail(Code::InvalidArgument,
-                                         "unknown VM type (default, sw-protected, snp, tdx, sim)");
-                         auto fd = svc.guest().createVm(who, *vm_type);
-                         if (!fd) return std::unexpected(fd.error());
-                         svc.audit().record("vm-created", "CreateVm", &who.caller(), {}, std::string("type ") + type);
-                         if (sd_bus_message_append(reply, "h", fd->get()) < 0)
-                             return fail(Code::LimitExceeded, "cannot pass the fd");
-                         return {};
+                     [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message*) -> Result<> {
+                         auto fd = svc.guest().createVm(who);
+                         return fd ? Result<>{} : std::unexpected(fd.error());
+                     });
+}
+
+int createGuestMemory(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Mutate, "CreateGuestMemory",
+                     [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message*) -> Result<> {
+                         auto fd = svc.guest().createGuestMemory(who);
+                         return fd ? Result<>{} : std::unexpected(fd.error());
                      });
 }
 
@@ -42,31 +30,19 @@ int attachVm(sd_bus_message* m, void* userdata, sd_bus_error* err) {
                      [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message*) -> Result<> {
                          auto fd = readFd(m);
                          if (!fd) return std::unexpected(fd.error());
-                         auto opts = readOptions(m, false, true);
+                         auto opts = readOptions(m, static_cast<unsigned>(OptionKey::Type));
                          if (!opts) return std::unexpected(opts.error());
                          const auto vm_type = core::parseVmType(opts->type.value_or("default"));
-                         if (!vm_type) return fail(Code::InvalidArgument, "unknown VM type in options");
-                         auto r = svc.guest().attachVm(who, std::move(*fd), *vm_type);
-                         if (r) svc.audit().record("vm-attached", "AttachVm", &who.caller());
-                         return r;
-                     });
-}
-
-int createGuestMemory(sd_bus_message* m, void* userdata, sd_bus_error* err) {
-    return runMethod(m, userdata, err, Access::Mutate, "CreateGuestMemory",
-                     [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message* reply) -> Result<> {
-                         std::uint64_t size = 0;
-                         if (sd_bus_message_read(m, "t", &size) < 0) return std::unexpected(malformed());
-                         auto opts = readOptions(m, true, false);
-                         if (!opts) return std::unexpected(opts.error());
-                         auto flags = memfdFlags(opts->flags);
-                         if (!flags) return std::unexpected(flags.error());
-                         auto fd = svc.guest().createGuestMemory(who, size, *flags);
-                         if (!fd) return std::unexpected(fd.error());
-                         if (sd_bus_message_append(reply, "h", fd->get()) < 0) {
-                             return fail(Code::LimitExceeded, "cannot pass the fd");
+                         if (!vm_type) {
+                             return fail(Code::InvalidArgument,
+                                         "unknown VM type in options (default, sw-protected, snp, tdx)");
                          }
-                         return {};
+                         auto r = svc.guest().attachVm(who, std::move(*fd), *vm_type);
+                         if (r) {
+                             svc.audit().record("vm-attached", "AttachVm", &who.caller(), {},
+                                                "type " + std::string(core::toString(*vm_type)));
+                         }
+                         return r;
                      });
 }
 
@@ -79,11 +55,19 @@ int addMemory(sd_bus_message* m, void* userdata, sd_bus_error* err) {
                          if (!fd) return std::unexpected(fd.error());
                          const char* initial = nullptr;
                          if (sd_bus_message_read(m, "ts", &offset, &initial) < 0) return std::unexpected(malformed());
-                         auto opts = readOptions(m, false, false);
+                         auto opts = readOptions(m, OptionKey::SharedFd | OptionKey::SharedOffset);
                          if (!opts) return std::unexpected(opts.error());
                          const auto state = core::parseMemoryState(initial);
                          if (!state) return fail(Code::InvalidArgument, "initial is 'private' or 'shared'");
-                         auto id = svc.guest().addMemory(who, gpa, size, std::move(*fd), offset, *state);
+                         std::optional<core::SharedBacking> shared;
+                         if (opts->shared_fd) {
+                             shared = core::SharedBacking{.fd = std::move(*opts->shared_fd),
+                                                          .offset = opts->shared_offset.value_or(0)};
+                         } else if (opts->shared_offset) {
+                             return fail(Code::InvalidArgument, "shared-offset without shared-fd");
+                         }
+                         auto id =
+                             svc.guest().addMemory(who, gpa, size, std::move(*fd), offset, *state, std::move(shared));
                          if (!id) return std::unexpected(id.error());
                          const std::string path = memoryPath(*id);
                          if (sd_bus_message_append(reply, "o", path.c_str()) < 0) return std::unexpected(malformed());
@@ -156,7 +140,7 @@ int addDevice(sd_bus_message* m, void* userdata, sd_bus_error* err) {
                      [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message* reply) -> Result<> {
                          const char* text = nullptr;
                          if (sd_bus_message_read(m, "s", &text) < 0) return std::unexpected(malformed());
-                         auto opts = readOptions(m, false, false);
+                         auto opts = readOptions(m);
                          if (!opts) return std::unexpected(opts.error());
                          const auto bdf = Bdf::parse(text);
                          if (!bdf) return fail(Code::InvalidArgument, "a BDF looks like 0000:3a:00.0");
@@ -181,7 +165,7 @@ int createViommu(sd_bus_message* m, void* userdata, sd_bus_error* err) {
                      [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message* reply) -> Result<> {
                          const char* device = nullptr;
                          if (sd_bus_message_read(m, "o", &device) < 0) return std::unexpected(malformed());
-                         auto opts = readOptions(m, false, false);
+                         auto opts = readOptions(m);
                          if (!opts) return std::unexpected(opts.error());
                          const auto dev = deviceFromPath(svc.guest(), device);
                          if (!dev) return fail(Code::NotFound, "no such device in this guest");
@@ -224,10 +208,10 @@ constexpr std::uint64_t kCall = SD_BUS_VTABLE_UNPRIVILEGED;  // the daemon autho
 const sd_bus_vtable kVtable[] = {
     SD_BUS_VTABLE_START(0),
     SD_BUS_METHOD_WITH_NAMES("CreateVm", "sa{sv}", SD_BUS_PARAM(type) SD_BUS_PARAM(options), "h", SD_BUS_PARAM(vm),
-                             createVm, kCall),
+                             createVm, kCall | SD_BUS_VTABLE_DEPRECATED),
     SD_BUS_METHOD_WITH_NAMES("AttachVm", "ha{sv}", SD_BUS_PARAM(vm) SD_BUS_PARAM(options), "", , attachVm, kCall),
     SD_BUS_METHOD_WITH_NAMES("CreateGuestMemory", "ta{sv}", SD_BUS_PARAM(size) SD_BUS_PARAM(options), "h",
-                             SD_BUS_PARAM(gmem), createGuestMemory, kCall),
+                             SD_BUS_PARAM(gmem), createGuestMemory, kCall | SD_BUS_VTABLE_DEPRECATED),
     SD_BUS_METHOD_WITH_NAMES("AddMemory", "tthtsa{sv}",
                              SD_BUS_PARAM(gpa) SD_BUS_PARAM(size) SD_BUS_PARAM(gmem) SD_BUS_PARAM(offset)
                                  SD_BUS_PARAM(initial) SD_BUS_PARAM(options),
@@ -247,6 +231,8 @@ const sd_bus_vtable kVtable[] = {
     SD_BUS_PROPERTY("Name", "s", getProperty, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("Platform", "s", getProperty, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("Backend", "s", getProperty, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("MemoryModel", "s", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("Kernel", "a{sb}", getProperty, 0, kProp),
     SD_BUS_PROPERTY("VmType", "s", getProperty, 0, kProp),
     SD_BUS_PROPERTY("State", "s", getProperty, 0, kProp),
     SD_BUS_PROPERTY("Devices", "ao", getProperty, 0, kProp),

@@ -25,6 +25,8 @@ const sd_bus_vtable kVtable[] = {
     SD_BUS_PROPERTY("PrivateBytes", "t", getProperty, 0, kProp),
     SD_BUS_PROPERTY("SharedBytes", "t", getProperty, 0, kProp),
     SD_BUS_PROPERTY("Revoked", "b", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("SharedMapped", "b", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("PinnedBytes", "t", getProperty, 0, kProp),
     SD_BUS_VTABLE_END,
 };
 

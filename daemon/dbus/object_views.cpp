@@ -10,6 +10,22 @@ std::vector<ObjectPathValue> paths(const std::vector<std::string>& v) {
     return out;
 }
 
+// The Kernel property: each optional kernel feature the daemon probed (none before
+// a VM is attached; the guest_memfd mapping once the first guest_memfd came).
+FeatureMap kernelFeatures(const core::VmContext* vm) {
+    if (vm == nullptr) return {};
+    const kernel::IommuFeatures& f = vm->features;
+    FeatureMap out{{"in-place-conversion", vm->model == core::MemoryModel::InPlace},
+                   {"map-file", f.map_file},
+                   {"ioas-reshape", f.reshape},
+                   {"viommu", f.viommu},
+                   {"vdevice", f.vdevice},
+                   {"tsm-bind", f.tsm_op},
+                   {"tsm-request", f.tsm_request}};
+    if (vm->gmem_map_file) out.emplace("guest-memfd-map-file", *vm->gmem_map_file);
+    return out;
+}
+
 }  // namespace
 
 std::string devicePath(const core::Device& d) { return std::string(kDevicePathPrefix) + d.bdf.objectName(); }
@@ -87,13 +103,17 @@ Views buildViews(const core::Guest& guest, const ServiceFacts& facts) {
                               {"Offset", std::uint64_t{m.offset}},
                               {"PrivateBytes", std::uint64_t{m.private_bytes}},
                               {"SharedBytes", std::uint64_t{m.size - m.private_bytes}},
-                              {"Revoked", m.revoked_bytes != 0}}};
+                              {"Revoked", m.revoked_bytes != 0},
+                              {"SharedMapped", guest.mappingRules(m).shared_dma},
+                              {"PinnedBytes", guest.mappedBytes(m)}}};
     }
     const auto* vm = guest.vm();
     v[kRootPath] = ObjectView{kGuestIface,
                               {{"Name", guest.config().name},
                                {"Platform", std::string(toString(guest.config().platform))},
                                {"Backend", facts.backend},
+                               {"MemoryModel", vm != nullptr ? std::string(core::toString(vm->model)) : std::string()},
+                               {"Kernel", kernelFeatures(vm)},
                                {"VmType", vm != nullptr ? std::string(core::toString(vm->type)) : std::string()},
                                {"State", std::string(core::toString(guest.state()))},
                                {"Devices", paths(devices)},
@@ -117,7 +137,14 @@ int appendProperty(sd_bus_message* reply, const PropertyValue& value) {
             else if constexpr (std::is_same_v<T, bool>) return sd_bus_message_append(reply, "b", static_cast<int>(x));
             else if constexpr (std::is_same_v<T, ObjectPathValue>)
                 return sd_bus_message_append(reply, "o", x.path.c_str());
-            else {
+            else if constexpr (std::is_same_v<T, FeatureMap>) {
+                int r = sd_bus_message_open_container(reply, 'a', "{sb}");
+                for (const auto& [name, present] : x) {
+                    if (r >= 0) r = sd_bus_message_append(reply, "{sb}", name.c_str(), static_cast<int>(present));
+                }
+                if (r >= 0) r = sd_bus_message_close_container(reply);
+                return r;
+            } else {
                 int r = sd_bus_message_open_container(reply, 'a', "o");
                 for (const auto& p : x) {
                     if (r >= 0) r = sd_bus_message_append(reply, "o", p.path.c_str());

@@ -30,8 +30,9 @@ struct ObjectPathValue {
     std::string path;
     friend bool operator==(const ObjectPathValue&, const ObjectPathValue&) = default;
 };
-using PropertyValue =
-    std::variant<std::string, std::uint64_t, std::uint32_t, bool, ObjectPathValue, std::vector<ObjectPathValue>>;
+using FeatureMap = std::map<std::string, bool>;  // a{sb}
+using PropertyValue = std::variant<std::string, std::uint64_t, std::uint32_t, bool, ObjectPathValue,
+                                   std::vector<ObjectPathValue>, FeatureMap>;
 struct ObjectView {
     std::string iface;
     std::map<std::string, PropertyValue> properties;

@@ -55,7 +55,7 @@ echo "--- tioctl show vm1"
 VIEW
 
 echo "=== tio-vmm-demo (the first connection starts the daemon)"
-"$build/daemon/tio-vmm-demo" --socket "$run/vm1.sock" --sim-control "$run/sim.ctl" \
+"$build/daemon/tio-vmm-demo" --socket "$run/vm1.sock" --sim-kernel "$run/sim.kernel" --sim-control "$run/sim.ctl" \
   --on-run "bash $run/admin-view.sh"
 
 echo "=== tio-managerd's journal lines"

@@ -1,8 +1,12 @@
 // tio-vmm-demo: what a VMM does with tio-manager, step by step, printing each one.
 // It walks the whole lifecycle of architecture.md section 5 over the guest socket
-// with the sdbus-c++ proxies generated from the introspection XML: VM, guest memory,
-// device, vIOMMU, vDEVICE, TSM bind, the guest's RUN request, simulated device DMA
-// (asked of tio-simkernel's control door), unbind, teardown.
+// with the sdbus-c++ proxies generated from the introspection XML. Like a real VMM
+// it creates its VM, guest_memfd, memslots and KVM-VFIO device itself (a KVM VM
+// answers only the process that created it), here on the simulator's /dev/kvm
+// (--sim-kernel), and hands the daemon duplicates: AttachVm, AddMemory, device
+// Attach after its KVM_DEV_VFIO_FILE_ADD, vIOMMU, vDEVICE, TSM bind, the guest's RUN
+// request, conversions, simulated device DMA (asked of tio-simkernel's control
+// door), unbind, teardown.
 #include <unistd.h>
 
 #include <sdbus-c++/sdbus-c++.h>
@@ -13,11 +17,13 @@
 #include <vector>
 
 #include "common/bus_names.hpp"
+#include "kernel/sim/sim_syscalls.hpp"
 #include "tio/Device1-proxy.h"
 #include "tio/Guest1-proxy.h"
 #include "tio/Memory1-proxy.h"
 #include "tio/Sim1-proxy.h"
 #include "tio/VIommu1-proxy.h"
+#include "vmm/kvm_vmm.hpp"
 
 namespace {
 
@@ -58,6 +64,15 @@ public:
 int step = 0;
 void say(const std::string& what) { std::printf("[%2d] %s\n", ++step, what.c_str()); }
 
+template <typename T>
+T must(tio::Result<T> r, const char* what) {
+    if (!r) throw std::runtime_error(std::string(what) + ": " + r.error().message);
+    return std::move(*r);
+}
+void must(tio::Result<> r, const char* what) {
+    if (!r) throw std::runtime_error(std::string(what) + ": " + r.error().message);
+}
+
 std::string hex(const std::vector<uint8_t>& v) {
     std::string s;
     for (auto b : v) {
@@ -71,11 +86,12 @@ std::string hex(const std::vector<uint8_t>& v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string socket, sim_control, bdf = "0000:3a:00.0", on_run;
+    std::string socket, sim_control, sim_kernel, bdf = "0000:3a:00.0", on_run;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string k = argv[i];
         if (k == "--socket") socket = argv[i + 1];
         else if (k == "--sim-control") sim_control = argv[i + 1];
+        else if (k == "--sim-kernel") sim_kernel = argv[i + 1];
         else if (k == "--device") bdf = argv[i + 1];
         else if (k == "--on-run") on_run = argv[i + 1];
         else if (k == "--guest") service = tio::guestBusName(argv[i + 1]);
@@ -84,10 +100,10 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    if (socket.empty()) {
+    if (socket.empty() || sim_kernel.empty()) {
         std::fprintf(stderr,
-                     "usage: tio-vmm-demo --socket GUEST_SOCKET [--guest NAME] [--sim-control PATH] [--device BDF]\n"
-                     "                    [--on-run CMD]\n");
+                     "usage: tio-vmm-demo --socket GUEST_SOCKET --sim-kernel KERNEL_SOCKET [--guest NAME]\n"
+                     "                    [--sim-control PATH] [--device BDF] [--on-run CMD]\n");
         return 2;
     }
     try {
@@ -112,18 +128,33 @@ int main(int argc, char** argv) {
         // private memory is reached without it, by a TDI in RUN only.
         const uint64_t shared_bit = platform == "snp" ? 0 : (1ULL << 47U);
         say("guest " + guest.Name() + " on " + platform + " (" + guest.Backend() + "), state " + guest.State());
-        auto vm = guest.CreateVm("sim", {});
-        say("CreateVm(sim): VM fd " + std::to_string(vm.get()) + ", state " + guest.State());
-        auto gmem = guest.CreateGuestMemory(64ULL << 20U, {});
-        say("CreateGuestMemory(64 MiB): guest_memfd fd " + std::to_string(gmem.get()));
+        // The VMM's own KVM: the VM is ours, and only we may issue its ioctls.
+        auto connected = tio::kernel::SimSyscalls::connect(sim_kernel);
+        if (!connected) throw std::runtime_error("cannot reach the simulated kernel at " + sim_kernel);
+        auto kernel = std::move(*connected);
+        auto kvm = must(tio::vmm::Kvm::open(*kernel), "open /dev/kvm");
+        auto vm = must(kvm.createVm(tio::kernel::VmType::Default), "KVM_CREATE_VM");
+        guest.AttachVm(sdbus::UnixFd(vm.fd()), {{"type", sdbus::Variant(std::string("default"))}});
+        say("KVM_CREATE_VM here, then AttachVm: state " + guest.State() + ", memory model " + guest.MemoryModel());
         constexpr uint64_t kGpa = 0x100000000ULL;
-        auto shared = guest.AddMemory(kGpa, 32ULL << 20U, gmem, 0, "shared", {});
-        auto priv = guest.AddMemory(kGpa + (32ULL << 20U), 32ULL << 20U, gmem, 32ULL << 20U, "private", {});
+        auto gmem = must(vm.createGuestMemfd(64ULL << 20U, {}), "KVM_CREATE_GUEST_MEMFD");
+        must(vm.setMemslot(0, kGpa, 64ULL << 20U, gmem.fd(), 0), "KVM_SET_USER_MEMORY_REGION2");
+        say("KVM_CREATE_GUEST_MEMFD (64 MiB) and its memslot at 0x100000000, here");
+        sdbus::UnixFd gmem_fd(gmem.fd());
+        auto shared = guest.AddMemory(kGpa, 32ULL << 20U, gmem_fd, 0, "shared", {});
+        auto priv = guest.AddMemory(kGpa + (32ULL << 20U), 32ULL << 20U, gmem_fd, 32ULL << 20U, "private", {});
         say("AddMemory: " + std::string(shared) + " (shared), " + std::string(priv) + " (private); shared bytes " +
             std::to_string(guest.SharedBytes()) + ", private bytes " + std::to_string(guest.PrivateBytes()));
         auto dev_path = guest.AddDevice(bdf, {});
         Child<org::tio::Device1_proxy> dev(*conn, dev_path);
-        say("AddDevice(" + bdf + "): " + std::string(dev_path) + " as " + dev.VfioDevice() + ", TDI " + dev.TdiState());
+        say("AddDevice(" + bdf + "): " + std::string(dev_path) + " as " + dev.VfioDevice() + ", attached " +
+            std::to_string(dev.Attached()));
+        auto kvm_vfio = must(vm.createVfioDevice(), "KVM_CREATE_DEVICE(VFIO)");
+        auto vfio = dev.GetVfioFd();
+        must(kvm_vfio.addFile(vfio.get()), "KVM_DEV_VFIO_FILE_ADD");
+        dev.Attach();
+        say("GetVfioFd, KVM_DEV_VFIO_FILE_ADD here, then Attach: attached " + std::to_string(dev.Attached()) +
+            ", TDI " + dev.TdiState());
         dma(kGpa | shared_bit, 4096);
         auto viommu_path = guest.CreateVIommu(dev_path, {});
         Child<org::tio::VIommu1_proxy> viommu(*conn, viommu_path);
@@ -172,6 +203,9 @@ int main(int argc, char** argv) {
         conn->leaveEventLoop();
     } catch (const sdbus::Error& e) {
         std::fprintf(stderr, "step %d failed: %s: %s\n", step + 1, e.getName().c_str(), e.getMessage().c_str());
+        return 1;
+    } catch (const std::runtime_error& e) {
+        std::fprintf(stderr, "step %d failed: %s\n", step + 1, e.what());
         return 1;
     }
     std::printf("demo complete\n");

@@ -53,4 +53,20 @@ Result<IommuFeatures> probeFeatures(Syscalls& sys, const Iommufd& iommufd) {
     return f;
 }
 
+Result<bool> probeGuestMemfdMapping(Iommufd& iommufd, int gmem, std::uint64_t offset) {
+    // Page-aligned, inside every IOAS's aperture, alone on its IOAS.
+    constexpr std::uint64_t kProbeIova = 1ULL << 30U;
+    constexpr std::uint64_t kProbeLength = 4096;
+    auto scratch = iommufd.allocIoas();
+    if (!scratch) return std::unexpected(scratch.error());
+    auto mapped = iommufd.mapFile(*scratch, gmem, offset, kProbeLength, kProbeIova, true);
+    // Nothing but this function knows the scratch IOAS: it must not outlive the probe.
+    // An IOAS no device uses cannot be busy; a second try covers a passing failure.
+    auto destroyed = iommufd.destroy(*scratch);
+    if (!destroyed) destroyed = iommufd.destroy(*scratch);
+    if (!mapped && mapped.error().sys_errno != EINVAL) return std::unexpected(mapped.error());
+    if (!destroyed) return std::unexpected(destroyed.error());
+    return mapped.has_value();
+}
+
 }  // namespace tio::kernel

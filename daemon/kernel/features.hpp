@@ -21,4 +21,9 @@ struct IommuFeatures {
 
 [[nodiscard]] Result<IommuFeatures> probeFeatures(Syscalls& sys, const Iommufd& iommufd);
 
+// Whether IOMMU_IOAS_MAP_FILE takes a guest_memfd (an RFC; merged kernels refuse it
+// with EINVAL), by what it does: one page of `gmem` at `offset` is mapped on a scratch
+// IOAS no device walks, which is then destroyed with its area.
+[[nodiscard]] Result<bool> probeGuestMemfdMapping(Iommufd& iommufd, int gmem, std::uint64_t offset);
+
 }  // namespace tio::kernel

@@ -188,7 +188,16 @@ Result<> Iommufd::tsmOp(std::uint32_t vdevice, std::uint32_t type) {
     return {};
 }
 
-Result<> Iommufd::tsmBind(std::uint32_t vdevice) { return tsmOp(vdevice, IOMMU_VDEVICE_TSM_BIND); }
+Result<> Iommufd::tsmBind(std::uint32_t vdevice) {
+    auto r = tsmOp(vdevice, IOMMU_VDEVICE_TSM_BIND);
+    // ENODEV: the TSM found no VM behind the device, which VFIO hands it at bind time
+    // from the VMM's KVM-VFIO device.
+    if (!r && r.error().sys_errno == ENODEV) {
+        return fail(Code::InvalidState,
+                    "the device has no VM (the VMM's KVM_DEV_VFIO_FILE_ADD must come before Device.Attach)", ENODEV);
+    }
+    return r;
+}
 Result<> Iommufd::tsmUnbind(std::uint32_t vdevice) { return tsmOp(vdevice, IOMMU_VDEVICE_TSM_UNBIND); }
 
 Result<std::vector<std::uint8_t>> Iommufd::tsmRequest(std::uint32_t vdevice, TsmRequestScope scope,

@@ -13,23 +13,20 @@ namespace tio::kernel {
 
 using namespace tio::uapi;
 
-Result<Kvm> Kvm::open(Syscalls& sys) {
-    auto fd = sys.open("/dev/kvm", O_RDWR);
-    if (!fd) return std::unexpected(kernelError("open /dev/kvm", fd.error()));
-    auto v = ioctlValue(sys, fd->get(), KVM_GET_API_VERSION, 0);
-    if (!v) return std::unexpected(v.error());
-    if (*v != kKvmApiVersion) {
-        return fail(Code::NotSupported, "KVM API version " + std::to_string(*v) + " (need 12)");
-    }
-    return Kvm(sys, std::move(*fd));
-}
+namespace {
 
-Result<long> Kvm::checkExtension(unsigned long cap) { return ioctlValue(*sys_, fd_.get(), KVM_CHECK_EXTENSION, cap); }
+// The kvm module parameter of the in-place conversion series (0444, Y by default
+// where the architecture has private memory).
+constexpr const char* kInPlaceParameter = "/sys/module/kvm/parameters/gmem_in_place_conversion";
 
-unsigned long Kvm::machineType(VmType type) {
+// A memfd's /proc link is "/memfd:NAME (deleted)", set by the kernel.
+constexpr std::string_view kMemfdPrefix = "/memfd:";
+
+}  // namespace
+
+unsigned long machineType(VmType type) {
     switch (type) {
-        case VmType::Default:
-        case VmType::Sim: return KVM_X86_DEFAULT_VM;
+        case VmType::Default: return KVM_X86_DEFAULT_VM;
         case VmType::SwProtected: return KVM_X86_SW_PROTECTED_VM;
         case VmType::Snp: return KVM_X86_SNP_VM;
         case VmType::Tdx: return KVM_X86_TDX_VM;
@@ -37,105 +34,52 @@ unsigned long Kvm::machineType(VmType type) {
     return KVM_X86_DEFAULT_VM;
 }
 
-Result<KvmVm> Kvm::createVm(VmType type) {
-    const unsigned long machine = machineType(type);
-    if (machine != KVM_X86_DEFAULT_VM) {
-        // KVM_CAP_VM_TYPES: bit N set = type N supported. Probe so a missing type is
-        // NotSupported rather than an opaque EINVAL from KVM_CREATE_VM.
-        auto types = checkExtension(KVM_CAP_VM_TYPES);
-        if (!types) return std::unexpected(types.error());
-        if ((static_cast<unsigned long>(*types) & (1UL << machine)) == 0) {
-            return fail(Code::NotSupported, "this kernel's KVM does not offer VM type " + std::to_string(machine));
-        }
-    }
-    auto r = ioctlValue(*sys_, fd_.get(), KVM_CREATE_VM, machine);
-    if (!r) return std::unexpected(r.error());
-    return KvmVm(*sys_, UniqueFd(static_cast<int>(*r)));
-}
-
 Result<KvmVm> KvmVm::adopt(Syscalls& sys, UniqueFd fd) {
-    kvm_create_device test{.type = KVM_DEV_TYPE_VFIO, .fd = 0, .flags = KVM_CREATE_DEVICE_TEST};
-    auto r = sys.ioctl(fd.get(), KVM_CREATE_DEVICE, reinterpret_cast<unsigned long>(&test));
-    if (!r) {
-        // ENOTTY/EINVAL/EBADF: not a VM fd (a /dev/kvm fd answers EINVAL, other files ENOTTY).
-        return fail(Code::InvalidArgument, "the fd is not a KVM VM", r.error());
-    }
-    return KvmVm(sys, std::move(fd));
+    // By the kernel's name for the file, never by an ioctl: the VM answers only its creator.
+    auto id = sys.identify(fd.get());
+    if (!id) return fail(Code::InvalidArgument, "the fd is not a KVM VM", id.error());
+    if (id->link != kVmFileName) return fail(Code::InvalidArgument, "the fd is not a KVM VM (it is " + id->link + ")");
+    return KvmVm(std::move(fd));
 }
 
-Result<long> KvmVm::checkExtension(unsigned long cap) { return ioctlValue(*sys_, fd_.get(), KVM_CHECK_EXTENSION, cap); }
-
-Result<bool> KvmVm::supportsPrivateAttribute() {
-    auto r = checkExtension(KVM_CAP_MEMORY_ATTRIBUTES);
-    if (!r) return std::unexpected(r.error());
-    return (static_cast<std::uint64_t>(*r) & KVM_MEMORY_ATTRIBUTE_PRIVATE) != 0;
+Result<KvmSystem> KvmSystem::open(Syscalls& sys) {
+    auto fd = sys.open("/dev/kvm", O_RDWR);
+    if (!fd) return std::unexpected(kernelError("open /dev/kvm", fd.error()));
+    auto v = ioctlValue(sys, fd->get(), KVM_GET_API_VERSION, 0);
+    if (!v) return std::unexpected(v.error());
+    if (*v != kKvmApiVersion) return fail(Code::NotSupported, "KVM API version " + std::to_string(*v) + " (need 12)");
+    return KvmSystem(sys, std::move(*fd));
 }
 
-Result<GuestMemfdFlags> KvmVm::supportedGuestMemfdFlags() {
-    auto r = checkExtension(KVM_CAP_GUEST_MEMFD_FLAGS);
-    if (!r) return std::unexpected(r.error());
-    const auto bits = static_cast<std::uint64_t>(*r);
-    return GuestMemfdFlags{(bits & GUEST_MEMFD_FLAG_MMAP) != 0, (bits & GUEST_MEMFD_FLAG_INIT_SHARED) != 0};
+Result<long> KvmSystem::checkExtension(unsigned long cap) {
+    return ioctlValue(*sys_, fd_.get(), KVM_CHECK_EXTENSION, cap);
 }
 
-Result<GuestMemfd> KvmVm::createGuestMemfd(std::uint64_t size, GuestMemfdFlags flags) {
-    kvm_create_guest_memfd g{};
-    g.size = size;
-    g.flags = (flags.mmap ? GUEST_MEMFD_FLAG_MMAP : 0) | (flags.init_shared ? GUEST_MEMFD_FLAG_INIT_SHARED : 0);
-    auto r = ioctlStruct(*sys_, fd_.get(), KVM_CREATE_GUEST_MEMFD, g);
-    if (!r) return std::unexpected(r.error());
-    return GuestMemfd(UniqueFd(static_cast<int>(*r)));
+Result<bool> KvmSystem::offersVmType(VmType type) {
+    if (type == VmType::Default) return true;
+    auto types = checkExtension(KVM_CAP_VM_TYPES);
+    if (!types) return std::unexpected(types.error());
+    return (static_cast<unsigned long>(*types) & (1UL << machineType(type))) != 0;
 }
 
-Result<> KvmVm::setMemslot(std::uint32_t slot, std::uint64_t gpa, std::uint64_t size, int gmem,
-                           std::uint64_t gmem_offset) {
-    kvm_userspace_memory_region2 m{};
-    m.slot = slot;
-    m.flags = KVM_MEM_GUEST_MEMFD;
-    m.guest_phys_addr = gpa;
-    m.memory_size = size;
-    m.guest_memfd_offset = gmem_offset;
-    m.guest_memfd = static_cast<std::uint32_t>(gmem);
-    auto r = ioctlStruct(*sys_, fd_.get(), KVM_SET_USER_MEMORY_REGION2, m);
-    if (r) return {};
-    switch (r.error().sys_errno) {
-        case EINVAL:
-        case EBADF:
-            return fail(Code::InvalidArgument,
-                        "the fd is not a guest_memfd of this guest's VM, or offset+size is beyond it",
-                        r.error().sys_errno);
-        case EEXIST:
-            return fail(Code::InvalidArgument, "that guest_memfd range is already guest memory", r.error().sys_errno);
-        default: return std::unexpected(r.error());
-    }
+namespace {
+
+Result<FileInfo> inspectNamed(Syscalls& sys, int fd, std::string_view what, bool (*named)(const std::string&)) {
+    auto id = sys.identify(fd);
+    if (!id) return fail(Code::InvalidArgument, "the fd is not a " + std::string(what), id.error());
+    if (!named(id->link)) return fail(Code::InvalidArgument, "the fd is not a " + std::string(what));
+    return FileInfo{.identity = {static_cast<std::uint64_t>(id->dev), static_cast<std::uint64_t>(id->ino)},
+                    .size = id->size};
 }
 
-Result<> KvmVm::deleteMemslot(std::uint32_t slot) {
-    kvm_userspace_memory_region2 m{};
-    m.slot = slot;  // memory_size 0 deletes the slot
-    if (auto r = ioctlStruct(*sys_, fd_.get(), KVM_SET_USER_MEMORY_REGION2, m); !r) return std::unexpected(r.error());
-    return {};
+}  // namespace
+
+Result<FileInfo> inspectGuestMemfd(Syscalls& sys, int fd) {
+    return inspectNamed(sys, fd, "guest_memfd", [](const std::string& l) { return l == kGuestMemfdFileName; });
 }
 
-Result<> KvmVm::setMemoryAttributes(std::uint64_t gpa, std::uint64_t size, bool is_private) {
-    kvm_memory_attributes a{};
-    a.address = gpa;
-    a.size = size;
-    a.attributes = is_private ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0;
-    if (auto r = ioctlStruct(*sys_, fd_.get(), KVM_SET_MEMORY_ATTRIBUTES, a); !r) return std::unexpected(r.error());
-    return {};
-}
-
-Result<KvmVfioDevice> KvmVm::createVfioDevice() {
-    kvm_create_device d{.type = KVM_DEV_TYPE_VFIO, .fd = 0, .flags = 0};
-    if (auto r = ioctlStruct(*sys_, fd_.get(), KVM_CREATE_DEVICE, d); !r) return std::unexpected(r.error());
-    return KvmVfioDevice(*sys_, UniqueFd(static_cast<int>(d.fd)));
-}
-
-Result<UniqueFd> KvmVm::duplicateFd() const {
-    auto d = fd_.duplicate();
-    if (!d) return std::unexpected(kernelError("dup vm", d.error()));
-    return std::move(*d);
+Result<FileInfo> inspectMemfd(Syscalls& sys, int fd) {
+    return inspectNamed(sys, fd, "memfd", [](const std::string& l) { return l.starts_with(kMemfdPrefix); });
 }
 
 Result<> punchGuestMemfd(Syscalls& sys, int fd, std::uint64_t offset, std::uint64_t length) {
@@ -144,41 +88,29 @@ Result<> punchGuestMemfd(Syscalls& sys, int fd, std::uint64_t offset, std::uint6
     return {};
 }
 
-Result<FileIdentity> guestMemfdIdentity(Syscalls& sys, int fd) {
-    auto id = sys.identify(fd);
-    if (!id) return std::unexpected(kernelError("identify the guest_memfd", id.error()));
-    // anon_inode:[kvm-gmem] on Linux; the simulator names its files the same way.
-    if (id->link.find("gmem") == std::string::npos && id->link.find("guest_memfd") == std::string::npos) {
-        return fail(Code::InvalidArgument, "the fd is not a guest_memfd");
+Result<bool> kernelConvertsInPlace(Syscalls& sys) {
+    auto v = sys.readAttribute(kInPlaceParameter);
+    if (!v) {
+        if (v.error() == ENOENT) return false;  // a kernel without the series
+        return std::unexpected(kernelError(std::string("read ") + kInPlaceParameter, v.error()));
     }
-    return FileIdentity{static_cast<std::uint64_t>(id->dev), static_cast<std::uint64_t>(id->ino)};
+    return !v->empty() && (v->front() == 'Y' || v->front() == '1');
 }
 
-Result<UniqueFd> GuestMemfd::duplicateFd() const {
-    auto d = fd_.duplicate();
-    if (!d) return std::unexpected(kernelError("dup guest_memfd", d.error()));
-    return std::move(*d);
-}
-
-Result<KvmVfioDevice> KvmVfioDevice::adopt(Syscalls& sys, UniqueFd fd) {
-    kvm_device_attr a{.flags = 0, .group = KVM_DEV_VFIO_FILE, .attr = KVM_DEV_VFIO_FILE_ADD, .addr = 0};
-    if (!sys.ioctl(fd.get(), KVM_HAS_DEVICE_ATTR, reinterpret_cast<unsigned long>(&a))) {
-        return fail(Code::InvalidArgument, "the fd is not a KVM-VFIO device");
+std::expected<void, AttributeFailure> setGuestMemfdAttributes(Syscalls& sys, int fd, std::uint64_t offset,
+                                                              std::uint64_t size, bool is_private) {
+    kvm_memory_attributes2 a{};
+    a.offset = offset;
+    a.size = size;
+    a.attributes = is_private ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0;
+    auto r = sys.ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, reinterpret_cast<unsigned long>(&a));
+    if (r) return {};
+    AttributeFailure f{.error = kernelError("KVM_SET_MEMORY_ATTRIBUTES2", r.error())};
+    // Only EAGAIN reports progress; error_offset outside the range is not believed.
+    if (r.error() == EAGAIN && a.error_offset > offset && a.error_offset <= offset + size) {
+        f.converted = a.error_offset - offset;
     }
-    return KvmVfioDevice(sys, std::move(fd));
+    return std::unexpected(f);
 }
-
-Result<> KvmVfioDevice::fileOp(int vfio_fd, std::uint64_t attr) {
-    std::int32_t fdv = vfio_fd;
-    kvm_device_attr a{};
-    a.group = KVM_DEV_VFIO_FILE;
-    a.attr = attr;
-    a.addr = reinterpret_cast<std::uint64_t>(&fdv);
-    if (auto r = ioctlStruct(*sys_, fd_.get(), KVM_SET_DEVICE_ATTR, a); !r) return std::unexpected(r.error());
-    return {};
-}
-
-Result<> KvmVfioDevice::addFile(int vfio_fd) { return fileOp(vfio_fd, KVM_DEV_VFIO_FILE_ADD); }
-Result<> KvmVfioDevice::removeFile(int vfio_fd) { return fileOp(vfio_fd, KVM_DEV_VFIO_FILE_DEL); }
 
 }  // namespace tio::kernel

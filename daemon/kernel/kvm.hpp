@@ -1,5 +1,10 @@
 #pragma once
-// KVM: the system fd, a VM, its guest_memfds and its KVM-VFIO device.
+// What the daemon may do with KVM (kernel-as-it-is.md sections 1-3): a VM answers
+// only the process that created it, so the daemon holds the VMM's VM fd without ever
+// issuing an ioctl on it, asks /dev/kvm (which answers anyone) about capabilities,
+// and works on guest_memfd files, whose operations are not tied to the VM's creator.
+// The VMM's half (creating VMs, vCPUs, guest_memfds, memslots, the KVM-VFIO device)
+// is daemon/vmm/, which the daemon does not link.
 #include <cstdint>
 #include <string>
 
@@ -8,102 +13,75 @@
 
 namespace tio::kernel {
 
-enum class VmType : std::uint8_t { Default, SwProtected, Snp, Tdx, Sim };
+// The x86 machine types AttachVm's options["type"] names (asm/kvm.h KVM_X86_*).
+enum class VmType : std::uint8_t { Default, SwProtected, Snp, Tdx };
+[[nodiscard]] unsigned long machineType(VmType type);
 
-struct GuestMemfdFlags {
-    bool mmap = false;         // GUEST_MEMFD_FLAG_MMAP: host may mmap and fault it
-    bool init_shared = false;  // GUEST_MEMFD_FLAG_INIT_SHARED: starts shared
-};
+// The kernel's own names for the files the daemon is handed (verified on 6.18).
+inline constexpr std::string_view kVmFileName = "anon_inode:kvm-vm";
+inline constexpr std::string_view kGuestMemfdFileName = "anon_inode:[kvm-gmem]";
 
-class GuestMemfd;
-class KvmVfioDevice;
-
+// A VM fd the VMM created and handed over: kept for the guest's life and the fd
+// store, never given an ioctl (it would answer EIO).
 class KvmVm {
 public:
-    // Takes a VM fd the caller created elsewhere and proves through the kernel that it
-    // is a KVM VM fd: KVM_CREATE_DEVICE with KVM_CREATE_DEVICE_TEST only succeeds on a
-    // VM (style B.4 item 14: identity through a kernel operation, not link names).
+    // InvalidArgument unless the kernel names the file a KVM VM.
     [[nodiscard]] static Result<KvmVm> adopt(Syscalls& sys, UniqueFd fd);
-
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
-    [[nodiscard]] Result<long> checkExtension(unsigned long cap);
-    // KVM_CAP_MEMORY_ATTRIBUTES offers KVM_MEMORY_ATTRIBUTE_PRIVATE on this VM.
-    [[nodiscard]] Result<bool> supportsPrivateAttribute();
-    // KVM_CAP_GUEST_MEMFD_FLAGS: which creation flags this VM offers (0 when absent).
-    [[nodiscard]] Result<GuestMemfdFlags> supportedGuestMemfdFlags();
-    [[nodiscard]] Result<GuestMemfd> createGuestMemfd(std::uint64_t size, GuestMemfdFlags flags);
-    // Binds [gmem_offset, +size) of `gmem` as guest memory at `gpa` in memslot `slot`.
-    // InvalidArgument when the kernel refuses the fd (not a guest_memfd of this VM,
-    // or offset+size beyond it) or the range is already bound to a memslot.
-    [[nodiscard]] Result<> setMemslot(std::uint32_t slot, std::uint64_t gpa, std::uint64_t size, int gmem,
-                                      std::uint64_t gmem_offset);
-    [[nodiscard]] Result<> deleteMemslot(std::uint32_t slot);
-    [[nodiscard]] Result<> setMemoryAttributes(std::uint64_t gpa, std::uint64_t size, bool is_private);
-    [[nodiscard]] Result<KvmVfioDevice> createVfioDevice();
-    [[nodiscard]] Result<UniqueFd> duplicateFd() const;
 
 private:
-    KvmVm(Syscalls& sys, UniqueFd fd) : sys_(&sys), fd_(std::move(fd)) {}
-    friend class Kvm;
-    Syscalls* sys_;
+    explicit KvmVm(UniqueFd fd) : fd_(std::move(fd)) {}
     UniqueFd fd_;
 };
 
-class Kvm {
+// /dev/kvm system queries, which work from any process.
+class KvmSystem {
 public:
     // Opens /dev/kvm and checks KVM_GET_API_VERSION == 12.
-    [[nodiscard]] static Result<Kvm> open(Syscalls& sys);
+    [[nodiscard]] static Result<KvmSystem> open(Syscalls& sys);
     [[nodiscard]] Result<long> checkExtension(unsigned long cap);
-    [[nodiscard]] Result<KvmVm> createVm(VmType type);
-    [[nodiscard]] static unsigned long machineType(VmType type);
+    // KVM_CAP_VM_TYPES offers `type` (KVM_X86_DEFAULT_VM always exists).
+    [[nodiscard]] Result<bool> offersVmType(VmType type);
 
 private:
-    Kvm(Syscalls& sys, UniqueFd fd) : sys_(&sys), fd_(std::move(fd)) {}
+    KvmSystem(Syscalls& sys, UniqueFd fd) : sys_(&sys), fd_(std::move(fd)) {}
     Syscalls* sys_;
     UniqueFd fd_;
 };
 
-// FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE on a guest_memfd: frees the pages, zaps stage-2.
-[[nodiscard]] Result<> punchGuestMemfd(Syscalls& sys, int fd, std::uint64_t offset, std::uint64_t length);
-
-// Which file an fd is (st_dev, st_ino), if it is a guest_memfd; InvalidArgument if it
-// is another kind of file. The kernel's own name for the file decides, so core never
-// reads /proc link text.
+// Which file an fd is (st_dev, st_ino), and its size.
 struct FileIdentity {
     std::uint64_t dev = 0;
     std::uint64_t ino = 0;
     friend bool operator==(const FileIdentity&, const FileIdentity&) = default;
 };
-[[nodiscard]] Result<FileIdentity> guestMemfdIdentity(Syscalls& sys, int fd);
-
-class GuestMemfd {
-public:
-    [[nodiscard]] int fd() const noexcept { return fd_.get(); }
-    [[nodiscard]] Result<UniqueFd> duplicateFd() const;
-
-private:
-    explicit GuestMemfd(UniqueFd fd) : fd_(std::move(fd)) {}
-    friend class KvmVm;
-    UniqueFd fd_;
+struct FileInfo {
+    FileIdentity identity;
+    std::uint64_t size = 0;
 };
+// InvalidArgument unless the kernel names the file a guest_memfd.
+[[nodiscard]] Result<FileInfo> inspectGuestMemfd(Syscalls& sys, int fd);
+// InvalidArgument unless the kernel names the file a memfd (the separate model's
+// shared backing, which IOMMU_IOAS_MAP_FILE accepts).
+[[nodiscard]] Result<FileInfo> inspectMemfd(Syscalls& sys, int fd);
 
-// The VM's KVM-VFIO pseudo device (one per VM). FILE_ADD must precede
-// VFIO_DEVICE_BIND_IOMMUFD so the device learns its VM (kernel-uapi.md 2.4, 3.7).
-class KvmVfioDevice {
-public:
-    // A KVM-VFIO device fd from before a restart; the kernel proves what it is
-    // (KVM_HAS_DEVICE_ATTR for the VFIO file group).
-    [[nodiscard]] static Result<KvmVfioDevice> adopt(Syscalls& sys, UniqueFd fd);
-    [[nodiscard]] int fd() const noexcept { return fd_.get(); }
-    [[nodiscard]] Result<> addFile(int vfio_fd);
-    [[nodiscard]] Result<> removeFile(int vfio_fd);
+// FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE on a guest_memfd: frees the pages, zaps stage-2.
+[[nodiscard]] Result<> punchGuestMemfd(Syscalls& sys, int fd, std::uint64_t offset, std::uint64_t length);
 
-private:
-    KvmVfioDevice(Syscalls& sys, UniqueFd fd) : sys_(&sys), fd_(std::move(fd)) {}
-    friend class KvmVm;
-    Result<> fileOp(int vfio_fd, std::uint64_t attr);
-    Syscalls* sys_;
-    UniqueFd fd_;
+// Whether this kernel converts memory in place (the attribute on the guest_memfd,
+// KVM_SET_MEMORY_ATTRIBUTES2): the kvm module says so by its
+// gmem_in_place_conversion parameter, which only that series has. No capability
+// number is trusted: the series' numbers are contested.
+[[nodiscard]] Result<bool> kernelConvertsInPlace(Syscalls& sys);
+
+// KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd. On failure, `converted` is how many
+// bytes from `offset` the kernel did change before it stopped (EAGAIN with
+// error_offset: a partial conversion the caller must roll back).
+struct AttributeFailure {
+    Error error;
+    std::uint64_t converted = 0;
 };
+[[nodiscard]] std::expected<void, AttributeFailure> setGuestMemfdAttributes(Syscalls& sys, int fd, std::uint64_t offset,
+                                                                            std::uint64_t size, bool is_private);
 
 }  // namespace tio::kernel

@@ -100,6 +100,7 @@ SysResult<FdIdentity> LinuxSyscalls::identify(int fd) {
     id.dev = st.st_dev;
     id.ino = st.st_ino;
     id.rdev = S_ISCHR(st.st_mode) ? st.st_rdev : 0;
+    id.size = st.st_size > 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
     return id;
 }
 

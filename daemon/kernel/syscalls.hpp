@@ -25,7 +25,8 @@ struct FdIdentity {
     std::string link;
     dev_t dev = 0;
     ino_t ino = 0;
-    dev_t rdev = 0;  // character devices only
+    dev_t rdev = 0;          // character devices only
+    std::uint64_t size = 0;  // regular files, guest_memfd, memfd: fstat's st_size
 };
 
 class Syscalls {

@@ -21,13 +21,13 @@ inline constexpr std::string_view kJournalName = "journal";
 // "snapshot.N": the newest N is the one to restore from.
 inline constexpr std::string_view kSnapshotPrefix = "snapshot.";
 
-// The guest's own fds: "vm", "iommufd", "kvm-vfio", "dev-N", "claim-N", "mem-N".
+// The guest's own fds: "vm", "iommufd", "dev-N", "claim-N", "mem-N", "shm-N".
 inline constexpr std::string_view kVmFd = "vm";
 inline constexpr std::string_view kIommufdFd = "iommufd";
-inline constexpr std::string_view kKvmVfioFd = "kvm-vfio";
 inline constexpr std::string_view kDeviceFd = "dev";
 inline constexpr std::string_view kClaimFd = "claim";
 inline constexpr std::string_view kMemoryFd = "mem";
+inline constexpr std::string_view kSharedFd = "shm";
 
 // An fd the guest owns, under the name it is kept by.
 struct NamedFd {
@@ -39,6 +39,8 @@ struct NamedFd {
 // The name region `id`'s guest_memfd is kept under: "mem-<the lowest id of a region
 // on the same file>".
 [[nodiscard]] std::string memoryFdName(const core::Guest& guest, core::ObjectId id);
+// Likewise for its shared memfd ("shm-..."); empty when the region has none.
+[[nodiscard]] std::string sharedFdName(const core::Guest& guest, core::ObjectId id);
 // Every fd the guest owns, named; one name per open file.
 [[nodiscard]] std::vector<NamedFd> ownedFds(const core::Guest& guest);
 

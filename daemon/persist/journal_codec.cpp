@@ -32,7 +32,6 @@ v1::MemoryIntent encode(const core::MemoryIntent& intent) {
     out.set_region_id(intent.region_id);
     out.set_gpa(intent.gpa);
     out.set_size(intent.size);
-    out.set_memslot(intent.memslot);
     return out;
 }
 
@@ -50,7 +49,6 @@ core::MemoryIntent decode(const v1::MemoryIntent& intent) {
     out.region_id = intent.region_id();
     out.gpa = intent.gpa();
     out.size = intent.size();
-    out.memslot = intent.memslot();
     return out;
 }
 

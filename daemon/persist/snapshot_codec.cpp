@@ -30,10 +30,10 @@ v1::GuestSnapshot encode(const core::Guest& guest, std::string_view backend) {
         s.set_vm_type(std::string(toString(vm->type)));
         s.set_ioas_id(guest.ioasId());
         s.set_hwpt_id(guest.hwptId());
-        s.set_has_kvm_vfio(vm->kvm_vfio.has_value());
+        s.set_memory_model(std::string(toString(vm->model)));
+        if (vm->gmem_map_file) s.set_gmem_map_file(*vm->gmem_map_file);
     }
     s.set_next_object_id(guest.nextObjectId());
-    s.set_next_memslot(guest.nextMemslot());
     for (const auto& [id, d] : guest.devices()) {
         auto* out = s.add_devices();
         out->set_id(id);
@@ -63,9 +63,10 @@ v1::GuestSnapshot encode(const core::Guest& guest, std::string_view backend) {
         out->set_gpa(m.gpa);
         out->set_size(m.size);
         out->set_offset(m.offset);
-        out->set_memslot(m.memslot);
         out->set_private_bytes(m.private_bytes);
         out->set_fd_name(memoryFdName(guest, id));
+        out->set_shared_fd_name(sharedFdName(guest, id));
+        out->set_shared_offset(m.shared_offset);
         out->set_revoked_bytes(m.revoked_bytes);
         for (const auto& run : m.states.all()) {
             auto* range = out->add_ranges();
@@ -88,13 +89,11 @@ GuestImage decode(const v1::GuestSnapshot& s, std::map<std::string, UniqueFd>& f
     image.ioas_id = s.ioas_id();
     image.hwpt_id = s.hwpt_id();
     image.next_object_id = s.next_object_id();
-    image.next_memslot = s.next_memslot();
+    if (s.has_gmem_map_file()) image.gmem_map_file = s.gmem_map_file();
     image.conversions = s.conversions();
     image.revocations = s.revocations();
     image.vm = take(fds, std::string(kVmFd));
     image.iommufd = take(fds, std::string(kIommufdFd));
-    image.has_kvm_vfio = s.has_kvm_vfio();
-    if (image.has_kvm_vfio) image.kvm_vfio = take(fds, std::string(kKvmVfioFd));
     for (const auto& sv : s.viommus()) {
         image.viommus.push_back(core::VIommu{.id = sv.id(), .kernel_id = sv.kernel_id(), .type = sv.type_id()});
     }
@@ -113,20 +112,26 @@ GuestImage decode(const v1::GuestSnapshot& s, std::map<std::string, UniqueFd>& f
         if (sd.has_vdevice()) d.vdevice = core::VDevice{sd.vdevice_id(), sd.viommu(), sd.virtual_id()};
         image.devices.push_back(std::move(d));
     }
-    std::map<std::string, int> taken;  // a kept guest_memfd already handed to a region, for the next one on it
+    std::map<std::string, int> taken;  // a kept file already handed to a region, for the next one on it
+    auto takeShared = [&](const std::string& name) {
+        UniqueFd fd = take(fds, name);
+        if (fd) {
+            taken.emplace(name, fd.get());
+        } else if (auto it = taken.find(name); it != taken.end()) {
+            if (auto copy = UniqueFd::duplicateOf(it->second)) fd = std::move(*copy);
+        }
+        return fd;
+    };
     for (const auto& sm : s.memory()) {
         const std::string name = sm.fd_name().empty() ? objectFdName(kMemoryFd, sm.id()) : sm.fd_name();
         GuestImage::MemoryImage m{.id = sm.id(),
                                   .gpa = sm.gpa(),
                                   .size = sm.size(),
                                   .offset = sm.offset(),
-                                  .memslot = sm.memslot(),
-                                  .gmem = take(fds, name)};
-        if (m.gmem) {
-            taken.emplace(name, m.gmem.get());
-        } else if (auto it = taken.find(name); it != taken.end()) {
-            if (auto copy = UniqueFd::duplicateOf(it->second)) m.gmem = std::move(*copy);
-        }
+                                  .gmem = takeShared(name),
+                                  .has_shared = !sm.shared_fd_name().empty(),
+                                  .shared_offset = sm.shared_offset()};
+        if (m.has_shared) m.shared = takeShared(sm.shared_fd_name());
         for (const auto& range : sm.ranges()) {
             const core::PageState st{core::parseMemoryState(range.state()).value_or(core::MemoryState::Shared),
                                      range.revoked()};

@@ -15,7 +15,8 @@ namespace {
 void usage() {
     std::fprintf(stderr,
                  "usage: tio-simkernel --platform tdx|snp|cca --control PATH [--kernel PATH]\n"
-                 "                     [--device BDF[,notdisp]]...\n"
+                 "                     [--kernel-profile 7.3|7.4|proposed] [--device BDF[,notdisp]]...\n"
+                 "  --kernel-profile picks the uAPI the simulated kernel has (default: proposed).\n"
                  "  --kernel defaults to the control path with \".kernel\" appended.\n"
                  "  Default devices: 0000:3a:00.0 and 0000:3b:00.0, both TDISP capable.\n");
 }
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
     std::optional<Platform> platform;
     std::string control;
     std::string kernel_path;
+    sim::KernelProfile profile = sim::KernelProfile::Proposed;
     std::vector<sim::PciFunction> functions;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -41,6 +43,13 @@ int main(int argc, char** argv) {
             control = argv[++i];
         } else if (a == "--kernel" && has_value) {
             kernel_path = argv[++i];
+        } else if (a == "--kernel-profile" && has_value) {
+            const auto p = sim::parseKernelProfile(argv[++i]);
+            if (!p) {
+                std::fprintf(stderr, "tio-simkernel: unknown kernel profile '%s' (7.3, 7.4 or proposed)\n", argv[i]);
+                return 2;
+            }
+            profile = *p;
         } else if (a == "--device" && has_value) {
             std::string spec = argv[++i];
             bool tdisp = true;
@@ -84,7 +93,7 @@ int main(int argc, char** argv) {
     sd_event_add_signal(event, nullptr, SIGINT, nullptr, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
-    sim::SimKernel kernel(*platform, std::move(functions));
+    sim::SimKernel kernel(*platform, profile, std::move(functions));
     sim::SimServer server(event, kernel);
     if (const int r = server.listen(kernel_path, control); r < 0) {
         std::fprintf(stderr, "tio-simkernel: cannot listen: %s\n", std::strerror(-r));

@@ -28,6 +28,9 @@ struct IoctlCall {
     std::vector<std::vector<std::uint8_t>> bufs;  // one per desc->pointers entry
     std::vector<UniqueFd> fds;                    // fd_in first, then pointer fds
     UniqueFd out_fd;                              // a new file for returns_fd/out_fd_offset
+    // The calling process (its thread group), from kernel-verified credentials: the
+    // simulator's `current`. Never taken from the request.
+    pid_t caller = 0;
 
     template <typename T>
     [[nodiscard]] T get() const {
@@ -51,6 +54,8 @@ public:
     // What readlink(/proc/self/fd/N) shows for the real file.
     [[nodiscard]] virtual std::string link() const = 0;
     [[nodiscard]] virtual dev_t rdev() const { return 0; }
+    // What fstat says of its size (a guest_memfd's; 0 for device files).
+    [[nodiscard]] virtual std::uint64_t size() const { return 0; }
     // Returns the ioctl's non-negative result or a negative errno.
     virtual long ioctl(IoctlCall& call) = 0;
     virtual int fallocate(int /*mode*/, std::uint64_t /*offset*/, std::uint64_t /*length*/) { return -ENODEV; }

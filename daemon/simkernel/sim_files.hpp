@@ -27,11 +27,14 @@ public:
     long ioctl(IoctlCall& call) override;
 };
 
+// A VM answers only the process that created it (kvm_vm_ioctl: `kvm->mm !=
+// current->mm` is EIO), and so do its vCPUs and KVM devices.
 class KvmVmFile final : public SimFile {
 public:
-    KvmVmFile(SimKernel& k, std::uint32_t type) : SimFile(k), type_(type) {}
+    KvmVmFile(SimKernel& k, std::uint32_t type, pid_t creator) : SimFile(k), type_(type), creator_(creator) {}
     std::string link() const override { return "anon_inode:kvm-vm"; }
     long ioctl(IoctlCall& call) override;
+    [[nodiscard]] bool ownedBy(pid_t caller) const { return caller == creator_; }
     [[nodiscard]] bool isPrivate(std::uint64_t gpa) const { return private_.find(gpa).has_value(); }
     // The GPA where `gmem` offset is guest memory of this VM, if it is.
     [[nodiscard]] std::optional<std::uint64_t> gpaOf(const GuestMemfdFile* gmem, std::uint64_t offset) const;
@@ -46,28 +49,54 @@ public:
     [[nodiscard]] const std::map<std::uint32_t, Memslot>& memslots() const { return slots_; }
     [[nodiscard]] const RangeMap<bool>& privateRanges() const { return private_; }
 
+    // In-place conversion: the attribute of `gmem`'s [start, end) changed; every GPA
+    // range of this VM bound to it follows.
+    void gmemAttributesChanged(const GuestMemfdFile* gmem, std::uint64_t start, std::uint64_t end);
+
     std::uint32_t type_;
     bool has_vfio_device_ = false;
     bool poisoned_ = false;  // a machine check hit this guest's memory (TDX)
 
 private:
     long checkExtension(std::uint64_t cap) const;
+    long createVcpu(IoctlCall& call);
     long setMemslot(IoctlCall& call);
     long setAttributes(IoctlCall& call);
     long createDevice(IoctlCall& call);
     void release() override;
 
+    pid_t creator_;
+    std::set<std::uint64_t> vcpus_;
     std::map<std::uint32_t, Memslot> slots_;
-    RangeMap<bool> private_;  // GPA ranges marked private (only `true` runs are stored)
+    // GPA ranges that are private (only `true` runs are stored): set by the VM-scoped
+    // ioctl, or, with in-place conversion, mirrored from the guest_memfds bound here.
+    RangeMap<bool> private_;
+};
+
+class KvmVcpuFile final : public SimFile {
+public:
+    KvmVcpuFile(SimKernel& k, KvmVmFile* vm, std::uint64_t id) : SimFile(k), vm_(vm), id_(id) {}
+    std::string link() const override { return "anon_inode:kvm-vcpu:" + std::to_string(id_); }
+    long ioctl(IoctlCall& call) override;
+
+private:
+    void release() override { vm_.reset(); }
+    FileRef<KvmVmFile> vm_;
+    std::uint64_t id_;
 };
 
 class GuestMemfdFile final : public SimFile {
 public:
-    GuestMemfdFile(SimKernel& k, KvmVmFile* vm, std::uint64_t size, std::uint64_t flags)
-        : SimFile(k), vm_(vm), size_(size), flags_(flags) {}
-    std::string link() const override { return "anon_inode:[kvm-guest_memfd]"; }
-    long ioctl(IoctlCall&) override { return -ENOTTY; }
+    GuestMemfdFile(SimKernel& k, KvmVmFile* vm, std::uint64_t size, std::uint64_t flags);
+    // The kernel's name for it (verified on 6.18): identity is read from here.
+    std::string link() const override { return "anon_inode:[kvm-gmem]"; }
+    std::uint64_t size() const override { return size_; }
+    // KVM_SET_MEMORY_ATTRIBUTES2 where the profile has in-place conversion; like every
+    // guest_memfd file operation, it is not tied to the VM's creator (kvm_gmem_ioctl).
+    long ioctl(IoctlCall& call) override;
     int fallocate(int mode, std::uint64_t offset, std::uint64_t length) override;
+    [[nodiscard]] bool isPrivate(std::uint64_t offset) const { return private_.find(offset).has_value(); }
+    [[nodiscard]] const RangeMap<bool>& privateOffsets() const { return private_; }
 
     FileRef<KvmVmFile> vm_;
     std::uint64_t size_;
@@ -77,7 +106,9 @@ public:
     RangeMap<bool> punched_;  // offsets whose pages were discarded and not allocated again
 
 private:
+    long setAttributes(IoctlCall& call);
     void release() override;
+    RangeMap<bool> private_;  // in-place conversion: offsets that are private
 };
 
 class VfioDeviceFile;

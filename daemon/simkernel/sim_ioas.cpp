@@ -133,7 +133,9 @@ long IommufdFile::mapFile(IoctlCall& c) {
 
     IoArea area{.length = m.length, .start = m.start, .writeable = (m.flags & IOMMU_IOAS_MAP_WRITEABLE) != 0};
     if (auto* gmem = dynamic_cast<GuestMemfdFile*>(kernel_.resolve(c.fds.front().get()))) {
-        // guest_memfd by file + offset: the RFC the architecture builds on (kernel-uapi.md 5.4).
+        // guest_memfd by file + offset is an RFC (kernel-as-it-is.md section 4): merged
+        // iommufd_ioas_map_file refuses every file that is not shmem, hugetlbfs or a dma-buf.
+        if (!kernel_.proposedSeries()) return -EINVAL;
         if (*file_end > gmem->size_) return -EINVAL;
         area.gmem = FileRef<GuestMemfdFile>(gmem);
         area.file_key = reinterpret_cast<std::uintptr_t>(gmem);

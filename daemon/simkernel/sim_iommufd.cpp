@@ -55,7 +55,8 @@ long IommufdFile::ioctl(IoctlCall& c) {
     if (req == IOMMU_VDEVICE_ALLOC) return vdeviceAlloc(c);
     if (req == IOMMU_VDEVICE_TSM_OP) return tsmOp(c);
     if (req == IOMMU_VDEVICE_TSM_REQ) return tsmReq(c);
-    if (req == IOMMU_IOAS_RESHAPE) return reshape(c);
+    // The project's own proposal: only a kernel with the proposed series has it.
+    if (req == IOMMU_IOAS_RESHAPE && kernel_.proposedSeries()) return reshape(c);
     // IOMMU_IOAS_MAP by user VA cannot cross a process boundary; the daemon never uses it
     // (architecture.md section 6: memory is mapped from files only).
     return -ENOTTY;

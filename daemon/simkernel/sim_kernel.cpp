@@ -34,8 +34,24 @@ void SimFile::put() noexcept {
     }
 }
 
-SimKernel::SimKernel(Platform platform, std::vector<PciFunction> functions)
-    : platform_(platform), functions_(std::move(functions)) {
+std::optional<KernelProfile> parseKernelProfile(std::string_view s) {
+    if (s == "7.3") return KernelProfile::V7_3;
+    if (s == "7.4") return KernelProfile::V7_4;
+    if (s == "proposed") return KernelProfile::Proposed;
+    return std::nullopt;
+}
+
+std::string_view toString(KernelProfile p) {
+    switch (p) {
+        case KernelProfile::V7_3: return "7.3";
+        case KernelProfile::V7_4: return "7.4";
+        case KernelProfile::Proposed: return "proposed";
+    }
+    return "proposed";
+}
+
+SimKernel::SimKernel(Platform platform, KernelProfile profile, std::vector<PciFunction> functions)
+    : platform_(platform), profile_(profile), functions_(std::move(functions)) {
     for (const char* name : {"iopte_map",
                              "iopte_unmap",
                              "iopte_split",
@@ -50,9 +66,11 @@ SimKernel::SimKernel(Platform platform, std::vector<PciFunction> functions)
                              "gpt_faults",
                              "dma_ok",
                              "dma_blocked",
+                             "stale_shared_dma",
                              "gmem_violations",
                              "areas_revoked_by_kernel",
                              "gmem_punched_pages",
+                             "gmem_attribute_changes",
                              "gen_dma",
                              "gen_faults",
                              "tdi_errors",
@@ -91,6 +109,8 @@ kernel::SysResult<SimKernel::NewFile> SimKernel::install(std::unique_ptr<SimFile
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return std::unexpected(errno);
     NewFile nf{UniqueFd(sv[0]), UniqueFd(sv[1]), file.get()};
+    // Before the client end leaves: every request on this file says who sent it.
+    if (auto r = unixsock::passCredentials(nf.server.get()); !r) return std::unexpected(r.error());
     struct stat st {};
     if (::fstat(nf.client.get(), &st) < 0) return std::unexpected(errno);
     SimFile* raw = file.get();
@@ -175,7 +195,8 @@ bool SimKernel::serve(int sock, SimFile* file, kernel::wire::Message msg) {
         }
         case Op::Identify: {
             const std::string l = file->link();
-            return reply(sock, 0, 0, {reinterpret_cast<const std::uint8_t*>(l.data()), l.size()}, -1,
+            return reply(sock, 0, static_cast<std::int64_t>(file->size()),
+                         {reinterpret_cast<const std::uint8_t*>(l.data()), l.size()}, -1,
                          static_cast<std::uint64_t>(file->rdev()));
         }
         default: return reply(sock, EINVAL, -1);
@@ -282,6 +303,7 @@ void SimKernel::serveIoctl(int sock, SimFile& file, const Request& rq, kernel::w
     IoctlCall call;
     call.desc = desc;
     call.value = rq.a;
+    call.caller = msg.sender_pid;
     std::uint32_t user_size = 0;
     if (desc->kind == ArgKind::Struct) {
         std::span<const std::uint8_t> payload(msg.bytes.data() + sizeof rq, msg.bytes.size() - sizeof rq);

@@ -19,6 +19,13 @@
 namespace tio::sim {
 
 enum class TdiState : std::uint8_t { Unlocked, Locked, Run, Error };
+
+// Which uAPI the simulated kernel has (architecture.md section 4; the matrix in
+// kernel-as-it-is.md section 7): merged only, plus in-place guest_memfd conversion,
+// or plus the proposed series (guest_memfd in MAP_FILE, the TSM, IOAS_RESHAPE).
+enum class KernelProfile : std::uint8_t { V7_3, V7_4, Proposed };
+[[nodiscard]] std::optional<KernelProfile> parseKernelProfile(std::string_view s);
+[[nodiscard]] std::string_view toString(KernelProfile p);
 [[nodiscard]] std::string_view toString(TdiState s);
 
 class VfioDeviceFile;
@@ -39,10 +46,16 @@ inline constexpr unsigned kVfioMajor = 243;  // simulated char major for vfio cd
 
 class SimKernel {
 public:
-    SimKernel(Platform platform, std::vector<PciFunction> functions);
+    SimKernel(Platform platform, KernelProfile profile, std::vector<PciFunction> functions);
     ~SimKernel();
 
     [[nodiscard]] Platform platform() const { return platform_; }
+    [[nodiscard]] KernelProfile profile() const { return profile_; }
+    // KVM_SET_MEMORY_ATTRIBUTES2 on guest_memfd (7.4 and later): attributes live with
+    // the file, and the VM-scoped attribute is gone (kvm.gmem_in_place_conversion=1).
+    [[nodiscard]] bool inPlaceConversion() const { return profile_ != KernelProfile::V7_3; }
+    // The guest_memfd MAP_FILE RFC (and the rest of the proposed series).
+    [[nodiscard]] bool proposedSeries() const { return profile_ == KernelProfile::Proposed; }
 
     // Serves one request that arrived on `sock`; `file` is null for the broker socket.
     // Returns false when the reply could not be sent.
@@ -130,6 +143,7 @@ private:
     std::string accessPage(PciFunction& fn, std::uint64_t iova, bool write, std::uint64_t& next);
 
     Platform platform_;
+    KernelProfile profile_;
     std::vector<PciFunction> functions_;
     std::map<ino_t, SimFile*> by_inode_;
     std::map<SimFile*, std::unique_ptr<SimFile>> files_;

@@ -24,6 +24,15 @@ std::uint64_t supportedVmTypes(Platform p) {
 
 bool isCocoType(std::uint32_t type) { return type != KVM_X86_DEFAULT_VM; }
 
+// With in-place conversion the attribute moves to guest_memfd and the VM-scoped
+// capability answers 0 (kvm.gmem_in_place_conversion defaults to on).
+long vmScopedAttributes(const SimKernel& k) {
+    return k.inPlaceConversion() ? 0 : static_cast<long>(KVM_MEMORY_ATTRIBUTE_PRIVATE);
+}
+
+// kvm_gmem_create takes the size as a loff_t: anything above LLONG_MAX is negative.
+constexpr std::uint64_t kMaxGuestMemfdSize = static_cast<std::uint64_t>(INT64_MAX);
+
 // Installs a new file as the ioctl's returned fd.
 long returnNewFile(SimKernel& k, IoctlCall& call, std::unique_ptr<SimFile> f) {
     auto nf = k.install(std::move(f));
@@ -45,7 +54,7 @@ long KvmSystemFile::ioctl(IoctlCall& call) {
             case KVM_CAP_DEVICE_CTRL:
             case KVM_CAP_USER_MEMORY2:
             case KVM_CAP_GUEST_MEMFD: return 1;
-            case KVM_CAP_MEMORY_ATTRIBUTES: return static_cast<long>(KVM_MEMORY_ATTRIBUTE_PRIVATE);
+            case KVM_CAP_MEMORY_ATTRIBUTES: return vmScopedAttributes(kernel_);
             case KVM_CAP_GUEST_MEMFD_FLAGS:
                 return static_cast<long>(GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED);
             default: return 0;
@@ -53,8 +62,9 @@ long KvmSystemFile::ioctl(IoctlCall& call) {
     }
     if (req == KVM_CREATE_VM) {
         if (call.value > 31 || (supportedVmTypes(kernel_.platform()) & (1ULL << call.value)) == 0) return -EINVAL;
+        // The VM belongs to the process that creates it: kvm->mm = current->mm.
         return returnNewFile(kernel_, call,
-                             std::make_unique<KvmVmFile>(kernel_, static_cast<std::uint32_t>(call.value)));
+                             std::make_unique<KvmVmFile>(kernel_, static_cast<std::uint32_t>(call.value), call.caller));
     }
     // KVM_CREATE_DEVICE on the system fd is not a VM ioctl: kvm_dev_ioctl answers EINVAL.
     if (req == KVM_CREATE_DEVICE) return -EINVAL;
@@ -66,24 +76,28 @@ long KvmVmFile::checkExtension(std::uint64_t cap) const {
         case KVM_CAP_DEVICE_CTRL:
         case KVM_CAP_USER_MEMORY2:
         case KVM_CAP_GUEST_MEMFD: return 1;
-        case KVM_CAP_MEMORY_ATTRIBUTES: return static_cast<long>(KVM_MEMORY_ATTRIBUTE_PRIVATE);
-        // INIT_SHARED is not offered for VMs with private memory (kvm_arch_supports_gmem_init_shared).
+        case KVM_CAP_MEMORY_ATTRIBUTES: return vmScopedAttributes(kernel_);
+        // INIT_SHARED is not offered for VMs with private memory (kvm_arch_supports_gmem_init_shared)
+        // until in-place conversion makes shared guest_memfd pages legal for them.
         case KVM_CAP_GUEST_MEMFD_FLAGS:
-            return static_cast<long>(isCocoType(type_) ? GUEST_MEMFD_FLAG_MMAP
-                                                       : GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED);
+            return static_cast<long>(isCocoType(type_) && !kernel_.inPlaceConversion()
+                                         ? GUEST_MEMFD_FLAG_MMAP
+                                         : GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED);
         case KVM_CAP_VM_TYPES: return static_cast<long>(supportedVmTypes(kernel_.platform()));
         default: return 0;
     }
 }
 
 long KvmVmFile::ioctl(IoctlCall& call) {
+    if (!ownedBy(call.caller)) return -EIO;  // kvm_vm_ioctl: kvm->mm != current->mm
     const unsigned long req = call.desc->request;
     if (req == KVM_CHECK_EXTENSION) return checkExtension(call.value);
+    if (req == KVM_CREATE_VCPU) return createVcpu(call);
     if (req == KVM_CREATE_GUEST_MEMFD) {
         const auto g = call.get<kvm_create_guest_memfd>();
         for (auto r : g.reserved)
             if (r != 0) return -EINVAL;
-        if (g.size == 0 || !pageAligned(g.size)) return -EINVAL;
+        if (g.size == 0 || g.size > kMaxGuestMemfdSize || !pageAligned(g.size)) return -EINVAL;
         if ((g.flags & ~static_cast<std::uint64_t>(checkExtension(KVM_CAP_GUEST_MEMFD_FLAGS))) != 0) return -EINVAL;
         return returnNewFile(kernel_, call, std::make_unique<GuestMemfdFile>(kernel_, this, g.size, g.flags));
     }
@@ -124,13 +138,40 @@ long KvmVmFile::setMemslot(IoctlCall& call) {
         gmem->bindings_.insert({this, m.slot});
     }
     slots_[m.slot] = Memslot{m.guest_phys_addr, m.memory_size, gmem, m.guest_memfd_offset};
+    if (gmem != nullptr && kernel_.inPlaceConversion()) {
+        gmemAttributesChanged(gmem, m.guest_memfd_offset, m.guest_memfd_offset + m.memory_size);
+    }
     return 0;
+}
+
+long KvmVmFile::createVcpu(IoctlCall& call) {
+    if (!vcpus_.insert(call.value).second) return -EEXIST;
+    return returnNewFile(kernel_, call, std::make_unique<KvmVcpuFile>(kernel_, this, call.value));
+}
+
+void KvmVmFile::gmemAttributesChanged(const GuestMemfdFile* gmem, std::uint64_t start, std::uint64_t end) {
+    for (const auto& [id, slot] : slots_) {
+        if (slot.gmem != gmem) continue;
+        const std::uint64_t s = std::max(start, slot.offset);
+        const std::uint64_t e = std::min(end, slot.offset + slot.size);
+        if (s >= e) continue;
+        const std::uint64_t gpa = slot.gpa + (s - slot.offset);
+        private_.erase(gpa, gpa + (e - s));
+        gmem->privateOffsets().forEach(s, e, [&](std::uint64_t rs, std::uint64_t re, bool) {
+            private_.assign(slot.gpa + (rs - slot.offset), slot.gpa + (re - slot.offset), true);
+        });
+    }
+}
+
+long KvmVcpuFile::ioctl(IoctlCall& call) {
+    if (!vm_ || !vm_->ownedBy(call.caller)) return -EIO;  // kvm_vcpu_ioctl
+    return -ENOTTY;                                       // running vCPUs is not simulated
 }
 
 long KvmVmFile::setAttributes(IoctlCall& call) {
     const auto a = call.get<kvm_memory_attributes>();
     const auto end = checkedEnd(a.address, a.size);
-    if (a.flags != 0 || (a.attributes & ~KVM_MEMORY_ATTRIBUTE_PRIVATE) != 0) return -EINVAL;
+    if (a.flags != 0 || (a.attributes & ~static_cast<std::uint64_t>(vmScopedAttributes(kernel_))) != 0) return -EINVAL;
     if (a.size == 0 || !end || !pageAligned(a.address) || !pageAligned(a.size)) return -EINVAL;
     if ((a.attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE) != 0) private_.assign(a.address, *end, true);
     else private_.erase(a.address, *end);
@@ -170,6 +211,31 @@ void KvmVmFile::release() {
     slots_.clear();
 }
 
+GuestMemfdFile::GuestMemfdFile(SimKernel& k, KvmVmFile* vm, std::uint64_t size, std::uint64_t flags)
+    : SimFile(k), vm_(vm), size_(size), flags_(flags) {
+    // In-place: pages start private unless created shared.
+    if (k.inPlaceConversion() && (flags & GUEST_MEMFD_FLAG_INIT_SHARED) == 0) private_.assign(0, size, true);
+}
+
+long GuestMemfdFile::ioctl(IoctlCall& call) {
+    if (call.desc->request == KVM_SET_MEMORY_ATTRIBUTES2 && kernel_.inPlaceConversion()) return setAttributes(call);
+    return -ENOTTY;
+}
+
+long GuestMemfdFile::setAttributes(IoctlCall& call) {
+    auto a = call.get<kvm_memory_attributes2>();
+    for (auto r : a.reserved)
+        if (r != 0) return -EINVAL;
+    const auto end = checkedEnd(a.offset, a.size);
+    if (a.flags != 0 || (a.attributes & ~KVM_MEMORY_ATTRIBUTE_PRIVATE) != 0) return -EINVAL;
+    if (a.size == 0 || !end || *end > size_ || !pageAligned(a.offset) || !pageAligned(a.size)) return -EINVAL;
+    if ((a.attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE) != 0) private_.assign(a.offset, *end, true);
+    else private_.erase(a.offset, *end);
+    for (const auto& [vm, slot] : bindings_) vm->gmemAttributesChanged(this, a.offset, *end);
+    kernel_.count("gmem_attribute_changes");
+    return 0;
+}
+
 int GuestMemfdFile::fallocate(int mode, std::uint64_t offset, std::uint64_t length) {
     const auto end = checkedEnd(offset, length);
     if (!end || !pageAligned(offset) || !pageAligned(length) || length == 0) return -EINVAL;
@@ -199,6 +265,7 @@ void GuestMemfdFile::release() {
 }
 
 long KvmVfioDeviceFile::ioctl(IoctlCall& call) {
+    if (!vm_ || !vm_->ownedBy(call.caller)) return -EIO;  // kvm_device_ioctl
     const auto a = call.get<kvm_device_attr>();
     const unsigned long req = call.desc->request;
     if (req == KVM_HAS_DEVICE_ATTR) {

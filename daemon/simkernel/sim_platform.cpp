@@ -74,7 +74,13 @@ std::string SimKernel::accessPage(PciFunction& fn, std::uint64_t iova, bool writ
     next = leaf->iova + leaf->size();
     const IoArea* area = ictx.areaAt(dev, iova);
     const GuestMemfdFile* gmem = area != nullptr ? area->gmem.get() : nullptr;
-    if (gmem == nullptr || vm == nullptr) return "ok";  // plain host memory (a memfd): no CoCo rules
+    if (gmem == nullptr || vm == nullptr) {
+        // Plain host memory: the separate model's memfd, which no CoCo rule covers. A
+        // GPA the VM made private behind the mapping leaves a stale mapping of a host
+        // page, not a machine check (kernel-as-it-is.md section 3): counted.
+        if (vm != nullptr && vm->isPrivate(iova & ~alias)) count("stale_shared_dma");
+        return "ok";
+    }
     const auto gpa = vm->gpaOf(gmem, leaf->file_offset + (iova - leaf->iova));
     const auto leaf_gpa = vm->gpaOf(gmem, leaf->file_offset);
     if (!gpa || !leaf_gpa) return "ok";  // file pages that are not guest memory

@@ -25,6 +25,9 @@ int SimServer::listen(const std::string& kernel_path, const std::string& control
     auto k = bus::listenUnix(kernel_path, SOCK_SEQPACKET, 0666);
     if (!k) return -k.error();
     kernel_listen_ = std::move(*k);
+    // Every request carries its sender's pid, as the kernel knows `current` (inherited
+    // by each accepted connection).
+    if (auto r = unixsock::passCredentials(kernel_listen_.get()); !r) return -r.error();
     int r = sd_event_add_io(event_, &kernel_accept_, kernel_listen_.get(), EPOLLIN, onKernelAccept, this);
     if (r < 0) return r;
     kernel_.setWatcher(watchFile, this);

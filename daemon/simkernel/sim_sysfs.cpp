@@ -81,6 +81,11 @@ kernel::SysResult<std::vector<std::string>> SimKernel::listDir(const std::string
 }
 
 kernel::SysResult<std::string> SimKernel::readAttr(const std::string& path) {
+    // The in-place conversion series' module parameter (0444, on by default).
+    if (path == "/sys/module/kvm/parameters/gmem_in_place_conversion") {
+        if (!inPlaceConversion()) return std::unexpected(ENOENT);
+        return std::string("Y\n");
+    }
     const auto p = split(path);
     if (!isPciDevicesDir(p) || p.size() < 6) return std::unexpected(ENOENT);
     const auto bdf = Bdf::parse(p[4]);

@@ -38,7 +38,9 @@
 #include "kernel/uapi/ioctl_encoding.hpp"
 #include "kernel/vfio_device.hpp"
 #include "support/sim_process.hpp"
+#include "support/test_vmm.hpp"
 #include "support/trusted_caller.hpp"
+#include "vmm/kvm_vmm.hpp"
 
 namespace tio::bench {
 namespace {
@@ -160,10 +162,15 @@ Figures runTioManager(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_
     const std::size_t heap_before = heapInUse();
     core::Guest g(core::GuestConfig{.name = "bench", .platform = platform, .claim_dir = sim.dir() + "/claims"}, sys,
                   test::anyDevice("bench"));
-    must(g.createVm(test::trusted(), kernel::VmType::Sim), "CreateVm");
-    auto gmem = must(g.createGuestMemory(test::trusted(), guest_bytes, {}), "CreateGuestMemory");
-    must(g.addMemory(test::trusted(), kGpa, guest_bytes, std::move(gmem), 0, core::MemoryState::Private), "AddMemory");
-    must(g.addDevice(test::trusted(), *Bdf::parse("0000:3a:00.0")), "AddDevice");
+    // The VMM's side, outside the figures' kernel calls (it is not the daemon's work).
+    test::TestVmm vmm(raw);
+    must(vmm.attachTo(g), "AttachVm");
+    auto gmem = must(vmm.guestMemory(kGpa, guest_bytes), "guest_memfd");
+    must(g.addMemory(test::trusted(), kGpa, guest_bytes, std::move(gmem), 0, core::MemoryState::Private, std::nullopt),
+         "AddMemory");
+    const auto dev = must(g.addDevice(test::trusted(), *Bdf::parse("0000:3a:00.0")), "AddDevice");
+    must(vmm.addDeviceFile(g, dev), "FILE_ADD");
+    must(g.attachDevice(test::trusted(), dev), "Attach");
     RangeMap<bool> shared;  // the benchmark's own record, to pick each direction
     std::uint64_t converted_from_shared = 0;
     const Start start = startOf(sim, sys, heap_before);
@@ -197,11 +204,17 @@ Figures runQemuStyle(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_t
     CountingSyscalls sys(raw);
     Figures f;
     const std::size_t heap_before = heapInUse();
-    auto kvm = must(kernel::Kvm::open(sys), "open kvm");
-    auto vm = must(kvm.createVm(kernel::VmType::Sim), "create vm");
+    // QEMU is the VMM: it creates the VM itself. In place, the attribute is the
+    // guest_memfd's (KVM_SET_MEMORY_ATTRIBUTES2), as the in-place series has it.
+    auto kvm = must(vmm::Kvm::open(sys), "open kvm");
+    auto vm = must(kvm.createVm(kernel::VmType::Default), "create vm");
     auto gmem = must(vm.createGuestMemfd(guest_bytes, {}), "guest_memfd");
     must(vm.setMemslot(0, kGpa, guest_bytes, gmem.fd(), 0), "memslot");
-    must(vm.setMemoryAttributes(kGpa, guest_bytes, true), "attributes");
+    auto attributes = [&](std::uint64_t gpa, std::uint64_t size, bool is_private) {
+        auto r = kernel::setGuestMemfdAttributes(sys, gmem.fd(), gpa - kGpa, size, is_private);
+        if (!r) die("attributes: " + r.error().error.message);
+    };
+    attributes(kGpa, guest_bytes, true);
     auto kvm_vfio = must(vm.createVfioDevice(), "kvm-vfio");
     auto ictx = must(kernel::Iommufd::open(sys), "iommufd");
     const auto ioas = must(ictx.allocIoas(), "ioas");
@@ -224,7 +237,7 @@ Figures runQemuStyle(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_t
         const bool to_shared = bit(first) == 0;
         const auto s = std::chrono::steady_clock::now();
         const double k = sys.kernel_us;
-        must(vm.setMemoryAttributes(c.gpa, c.size, !to_shared), "attributes");
+        attributes(c.gpa, c.size, !to_shared);
         for (std::uint64_t p = first; p < first + c.size / kPage; ++p) {
             const std::uint64_t gpa = kGpa + p * kPage;
             if (to_shared && bit(p) == 0) {

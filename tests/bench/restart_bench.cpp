@@ -21,6 +21,7 @@
 
 #include "support/guest_client.hpp"
 #include "support/service_manager.hpp"
+#include "support/vmm_client.hpp"
 
 namespace {
 
@@ -77,6 +78,7 @@ int main(int argc, char** argv) {
     const std::uint64_t per_guest = (memory_gib / guests) << 30U;
     constexpr std::uint64_t kGpa = 1ULL << 32U;
     std::vector<std::unique_ptr<ServiceManager>> managers;
+    std::vector<std::unique_ptr<VmmClient>> vmms;  // each guest's VMM side, alive across the restarts
     std::vector<double> cold;
     std::mt19937_64 rng(7);
     for (unsigned g = 0; g < guests; ++g) {
@@ -85,9 +87,10 @@ int main(int argc, char** argv) {
         cold.push_back(managers.back()->start());
         auto conn = sdbus::createSessionBusConnectionWithAddress(managers.back()->address());
         GuestClient guest(*conn, "g" + std::to_string(g));
-        (void)guest.CreateVm("sim", {});
-        auto gmem = guest.CreateGuestMemory(per_guest, {});
-        (void)guest.AddMemory(kGpa, per_guest, gmem, 0, "private", {});
+        vmms.push_back(std::make_unique<VmmClient>(sim));
+        VmmClient& vmm = *vmms.back();
+        vmm.attachVm(guest);
+        (void)vmm.addMemory(guest, kGpa, per_guest, "private");
         for (unsigned c = 0; c < conversions; ++c) {
             const std::uint64_t size = (rng() % 2 == 0) ? 4096 : 2ULL << 20U;
             const std::uint64_t gpa = kGpa + (rng() % (per_guest / size)) * size;
@@ -95,7 +98,7 @@ int main(int argc, char** argv) {
         }
         std::string viommu;
         for (unsigned d = g; d < devices; d += guests) {
-            const std::string path = guest.AddDevice(bdfs[d], {});
+            const std::string path = vmm.addDevice(*conn, guest, bdfs[d]);
             if (viommu.empty()) viommu = guest.CreateVIommu(path, {});
             DeviceClient dev(*conn, path);
             dev.CreateVDevice(viommu, d + 1);

@@ -19,12 +19,13 @@ using core::MemoryState;
 class BadInputTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        ASSERT_TRUE(g.createVm(trusted(), kernel::VmType::Sim));
-        auto gmem = g.createGuestMemory(trusted(), 16 * kMiB, {});
+        ASSERT_TRUE(rig.vmm.attachTo(g));
+        auto gmem = rig.vmm.guestMemfd(16 * kMiB);
         ASSERT_TRUE(gmem);
         gmem_ = std::move(*gmem);
-        ASSERT_TRUE(g.addMemory(trusted(), kGuestRamGpa, 4 * kMiB, dup(), 0, MemoryState::Shared));
-        auto up = bringUp(g, kDevA, Stage::Bound, 9);
+        ASSERT_TRUE(rig.vmm.bindMemory(kGuestRamGpa, 4 * kMiB, gmem_.get()));
+        ASSERT_TRUE(g.addMemory(trusted(), kGuestRamGpa, 4 * kMiB, dup(), 0, MemoryState::Shared, std::nullopt));
+        auto up = bringUp(g, rig.vmm, kDevA, Stage::Bound, 9);
         ASSERT_TRUE(up) << up.error().message;
         dev_ = up->device;
         viommu_ = up->viommu;
@@ -55,28 +56,81 @@ protected:
 TEST_F(BadInputTest, MemoryRangesAreCheckedBeforeTheKernelSeesThem) {
     const std::uint64_t gpa = kGuestRamGpa + 64 * kMiB;
     refused("zero size", Code::InvalidArgument,
-            [&] { return g.addMemory(trusted(), gpa, 0, dup(), 0, MemoryState::Shared); });
+            [&] { return g.addMemory(trusted(), gpa, 0, dup(), 0, MemoryState::Shared, std::nullopt); });
     refused("unaligned gpa", Code::InvalidArgument,
-            [&] { return g.addMemory(trusted(), gpa + 1, kMiB, dup(), 0, MemoryState::Shared); });
+            [&] { return g.addMemory(trusted(), gpa + 1, kMiB, dup(), 0, MemoryState::Shared, std::nullopt); });
     refused("unaligned size", Code::InvalidArgument,
-            [&] { return g.addMemory(trusted(), gpa, kMiB + 512, dup(), 0, MemoryState::Shared); });
+            [&] { return g.addMemory(trusted(), gpa, kMiB + 512, dup(), 0, MemoryState::Shared, std::nullopt); });
     refused("unaligned offset", Code::InvalidArgument,
-            [&] { return g.addMemory(trusted(), gpa, kMiB, dup(), 100, MemoryState::Shared); });
-    refused("gpa overflow", Code::InvalidArgument,
-            [&] { return g.addMemory(trusted(), 0xfffffffffffff000ULL, 0x2000, dup(), 0, MemoryState::Shared); });
-    refused("offset overflow", Code::InvalidArgument,
-            [&] { return g.addMemory(trusted(), gpa, 0x2000, dup(), 0xfffffffffffff000ULL, MemoryState::Shared); });
+            [&] { return g.addMemory(trusted(), gpa, kMiB, dup(), 100, MemoryState::Shared, std::nullopt); });
+    refused("gpa overflow", Code::InvalidArgument, [&] {
+        return g.addMemory(trusted(), 0xfffffffffffff000ULL, 0x2000, dup(), 0, MemoryState::Shared, std::nullopt);
+    });
+    refused("offset overflow", Code::InvalidArgument, [&] {
+        return g.addMemory(trusted(), gpa, 0x2000, dup(), 0xfffffffffffff000ULL, MemoryState::Shared, std::nullopt);
+    });
     refused("overlap", Code::InvalidArgument, [&] {
-        return g.addMemory(trusted(), kGuestRamGpa + kMiB, 4 * kMiB, dup(), 8 * kMiB, MemoryState::Shared);
+        return g.addMemory(trusted(), kGuestRamGpa + kMiB, 4 * kMiB, dup(), 8 * kMiB, MemoryState::Shared,
+                           std::nullopt);
     });
     refused("beyond the guest_memfd", Code::InvalidArgument,
-            [&] { return g.addMemory(trusted(), gpa, 8 * kMiB, dup(), 12 * kMiB, MemoryState::Shared); });
+            [&] { return g.addMemory(trusted(), gpa, 8 * kMiB, dup(), 12 * kMiB, MemoryState::Shared, std::nullopt); });
     refused("guest_memfd range used twice", Code::InvalidArgument,
-            [&] { return g.addMemory(trusted(), gpa, 4 * kMiB, dup(), 0, MemoryState::Shared); });
-    refused("guest memory size 0", Code::InvalidArgument, [&] { return g.createGuestMemory(trusted(), 0, {}); });
-    refused("guest memory unaligned", Code::InvalidArgument, [&] { return g.createGuestMemory(trusted(), 4097, {}); });
-    refused("unaligned size with the mmap flag", Code::InvalidArgument,
-            [&] { return g.createGuestMemory(trusted(), 1, {.mmap = true}); });
+            [&] { return g.addMemory(trusted(), gpa, 4 * kMiB, dup(), 0, MemoryState::Shared, std::nullopt); });
+    refused("deprecated CreateGuestMemory", Code::NotSupported, [&] { return g.createGuestMemory(trusted()); });
+    refused("deprecated CreateVm", Code::NotSupported, [&] { return g.createVm(trusted()); });
+}
+
+// The separate model's shared backing is checked like the guest_memfd: by the
+// kernel's name for it, and its size. (Only where the kernel has the separate model.)
+TEST(SeparateBackingTest, SharedBackingMustBeAMemfdLargeEnough) {
+    GuestRig rig{"tdx", "7.3"};
+    core::Guest& g = *rig.guest;
+    ASSERT_TRUE(rig.vmm.attachTo(g));
+    ASSERT_EQ(g.vm()->model, core::MemoryModel::Separate);
+    auto gmem = rig.vmm.guestMemory(kGuestRamGpa, 4 * kMiB);
+    ASSERT_TRUE(gmem);
+    UniqueFd small(::memfd_create("shared", MFD_CLOEXEC));
+    ASSERT_EQ(::ftruncate(small.get(), 2 * kMiB), 0);
+    auto attempt = [&](UniqueFd shared, std::uint64_t offset) {
+        const auto model = modelOf(g);
+        auto r = g.addMemory(trusted(), kGuestRamGpa, 4 * kMiB, std::move(*gmem->duplicate()), 0, MemoryState::Shared,
+                             core::SharedBacking{std::move(shared), offset});
+        if (!r) {
+            EXPECT_EQ(modelOf(g), model);
+        }
+        return r;
+    };
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    UniqueFd pipe_w(p[1]);
+    auto pipe = attempt(UniqueFd(p[0]), 0);
+    ASSERT_FALSE(pipe);
+    EXPECT_EQ(pipe.error().code, Code::InvalidArgument) << "a pipe is no memfd";
+    auto too_small = attempt(std::move(*small.duplicate()), 0);
+    ASSERT_FALSE(too_small);
+    EXPECT_EQ(too_small.error().code, Code::InvalidArgument) << too_small.error().message;
+    auto unaligned = attempt(std::move(*small.duplicate()), 100);
+    ASSERT_FALSE(unaligned);
+    EXPECT_EQ(unaligned.error().code, Code::InvalidArgument);
+    ASSERT_EQ(::ftruncate(small.get(), 4 * kMiB), 0);
+    EXPECT_TRUE(attempt(std::move(small), 0)) << "a memfd as large as the range";
+}
+
+TEST(SeparateBackingTest, InPlaceKernelsRefuseASharedBacking) {
+    GuestRig rig{"tdx", "proposed"};
+    core::Guest& g = *rig.guest;
+    ASSERT_TRUE(rig.vmm.attachTo(g));
+    ASSERT_EQ(g.vm()->model, core::MemoryModel::InPlace);
+    auto gmem = rig.vmm.guestMemory(kGuestRamGpa, 4 * kMiB);
+    ASSERT_TRUE(gmem);
+    UniqueFd shared(::memfd_create("shared", MFD_CLOEXEC));
+    ASSERT_EQ(::ftruncate(shared.get(), 4 * kMiB), 0);
+    auto r = g.addMemory(trusted(), kGuestRamGpa, 4 * kMiB, std::move(*gmem), 0, MemoryState::Shared,
+                         core::SharedBacking{std::move(shared), 0});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Code::InvalidArgument);
+    EXPECT_TRUE(g.memory().empty());
 }
 
 TEST_F(BadInputTest, WrongFdTypesAreInvalidArgument) {
@@ -85,32 +139,28 @@ TEST_F(BadInputTest, WrongFdTypesAreInvalidArgument) {
     ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
     UniqueFd pipe_w(p[1]);
     refused("pipe", Code::InvalidArgument,
-            [&] { return g.addMemory(trusted(), gpa, kMiB, UniqueFd(p[0]), 0, MemoryState::Shared); });
+            [&] { return g.addMemory(trusted(), gpa, kMiB, UniqueFd(p[0]), 0, MemoryState::Shared, std::nullopt); });
     refused("memfd", Code::InvalidArgument, [&] {
-        return g.addMemory(trusted(), gpa, kMiB, UniqueFd(::memfd_create("x", MFD_CLOEXEC)), 0, MemoryState::Shared);
+        return g.addMemory(trusted(), gpa, kMiB, UniqueFd(::memfd_create("x", MFD_CLOEXEC)), 0, MemoryState::Shared,
+                           std::nullopt);
     });
     refused("/dev/null", Code::InvalidArgument, [&] {
         return g.addMemory(trusted(), gpa, kMiB, UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC)), 0,
-                           MemoryState::Shared);
+                           MemoryState::Shared, std::nullopt);
     });
     refused("closed fd", Code::InvalidArgument,
-            [&] { return g.addMemory(trusted(), gpa, kMiB, UniqueFd(), 0, MemoryState::Shared); });
+            [&] { return g.addMemory(trusted(), gpa, kMiB, UniqueFd(), 0, MemoryState::Shared, std::nullopt); });
     refused("the VM fd itself", Code::InvalidArgument, [&] {
-        return g.addMemory(trusted(), gpa, kMiB, std::move(*g.vm()->vm.duplicateFd()), 0, MemoryState::Shared);
+        return g.addMemory(trusted(), gpa, kMiB, std::move(*rig.vmm.vmFd()), 0, MemoryState::Shared, std::nullopt);
     });
+    // A guest_memfd of another VM cannot be told from this VM's without a VM ioctl
+    // (which the daemon never issues): the memslot the VMM made decides what it is.
 
-    // A guest_memfd of another VM (from another guest) is not this guest's memory.
+    // Another VM on a guest that has one already: the guest's state refuses it.
     auto sys2 = rig.sim.connect();
-    core::Guest other({.name = "vm2", .platform = Platform::Tdx, .claim_dir = rig.claim_dir}, *sys2, anyDevice("vm2"));
-    ASSERT_TRUE(other.createVm(trusted(), kernel::VmType::Sim));
-    auto foreign = other.createGuestMemory(trusted(), 4 * kMiB, {});
-    ASSERT_TRUE(foreign);
-    refused("foreign guest_memfd", Code::InvalidArgument,
-            [&] { return g.addMemory(trusted(), gpa, kMiB, std::move(*foreign), 0, MemoryState::Shared); });
-    // A real VM (the other guest's) on a guest that has one already: the guest's
-    // state refuses it, whatever the fd.
+    TestVmm other(*sys2);
     refused("attach a second VM", Code::InvalidState,
-            [&] { return g.attachVm(trusted(), std::move(*other.vm()->vm.duplicateFd()), kernel::VmType::Default); });
+            [&] { return g.attachVm(trusted(), std::move(*other.vmFd()), kernel::VmType::Default); });
 }
 
 TEST_F(BadInputTest, AttachVmChecksTheFdThroughTheKernel) {
@@ -125,25 +175,29 @@ TEST_F(BadInputTest, AttachVmChecksTheFdThroughTheKernel) {
     auto null = fresh.attachVm(trusted(), UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC)), kernel::VmType::Default);
     ASSERT_FALSE(null);
     EXPECT_EQ(null.error().code, Code::InvalidArgument) << "the empty guest asks the kernel, which says: not a VM";
-    auto gm = g.createGuestMemory(trusted(), kMiB, {});
-    ASSERT_TRUE(gm);
-    auto r2 = fresh.attachVm(trusted(), std::move(*gm), kernel::VmType::Default);
+    auto r2 = fresh.attachVm(trusted(), dup(), kernel::VmType::Default);
     ASSERT_FALSE(r2);
-    EXPECT_EQ(r2.error().code, Code::InvalidArgument);
+    EXPECT_EQ(r2.error().code, Code::InvalidArgument) << "a guest_memfd is no VM";
+    TestVmm vmm(*sys2);
+    auto snp = fresh.attachVm(trusted(), std::move(*vmm.vmFd()), kernel::VmType::Snp);
+    ASSERT_FALSE(snp);
+    EXPECT_EQ(snp.error().code, Code::InvalidArgument) << "an SNP VM does not fit a TDX guest";
     EXPECT_EQ(fresh.state(), core::GuestState::Empty);
-    // A real VM fd (here: this guest's VM, duplicated) is accepted.
-    ASSERT_TRUE(fresh.attachVm(trusted(), std::move(*g.vm()->vm.duplicateFd()), kernel::VmType::Default));
+    // A VM fd is accepted.
+    ASSERT_TRUE(fresh.attachVm(trusted(), std::move(*vmm.vmFd()), kernel::VmType::Default));
     EXPECT_EQ(fresh.state(), core::GuestState::Active);
 }
 
 TEST_F(BadInputTest, DeviceAndTdiArgumentsAreChecked) {
     refused("unknown device", Code::NotFound, [&] { return g.addDevice(trusted(), *Bdf::parse("0000:99:00.0")); });
     // A second device, set up outside the check: only the refused call is measured.
-    auto other = g.addDevice(trusted(), *Bdf::parse(kDevB));
+    auto other = bringUp(g, rig.vmm, kDevB, Stage::Device);
     ASSERT_TRUE(other);
+    refused("attach twice", Code::InvalidState, [&] { return g.attachDevice(trusted(), other->device); });
     refused("duplicate virtual id", Code::InvalidArgument,
-            [&] { return g.createVdevice(trusted(), *other, viommu_, 9); });
-    ASSERT_TRUE(g.removeDevice(trusted(), *other));
+            [&] { return g.createVdevice(trusted(), other->device, viommu_, 9); });
+    ASSERT_TRUE(g.removeDevice(trusted(), other->device));
+    refused("attach an unknown device", Code::NotFound, [&] { return g.attachDevice(trusted(), 999); });
     const std::uint8_t empty[1] = {};
     refused("empty request", Code::InvalidArgument, [&] {
         return g.guestRequest(trusted(), dev_, core::GuestRequestScope::Info, std::span<const std::uint8_t>(empty, 0));

@@ -37,25 +37,67 @@ private:
     std::set<std::string_view> missing_;
 };
 
-TEST(Features, TheSimulatorOffersEverything) {
+TEST(Features, TheProposedProfileOffersEverything) {
     GuestRig rig("tdx");
-    ASSERT_OK(rig.guest->createVm(trusted(), kernel::VmType::Sim));
+    ASSERT_OK(rig.vmm.attachTo(*rig.guest));
     const auto& f = rig.guest->vm()->features;
-    EXPECT_TRUE(f.map_file && f.viommu && f.vdevice && f.tsm_op && f.tsm_request);
+    EXPECT_TRUE(f.map_file && f.viommu && f.vdevice && f.tsm_op && f.tsm_request && f.reshape);
+    EXPECT_EQ(rig.guest->vm()->model, core::MemoryModel::InPlace);
+    EXPECT_FALSE(rig.guest->vm()->gmem_map_file) << "probed with the first guest_memfd, not before";
+    auto gmem = rig.vmm.guestMemory(kGuestRamGpa, 4 * kMiB);
+    ASSERT_OK(gmem);
+    ASSERT_OK(rig.guest->addMemory(trusted(), kGuestRamGpa, 4 * kMiB, std::move(*gmem), 0, core::MemoryState::Shared,
+                                   std::nullopt));
+    EXPECT_EQ(rig.guest->vm()->gmem_map_file, std::optional<bool>(true));
+}
+
+// What each kernel profile has (kernel-as-it-is.md section 7), as the daemon probes it.
+TEST(Features, EachProfileIsProbedForWhatItHas) {
+    struct Expect {
+        const char* profile;
+        core::MemoryModel model;
+        bool gmem_map_file;
+        bool reshape;
+    };
+    for (const Expect& e : {Expect{"7.3", core::MemoryModel::Separate, false, false},
+                            Expect{"7.4", core::MemoryModel::InPlace, false, false},
+                            Expect{"proposed", core::MemoryModel::InPlace, true, true}}) {
+        SCOPED_TRACE(e.profile);
+        GuestRig rig("tdx", e.profile);
+        core::Guest& g = *rig.guest;
+        ASSERT_OK(rig.vmm.attachTo(g));
+        EXPECT_EQ(g.vm()->model, e.model);
+        EXPECT_EQ(g.vm()->features.reshape, e.reshape);
+        EXPECT_TRUE(g.vm()->features.map_file) << "merged in 6.13";
+        auto gmem = rig.vmm.guestMemory(kGuestRamGpa, 4 * kMiB);
+        ASSERT_OK(gmem);
+        auto region = g.addMemory(trusted(), kGuestRamGpa, 4 * kMiB, std::move(*gmem), 0, core::MemoryState::Shared,
+                                  std::nullopt);
+        ASSERT_OK(region);
+        if (e.model == core::MemoryModel::InPlace) {
+            EXPECT_EQ(g.vm()->gmem_map_file, std::optional<bool>(e.gmem_map_file));
+        }
+        // Shared pages reach the device only where the kernel maps guest_memfd by file
+        // (the separate model maps its memfd, which this region did not give).
+        const bool mapped = e.gmem_map_file;
+        EXPECT_EQ(g.mappingRules(g.memory().at(*region)).shared_dma, mapped);
+        EXPECT_EQ(g.mappedBytes(g.memory().at(*region)), mapped ? 4 * kMiB : 0);
+    }
 }
 
 TEST(Features, KernelWithoutTsmIoctlsRefusesBindUpFront) {
     GuestRig rig("snp");
     KernelWithout old(*rig.sys, {"IOMMU_VDEVICE_TSM_OP", "IOMMU_VDEVICE_TSM_REQ"});
     core::Guest g({.name = "old", .platform = Platform::Snp, .claim_dir = rig.claim_dir}, old, anyDevice("old"));
-    ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
+    TestVmm vmm(*rig.sys);
+    ASSERT_OK(vmm.attachTo(g));
     EXPECT_FALSE(g.vm()->features.tsm_op);
     EXPECT_FALSE(g.vm()->features.tsm_request);
     EXPECT_TRUE(g.vm()->features.viommu);
     const auto probes = old.refused;
     EXPECT_EQ(probes, 2U) << "each missing ioctl was probed once";
 
-    auto up = bringUp(g, kDevA, Stage::VDevice, 1);
+    auto up = bringUp(g, vmm, kDevA, Stage::VDevice, 1);
     ASSERT_OK(up);
     const auto dev = &up->device;
     auto bind = g.bind(trusted(), *dev);
@@ -74,31 +116,32 @@ TEST(Features, KernelWithoutViommuRefusesCreateVIommu) {
     GuestRig rig("cca");
     KernelWithout old(*rig.sys, {"IOMMU_VIOMMU_ALLOC", "IOMMU_VDEVICE_ALLOC"});
     core::Guest g({.name = "old", .platform = Platform::Cca, .claim_dir = rig.claim_dir}, old, anyDevice("old"));
-    ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
-    auto dev = g.addDevice(trusted(), *Bdf::parse(kDevA));
+    TestVmm vmm(*rig.sys);
+    ASSERT_OK(vmm.attachTo(g));
+    auto dev = bringUp(g, vmm, kDevA, Stage::Device);
     ASSERT_OK(dev);
     const auto objects = rig.sim.counter("objects");
-    auto viommu = g.createViommu(trusted(), *dev);
+    auto viommu = g.createViommu(trusted(), dev->device);
     ASSERT_FALSE(viommu);
     EXPECT_EQ(viommu.error().code, Code::NotSupported);
     EXPECT_NE(viommu.error().message.find("IOMMU_VIOMMU_ALLOC"), std::string::npos);
     EXPECT_EQ(rig.sim.counter("objects"), objects);
 }
 
-TEST(Features, KernelWithoutMapFileCannotMapMemory) {
+TEST(Features, KernelWithoutMapFileMapsNoMemory) {
     GuestRig rig("tdx");
     KernelWithout old(*rig.sys, {"IOMMU_IOAS_MAP_FILE"});
     core::Guest g({.name = "old", .platform = Platform::Tdx, .claim_dir = rig.claim_dir}, old, anyDevice("old"));
-    ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
-    auto gmem = g.createGuestMemory(trusted(), 4 * kMiB, {});
+    TestVmm vmm(*rig.sys);
+    ASSERT_OK(vmm.attachTo(g));
+    auto gmem = vmm.guestMemory(kGuestRamGpa, 4 * kMiB);
     ASSERT_OK(gmem);
-    auto shared =
-        g.addMemory(trusted(), kGuestRamGpa, 4 * kMiB, std::move(*gmem->duplicate()), 0, core::MemoryState::Shared);
-    ASSERT_FALSE(shared);
-    EXPECT_EQ(shared.error().code, Code::NotSupported);
-    EXPECT_TRUE(g.memory().empty());
-    // Private memory on TDX is not mapped in the IOAS at all, so it needs no MAP_FILE.
-    ASSERT_OK(g.addMemory(trusted(), kGuestRamGpa, 4 * kMiB, std::move(*gmem), 0, core::MemoryState::Private));
+    auto shared = g.addMemory(trusted(), kGuestRamGpa, 4 * kMiB, std::move(*gmem->duplicate()), 0,
+                              core::MemoryState::Shared, std::nullopt);
+    ASSERT_OK(shared);
+    EXPECT_EQ(g.vm()->gmem_map_file, std::optional<bool>(false)) << "no MAP_FILE, no guest_memfd by file";
+    EXPECT_FALSE(g.mappingRules(g.memory().at(*shared)).shared_dma);
+    EXPECT_EQ(g.mappedBytes(g.memory().at(*shared)), 0U);
 }
 
 }  // namespace

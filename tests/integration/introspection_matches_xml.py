@@ -3,8 +3,10 @@
 source: the client proxies are generated from it; the server's vtables are written
 by hand, so this is where they are held to it).
 
-Usage: introspection_matches_xml.py ADDRESS XML_DIR
-Creates one object of every kind on the guest at ADDRESS, introspects each, and
+Usage: introspection_matches_xml.py ADDRESS XML_DIR SIM_KERNEL_SOCKET
+Creates one object of every kind on the guest at ADDRESS (the VM, its guest_memfd
+and KVM-VFIO device made here, as a VMM does, through the simulator's kernel socket
+and the project's tio_simkernel module), introspects each, and
 compares methods (argument names, types, directions), signals (argument names and
 types) and properties (types, access) interface by interface. Annotations are not
 compared: sd-bus adds its own. Prints each difference; exits 1 if there is any.
@@ -14,6 +16,9 @@ import sys
 import xml.etree.ElementTree as ET
 
 import dbus
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../daemon/simkernel/python"))
+import tio_simkernel  # noqa: E402
 
 
 def members(iface):
@@ -35,17 +40,26 @@ def interfaces(xml_text):
 
 
 def main():
-    address, xml_dir = sys.argv[1], sys.argv[2]
+    address, xml_dir, kernel_socket = sys.argv[1], sys.argv[2], sys.argv[3]
     c = dbus.connection.Connection(address)
+    vm = tio_simkernel.SimKernel(kernel_socket).kvm().create_vm()
 
     def call(path, iface, method, sig="", args=()):
         return c.call_blocking(None, path, iface, method, sig, list(args))
 
     root = "/org/tio/Guest1"
-    call(root, "org.tio.Guest1", "CreateVm", "sa{sv}", ["sim", {}])
-    gmem = call(root, "org.tio.Guest1", "CreateGuestMemory", "ta{sv}", [8 << 20, {}])
-    region = call(root, "org.tio.Guest1", "AddMemory", "tthtsa{sv}", [1 << 32, 8 << 20, gmem, 0, "shared", {}])
+    # libdbus learns whether fds may pass when authentication ends, which on a p2p
+    # connection is at the first message: one without fds goes first.
+    call(root, "org.freedesktop.DBus.Peer", "Ping")
+    call(root, "org.tio.Guest1", "AttachVm", "ha{sv}", [dbus.types.UnixFd(vm.fd), {}])
+    gmem = vm.create_guest_memfd(8 << 20)
+    vm.set_memslot(0, 1 << 32, 8 << 20, gmem)
+    region = call(root, "org.tio.Guest1", "AddMemory", "tthtsa{sv}",
+                  [1 << 32, 8 << 20, dbus.types.UnixFd(gmem), 0, "shared", {}])
     device = call(root, "org.tio.Guest1", "AddDevice", "sa{sv}", ["0000:3a:00.0", {}])
+    vfio = call(device, "org.tio.Device1", "GetVfioFd")
+    vm.create_vfio_device().add_file(vfio.take())
+    call(device, "org.tio.Device1", "Attach")
     viommu = call(root, "org.tio.Guest1", "CreateVIommu", "oa{sv}", [device, {}])
 
     expected = {}

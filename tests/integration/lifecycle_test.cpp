@@ -35,19 +35,22 @@ protected:
 TEST_P(LifecycleTest, WholeSequenceThenNothingLeft) {
     const std::size_t fds_before = openFdCount();
     {
-        auto vm = g.createVm(trusted(), kernel::VmType::Sim);
-        ASSERT_OK(vm);
-        auto gmem = g.createGuestMemory(trusted(), 64 * kMiB, {});
+        ASSERT_OK(rig.vmm.attachTo(g));
+        auto gmem = rig.vmm.guestMemfd(64 * kMiB);
         ASSERT_OK(gmem);
-        auto shared =
-            g.addMemory(trusted(), kGuestRamGpa, 16 * kMiB, std::move(*gmem->duplicate()), 0, MemoryState::Shared);
+        ASSERT_OK(rig.vmm.bindMemory(kGuestRamGpa, 32 * kMiB, gmem->get()));
+        auto shared = g.addMemory(trusted(), kGuestRamGpa, 16 * kMiB, std::move(*gmem->duplicate()), 0,
+                                  MemoryState::Shared, std::nullopt);
         ASSERT_OK(shared);
         auto priv = g.addMemory(trusted(), kGuestRamGpa + 16 * kMiB, 16 * kMiB, std::move(*gmem->duplicate()),
-                                16 * kMiB, MemoryState::Private);
+                                16 * kMiB, MemoryState::Private, std::nullopt);
         ASSERT_OK(priv);
 
         auto dev = g.addDevice(trusted(), *Bdf::parse(kDevA));
         ASSERT_OK(dev);
+        EXPECT_FALSE(g.devices().at(*dev).state == core::DeviceState::Attached) << "AddDevice only opens";
+        ASSERT_OK(rig.vmm.addDeviceFile(g, *dev));
+        ASSERT_OK(g.attachDevice(trusted(), *dev));
         EXPECT_EQ(g.devices().at(*dev).tdi, TdiState::Unlocked);
         EXPECT_EQ(g.devices().at(*dev).vfio_name, "vfio0");
         // The device DMAs into shared guest memory through the nest-parent page table.
@@ -83,6 +86,7 @@ TEST_P(LifecycleTest, WholeSequenceThenNothingLeft) {
         ASSERT_OK(g.removeMemory(trusted(), *priv));
         EXPECT_TRUE(g.teardown().empty());
         EXPECT_EQ(g.state(), core::GuestState::Empty);
+        rig.vmm.reset();  // the VMM exits
     }
     EXPECT_TRUE(rig.kernelIsEmpty()) << "objects=" << rig.sim.counter("objects")
                                      << " open_files=" << rig.sim.counter("open_files");
@@ -92,13 +96,19 @@ TEST_P(LifecycleTest, WholeSequenceThenNothingLeft) {
 // Every step refused when its precondition is missing, with the step to do first named.
 TEST_P(LifecycleTest, OutOfOrderCallsAreRefusedAndChangeNothing) {
     const Bdf a = *Bdf::parse(kDevA);
-    expectError(g.addDevice(trusted(), a), Code::InvalidState, "CreateVm or AttachVm first");
-    expectError(g.createGuestMemory(trusted(), kMiB, {}), Code::InvalidState, "CreateVm");
-    ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
-    expectError(g.createVm(trusted(), kernel::VmType::Sim), Code::InvalidState, "Teardown first");
+    expectError(g.addDevice(trusted(), a), Code::InvalidState, "AttachVm first");
+    ASSERT_OK(rig.vmm.attachTo(g));
+    auto again = rig.vmm.vmFd();
+    ASSERT_OK(again);
+    expectError(g.attachVm(trusted(), std::move(*again), kernel::VmType::Default), Code::InvalidState,
+                "Teardown first");
     auto dev = g.addDevice(trusted(), a);
     ASSERT_OK(dev);
     expectError(g.addDevice(trusted(), a), Code::Busy);
+    expectError(g.createViommu(trusted(), *dev), Code::InvalidState, "Device.Attach first");
+    ASSERT_OK(rig.vmm.addDeviceFile(g, *dev));
+    ASSERT_OK(g.attachDevice(trusted(), *dev));
+    expectError(g.attachDevice(trusted(), *dev), Code::InvalidState);
     expectError(g.bind(trusted(), *dev), Code::InvalidState, "CreateVDevice first");
     const std::uint8_t run[] = {0x02};
     expectError(g.guestRequest(trusted(), *dev, GuestRequestScope::StateChange, run), Code::InvalidState,
@@ -131,8 +141,8 @@ TEST_P(LifecycleTest, OutOfOrderCallsAreRefusedAndChangeNothing) {
 }
 
 TEST_P(LifecycleTest, ConfigWriteBreaksTheTdiAndOnlyUnbindHelps) {
-    ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
-    auto up = bringUp(g, kDevB, Stage::Running, 3);
+    ASSERT_OK(rig.vmm.attachTo(g));
+    auto up = bringUp(g, rig.vmm, kDevB, Stage::Running, 3);
     ASSERT_OK(up);
     const auto dev = &up->device;
     rig.sim.configWrite(kDevB);
@@ -147,8 +157,8 @@ TEST_P(LifecycleTest, ConfigWriteBreaksTheTdiAndOnlyUnbindHelps) {
 }
 
 TEST_P(LifecycleTest, FunctionWithoutTdispCannotBind) {
-    ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
-    auto up = bringUp(g, kDevPlain, Stage::VDevice, 1);
+    ASSERT_OK(rig.vmm.attachTo(g));
+    auto up = bringUp(g, rig.vmm, kDevPlain, Stage::VDevice, 1);
     ASSERT_OK(up);
     const auto dev = &up->device;
     EXPECT_FALSE(g.devices().at(*dev).tdisp_capable);
@@ -159,20 +169,25 @@ TEST_P(LifecycleTest, FunctionWithoutTdispCannotBind) {
 
 TEST_P(LifecycleTest, TeardownFromEveryStepLeavesNothing) {
     // Step k: run the first k steps of bring-up, then tear down.
-    for (int k = 0; k <= 8; ++k) {
+    for (int k = 0; k <= 9; ++k) {
         SCOPED_TRACE("after step " + std::to_string(k));
         std::optional<ObjectId> dev, viommu;
         int step = 0;
         auto more = [&] { return step++ < k; };
         if (more()) {
-            ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
+            ASSERT_OK(rig.vmm.attachTo(g));
         }
         if (more()) {
-            auto gmem = g.createGuestMemory(trusted(), 8 * kMiB, {});
+            auto gmem = rig.vmm.guestMemory(kGuestRamGpa, 8 * kMiB);
             ASSERT_OK(gmem);
-            ASSERT_OK(g.addMemory(trusted(), kGuestRamGpa, 8 * kMiB, std::move(*gmem), 0, MemoryState::Shared));
+            ASSERT_OK(
+                g.addMemory(trusted(), kGuestRamGpa, 8 * kMiB, std::move(*gmem), 0, MemoryState::Shared, std::nullopt));
         }
         if (more()) dev = *g.addDevice(trusted(), *Bdf::parse(kDevA));
+        if (more()) {
+            ASSERT_OK(rig.vmm.addDeviceFile(g, *dev));
+            ASSERT_OK(g.attachDevice(trusted(), *dev));
+        }
         if (more()) viommu = *g.createViommu(trusted(), *dev);
         if (more()) {
             ASSERT_OK(g.createVdevice(trusted(), *dev, *viommu, 5));
@@ -186,18 +201,20 @@ TEST_P(LifecycleTest, TeardownFromEveryStepLeavesNothing) {
         }
         if (more()) (void)g.addDevice(trusted(), *Bdf::parse(kDevB));
         EXPECT_TRUE(g.teardown().empty());
-        EXPECT_TRUE(rig.kernelIsEmpty());
         EXPECT_EQ(rig.sim.tdiState(kDevA), "unlocked");
+        rig.vmm.reset();  // the VMM exits
+        EXPECT_TRUE(rig.kernelIsEmpty());
     }
 }
 
 TEST_P(LifecycleTest, SecondGuestCannotClaimAHeldDevice) {
-    ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
+    ASSERT_OK(rig.vmm.attachTo(g));
     ASSERT_OK(g.addDevice(trusted(), *Bdf::parse(kDevA)));
     auto sys2 = rig.sim.connect();
     core::Guest other({.name = "vm2", .platform = g.config().platform, .claim_dir = rig.claim_dir}, *sys2,
                       anyDevice("vm2"));
-    ASSERT_OK(other.createVm(trusted(), kernel::VmType::Sim));
+    TestVmm other_vmm(*sys2);
+    ASSERT_OK(other_vmm.attachTo(other));
     const auto objects = rig.sim.counter("objects");
     expectError(other.addDevice(trusted(), *Bdf::parse(kDevA)), Code::Busy, "claimed");
     EXPECT_EQ(rig.sim.counter("objects"), objects);

@@ -5,6 +5,9 @@
 // page tables and memory attributes, the TDI still running, every rule of the
 // platform kept; the daemon's own account (DumpState) is the one it had; and at the
 // end, after Teardown, nothing is left anywhere.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <random>
@@ -14,6 +17,7 @@
 #include "support/eventually.hpp"
 #include "support/guest_client.hpp"
 #include "support/service_manager.hpp"
+#include "support/vmm_client.hpp"
 #include "tio/v1/guest_snapshot.pb.h"
 
 namespace tio::test {
@@ -25,16 +29,17 @@ constexpr std::uint64_t kGpa = 0x100000000ULL;
 constexpr std::uint64_t kMiB = 1ULL << 20U;
 constexpr std::uint64_t kPage = 4096;
 
-// A VMM: a connection and proxies, re-made after every restart. No event loop
+// A VMM's connection to the daemon and its proxies, re-made after every restart (the
+// VMM process itself, with its VM and guest_memfd, lives on: `kvm`). No event loop
 // thread: sdbus-c++ 1.2's throws when the server dies under it.
 struct Vmm {
-    explicit Vmm(const std::string& address)
-        : conn(sdbus::createSessionBusConnectionWithAddress(address)), guest(*conn) {}
+    Vmm(const std::string& address, VmmClient& kvm_side)
+        : conn(sdbus::createSessionBusConnectionWithAddress(address)), guest(*conn), kvm(kvm_side) {}
     std::unique_ptr<sdbus::IConnection> conn;
     GuestClient guest;
+    VmmClient& kvm;
     std::string device;
     std::string viommu;
-    sdbus::UnixFd gmem;
     std::vector<std::uint8_t> dump() { return guest.DumpState(); }
 };
 
@@ -91,13 +96,18 @@ protected:
     // The steps a VMM takes, in order.
     std::vector<std::function<void(Vmm&)>> lifecycle() {
         return {
-            [](Vmm& v) { (void)v.guest.CreateVm("sim", {}); },
-            [](Vmm& v) {
-                v.gmem = v.guest.CreateGuestMemory(64 * kMiB, {});
-                (void)v.guest.AddMemory(kGpa, 32 * kMiB, v.gmem, 0, "private", {});
+            [](Vmm& v) { v.kvm.attachVm(v.guest); },
+            [this](Vmm& v) {
+                auto fd = v.kvm.kvm().guestMemfd(64 * kMiB);
+                // One memslot per region, as the regions are the daemon's unit of mapping
+                // (the oracle's ideal layout is per memslot).
+                ASSERT_TRUE(fd && v.kvm.kvm().bindMemory(kGpa, 32 * kMiB, fd->get(), 0) &&
+                            v.kvm.kvm().bindMemory(kGpa + 32 * kMiB, 32 * kMiB, fd->get(), 32 * kMiB));
+                gmem_ = sdbus::UnixFd(fd->get());
+                (void)v.guest.AddMemory(kGpa, 32 * kMiB, gmem_, 0, "private", {});
             },
-            [](Vmm& v) { (void)v.guest.AddMemory(kGpa + 32 * kMiB, 32 * kMiB, v.gmem, 32 * kMiB, "shared", {}); },
-            [](Vmm& v) { v.device = v.guest.AddDevice(kA, {}); },
+            [this](Vmm& v) { (void)v.guest.AddMemory(kGpa + 32 * kMiB, 32 * kMiB, gmem_, 32 * kMiB, "shared", {}); },
+            [](Vmm& v) { v.device = v.kvm.addDevice(*v.conn, v.guest, kA); },
             [](Vmm& v) { v.viommu = v.guest.CreateVIommu(v.device, {}); },
             [](Vmm& v) { DeviceClient(*v.conn, v.device).CreateVDevice(v.viommu, 0x42); },
             [](Vmm& v) { DeviceClient(*v.conn, v.device).Bind(); },
@@ -120,6 +130,8 @@ protected:
 
     SimProcess sim{GetParam(), {kA, kB}};
     ServiceManager manager{sim, "vm1"};
+    VmmClient kvm{sim};   // the VMM's own side, which no daemon restart touches
+    sdbus::UnixFd gmem_;  // the VMM's guest_memfd
 };
 
 TEST_P(RestartTest, SigkillAfterEveryLifecycleStepChangesNothing) {
@@ -130,7 +142,7 @@ TEST_P(RestartTest, SigkillAfterEveryLifecycleStepChangesNothing) {
         std::vector<std::uint8_t> before_dump;
         KernelView before;
         {
-            Vmm vmm(manager.address());
+            Vmm vmm(manager.address(), kvm);
             for (std::size_t i = 0; i < k; ++i) steps[i](vmm);
             before_dump = vmm.dump();
             before = kernel();
@@ -139,14 +151,13 @@ TEST_P(RestartTest, SigkillAfterEveryLifecycleStepChangesNothing) {
         }
         manager.start();
         {
-            Vmm vmm(manager.address());
+            Vmm vmm(manager.address(), kvm);
             EXPECT_EQ(text(vmm.dump()), text(before_dump)) << "the daemon's account after the restart";
             EXPECT_EQ(kernel(), before) << "nothing re-mapped, re-bound or released";
             if (k >= 4) {
                 EXPECT_EQ(auditFindings(), "");
             }
             rediscover(vmm);
-            if (k >= 1) vmm.gmem = vmm.guest.CreateGuestMemory(64 * kMiB, {});  // its old copy died with it
             for (std::size_t i = k; i < steps.size(); ++i) steps[i](vmm);
             if (k >= 8) {
                 EXPECT_EQ(sim.tdiState(kA), "run");
@@ -155,6 +166,8 @@ TEST_P(RestartTest, SigkillAfterEveryLifecycleStepChangesNothing) {
         }
         EXPECT_TRUE(eventually([&] { return manager.storedFds() == 0; })) << "the store is emptied at teardown";
         EXPECT_EQ(manager.stop(), 0);
+        gmem_ = sdbus::UnixFd();
+        kvm.exit();  // the VMM exits too
         EXPECT_TRUE(eventually([&] { return sim.counter("objects") == 0 && sim.counter("open_files") == 0; }))
             << "objects=" << sim.counter("objects") << " files=" << sim.counter("open_files");
         if (HasFailure()) return;
@@ -165,7 +178,7 @@ TEST_P(RestartTest, SigkillAtRandomMomentsOfAConversionStream) {
     manager.start();
     // A VMM stays connected throughout: its last connection closing would tear the
     // guest down (architecture.md section 5), as after each restart it reconnects.
-    auto holder = std::make_unique<Vmm>(manager.address());
+    auto holder = std::make_unique<Vmm>(manager.address(), kvm);
     for (const auto& step : lifecycle()) step(*holder);
     sim.setDmaGenerator(kA, 4, 11);
     std::mt19937_64 rng(0xc0ffee ^ std::hash<std::string>{}(GetParam()));
@@ -178,7 +191,7 @@ TEST_P(RestartTest, SigkillAtRandomMomentsOfAConversionStream) {
         std::thread client([&, seed = rng()] {
             std::mt19937_64 r(seed);
             try {
-                Vmm vmm(manager.address());
+                Vmm vmm(manager.address(), kvm);
                 // Connected to this daemon, not queued on the socket for the next one
                 // (whose start waits for this thread: a call there would hang).
                 (void)vmm.guest.State();
@@ -208,7 +221,7 @@ TEST_P(RestartTest, SigkillAtRandomMomentsOfAConversionStream) {
         client.join();
         holder.reset();
         manager.start();
-        holder = std::make_unique<Vmm>(manager.address());
+        holder = std::make_unique<Vmm>(manager.address(), kvm);
         Vmm& vmm = *holder;
         // The daemon's account agrees with the kernel: the page table is exactly what
         // the memory attributes call for, and the daemon plans from the same state.
@@ -241,10 +254,63 @@ TEST_P(RestartTest, SigkillAtRandomMomentsOfAConversionStream) {
     holder.reset();
     EXPECT_TRUE(eventually([&] { return manager.storedFds() == 0; }));
     EXPECT_EQ(manager.stop(), 0);
+    gmem_ = sdbus::UnixFd();
+    kvm.exit();
     EXPECT_TRUE(eventually([&] { return sim.counter("objects") == 0 && sim.counter("open_files") == 0; }));
 }
 
 INSTANTIATE_TEST_SUITE_P(Platforms, RestartTest, ::testing::Values("tdx", "snp", "cca"));
+
+// The separate model (a 7.3 kernel): the shared memfd is kept in the fd store too
+// (shm-N), and after the restart the daemon still maps shared pages from it.
+TEST(RestartSeparateModel, TheSharedBackingIsKeptAndStillMapped) {
+    SimProcess sim{"tdx", {kA}, "7.3"};
+    ServiceManager manager{sim, "vm1"};
+    VmmClient kvm{sim};
+    auto dma = [&](std::uint64_t gpa) { return sim.dma(kA, sim.sharedIova(gpa), kPage, true); };
+    manager.start();
+    std::vector<std::uint8_t> before;
+    std::uint64_t objects = 0, files = 0;
+    {
+        Vmm vmm(manager.address(), kvm);
+        kvm.attachVm(vmm.guest);
+        EXPECT_EQ(vmm.guest.MemoryModel(), "separate");
+        auto gmem = kvm.kvm().guestMemory(kGpa, 8 * kMiB);
+        ASSERT_TRUE(gmem && kvm.kvm().setAttributes(kGpa, 8 * kMiB, true));
+        UniqueFd memfd(::memfd_create("shared", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+        ASSERT_EQ(::ftruncate(memfd.get(), 8 * kMiB), 0);
+        const auto region = vmm.guest.AddMemory(kGpa, 8 * kMiB, sdbus::UnixFd(gmem->get()), 0, "private",
+                                                {{"shared-fd", sdbus::Variant(sdbus::UnixFd(memfd.get()))},
+                                                 {"shared-offset", sdbus::Variant(std::uint64_t{0})}});
+        auto props = sdbus::createProxy(*vmm.conn, "org.tio.Guest1.vm1", region);
+        EXPECT_TRUE(props->getProperty("SharedMapped").onInterface("org.tio.Memory1").get<bool>());
+        (void)kvm.addDevice(*vmm.conn, vmm.guest, kA);
+        ASSERT_TRUE(kvm.kvm().setAttributes(kGpa, 2 * kMiB, false));
+        vmm.guest.ConvertMemory(kGpa, 2 * kMiB, "shared");
+        EXPECT_EQ(dma(kGpa), "ok");
+        before = vmm.dump();
+        objects = sim.counter("objects");
+        files = sim.counter("open_files");
+        manager.kill9();
+    }
+    manager.start();
+    {
+        Vmm vmm(manager.address(), kvm);
+        EXPECT_EQ(text(vmm.dump()), text(before)) << "the daemon's account after the restart";
+        EXPECT_EQ(sim.counter("objects"), objects);
+        EXPECT_EQ(sim.counter("open_files"), files) << "nothing re-mapped or released";
+        EXPECT_EQ(dma(kGpa), "ok");
+        vmm.guest.ConvertMemory(kGpa, 2 * kMiB, "private");
+        ASSERT_TRUE(kvm.kvm().setAttributes(kGpa, 2 * kMiB, true));
+        EXPECT_NE(dma(kGpa), "ok") << "unmapped from the kept memfd after the restart";
+        EXPECT_EQ(sim.counter("machine_checks"), 0U);
+        vmm.guest.Teardown();
+    }
+    EXPECT_TRUE(eventually([&] { return manager.storedFds() == 0; }));
+    EXPECT_EQ(manager.stop(), 0);
+    kvm.exit();
+    EXPECT_TRUE(eventually([&] { return sim.counter("objects") == 0 && sim.counter("open_files") == 0; }));
+}
 
 }  // namespace
 }  // namespace tio::test

@@ -11,6 +11,7 @@
 
 #include "support/daemon_rig.hpp"
 #include "support/eventually.hpp"
+#include "support/vmm_client.hpp"
 
 namespace tio::test {
 namespace {
@@ -31,14 +32,35 @@ protected:
         return "import dbus; c = dbus.connection.Connection(\"" + daemon.address() +
                "\"); "
                "g = lambda m, sig=\"\", args=[]: c.call_blocking(None, \"/org/tio/Guest1\", \"org.tio.Guest1\", m, "
-               "sig, args)\n";
+               "sig, args)\n"
+               // libdbus learns whether fds may pass when authentication ends, which on a
+               // p2p connection is at the first message: one without fds goes first.
+               "c.call_blocking(None, \"/org/tio/Guest1\", \"org.freedesktop.DBus.Peer\", \"Ping\", \"\", [])\n";
+    }
+    // The Python VMM's own KVM: the simulator's, through the module the project ships.
+    std::string pyKvm() const {
+        return "import sys; sys.path.insert(0, \"" TIO_SOURCE_DIR
+               "/daemon/simkernel/python\")\n"
+               "import tio_simkernel\n"
+               "sim = tio_simkernel.SimKernel(\"" +
+               sim.kernelSocket() + "\")\nvm = sim.kvm().create_vm()\n";
     }
 };
 
 TEST_F(ClientsTest, DbusPythonDrivesTheGuestAndSeesErrorNames) {
-    const std::string code = pyConnect() +
-                             "vm = g(\"CreateVm\", \"sa{sv}\", [\"sim\", {}])\n"
-                             "print(\"dev\", g(\"AddDevice\", \"sa{sv}\", [\"0000:3a:00.0\", {}]))\n"
+    const std::string code = pyKvm() + pyConnect() +
+                             "g(\"AttachVm\", \"ha{sv}\", [dbus.types.UnixFd(vm.fd), {\"type\": \"default\"}])\n"
+                             "gmem = vm.create_guest_memfd(8 << 20)\n"
+                             "vm.set_memslot(0, 1 << 32, 8 << 20, gmem)\n"
+                             "print(\"mem\", g(\"AddMemory\", \"tthtsa{sv}\", [1 << 32, 8 << 20, "
+                             "dbus.types.UnixFd(gmem), 0, \"shared\", {}]))\n"
+                             "dev = g(\"AddDevice\", \"sa{sv}\", [\"0000:3a:00.0\", {}])\n"
+                             "print(\"dev\", dev)\n"
+                             "vfio = c.call_blocking(None, dev, \"org.tio.Device1\", \"GetVfioFd\", \"\", [])\n"
+                             "vm.create_vfio_device().add_file(vfio.take())\n"
+                             "c.call_blocking(None, dev, \"org.tio.Device1\", \"Attach\", \"\", [])\n"
+                             "print(\"attached\", c.call_blocking(None, dev, \"org.freedesktop.DBus.Properties\", "
+                             "\"Get\", \"ss\", [\"org.tio.Device1\", \"Attached\"]))\n"
                              "try:\n"
                              "    g(\"AddDevice\", \"sa{sv}\", [\"0000:3a:00.zz\", {}])\n"
                              "except dbus.exceptions.DBusException as e:\n"
@@ -47,10 +69,13 @@ TEST_F(ClientsTest, DbusPythonDrivesTheGuestAndSeesErrorNames) {
                              "\"Get\", \"ss\", [\"org.tio.Guest1\", \"State\"])\n"
                              "print(\"state\", p)\n";
     const auto out = python(code);
+    EXPECT_NE(out.find("mem /org/tio/Guest1/memory/1"), std::string::npos) << out;
     EXPECT_NE(out.find("dev /org/tio/Guest1/device/0000_3a_00_0"), std::string::npos) << out;
+    EXPECT_NE(out.find("attached 1"), std::string::npos) << out;
     EXPECT_NE(out.find("error org.tio.Error.InvalidArgument"), std::string::npos) << out;
     EXPECT_NE(out.find("state active"), std::string::npos) << out;
-    EXPECT_TRUE(eventually([&] { return sim.counter("objects") == 0; })) << "python disconnected: torn down";
+    EXPECT_TRUE(eventually([&] { return sim.counter("objects") == 0 && sim.counter("open_files") == 0; }))
+        << "python exited: the daemon tore down, and its own files closed";
 }
 
 TEST_F(ClientsTest, UnauthorisedUidIsDeniedEveryMethodOnTheGuestSocket) {
@@ -59,25 +84,12 @@ TEST_F(ClientsTest, UnauthorisedUidIsDeniedEveryMethodOnTheGuestSocket) {
     auto conn = sdbus::createSessionBusConnectionWithAddress(daemon.address());
     auto root = sdbus::createProxy(*conn, "org.tio.Guest1.vm1", "/org/tio/Guest1");
     constexpr const char* kI = "org.tio.Guest1";
-    sdbus::UnixFd vm, gmem;
-    root->callMethod("CreateVm")
-        .onInterface(kI)
-        .withArguments(std::string("sim"), std::map<std::string, sdbus::Variant>{})
-        .storeResultsTo(vm);
-    root->callMethod("CreateGuestMemory")
-        .onInterface(kI)
-        .withArguments(uint64_t{8} << 20U, std::map<std::string, sdbus::Variant>{})
-        .storeResultsTo(gmem);
-    sdbus::ObjectPath mem, dev, viommu;
-    root->callMethod("AddMemory")
-        .onInterface(kI)
-        .withArguments(uint64_t{1} << 32U, uint64_t{8} << 20U, gmem, uint64_t{0}, std::string("shared"),
-                       std::map<std::string, sdbus::Variant>{})
-        .storeResultsTo(mem);
-    root->callMethod("AddDevice")
-        .onInterface(kI)
-        .withArguments(std::string("0000:3a:00.0"), std::map<std::string, sdbus::Variant>{})
-        .storeResultsTo(dev);
+    GuestClient guest(*conn);
+    VmmClient vmm(sim);
+    vmm.attachVm(guest);
+    const sdbus::ObjectPath mem = vmm.addMemory(guest, uint64_t{1} << 32U, uint64_t{8} << 20U);
+    const sdbus::ObjectPath dev = vmm.addDevice(*conn, guest, "0000:3a:00.0");
+    sdbus::ObjectPath viommu;
     root->callMethod("CreateVIommu")
         .onInterface(kI)
         .withArguments(dev, std::map<std::string, sdbus::Variant>{})
@@ -107,6 +119,9 @@ TEST_F(ClientsTest, UnauthorisedUidIsDeniedEveryMethodOnTheGuestSocket) {
         " (\"" +
         d +
         "\", \"org.tio.Device1\", \"GetVfioFd\", \"\", []),\n"
+        " (\"" +
+        d +
+        "\", \"org.tio.Device1\", \"Attach\", \"\", []),\n"
         " (\"" +
         d + "\", \"org.tio.Device1\", \"CreateVDevice\", \"ot\", [\"" + v +
         "\", 1]),\n"
@@ -150,7 +165,8 @@ TEST_F(ClientsTest, UnauthorisedUidIsDeniedEveryMethodOnTheGuestSocket) {
           "org.tio.Guest1 Teardown",       "org.tio.Guest1 DumpState",       "org.tio.Device1 GetVfioFd",
           "org.tio.Device1 CreateVDevice", "org.tio.Device1 DestroyVDevice", "org.tio.Device1 Bind",
           "org.tio.Device1 GuestRequest",  "org.tio.Device1 Unbind",         "org.tio.Device1 Reset",
-          "org.tio.Device1 Remove",        "org.tio.VIommu1 Destroy",        "org.tio.Memory1 Remove"}) {
+          "org.tio.Device1 Remove",        "org.tio.VIommu1 Destroy",        "org.tio.Memory1 Remove",
+          "org.tio.Device1 Attach"}) {
         EXPECT_NE(out.find(std::string(m) + " org.tio.Error.AccessDenied"), std::string::npos) << m << "\n" << out;
     }
     EXPECT_EQ(sim.counter("objects"), objects) << "nothing changed";
@@ -186,8 +202,8 @@ TEST_F(ClientsTest, GdbusPassesAnFdAndGetsTheErrorName) {
 }
 
 TEST_F(ClientsTest, TheDemoVmmCompletes) {
-    auto r = runCommand(std::string(TIO_VMM_DEMO_PATH) + " --socket " + daemon.socket() + " --sim-control " +
-                        sim.controlSocket());
+    auto r = runCommand(std::string(TIO_VMM_DEMO_PATH) + " --socket " + daemon.socket() + " --sim-kernel " +
+                        sim.kernelSocket() + " --sim-control " + sim.controlSocket());
     EXPECT_EQ(r.status, 0) << r.output;
     EXPECT_NE(r.output.find("TDI run"), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("demo complete"), std::string::npos) << r.output;
@@ -198,8 +214,9 @@ TEST_F(ClientsTest, TioctlShowsTheGuestOnTheAdminDoor) {
     const std::string env = "DBUS_SYSTEM_BUS_ADDRESS=" + bus.address() + " ";
     const std::string tioctl = env + TIO_TIOCTL_PATH;
     // The demo VMM runs tioctl while its device is in RUN.
-    auto r = runCommand(std::string(TIO_VMM_DEMO_PATH) + " --socket " + daemon.socket() + " --on-run \"" + tioctl +
-                        " list; " + tioctl + " show vm1; " + tioctl + " dump vm1\"");
+    auto r = runCommand(std::string(TIO_VMM_DEMO_PATH) + " --socket " + daemon.socket() + " --sim-kernel " +
+                        sim.kernelSocket() + " --on-run \"" + tioctl + " list; " + tioctl + " show vm1; " + tioctl +
+                        " dump vm1\"");
     EXPECT_EQ(r.status, 0) << r.output;
     EXPECT_NE(r.output.find("vm1              active"), std::string::npos) << r.output;
     EXPECT_NE(r.output.find("device 0000:3a:00.0 (vfio0): attached yes, TDI run"), std::string::npos) << r.output;
@@ -215,7 +232,7 @@ TEST_F(ClientsTest, TioctlShowsTheGuestOnTheAdminDoor) {
 // proxies are generated from it): what the daemon introspects must be the XML.
 TEST_F(ClientsTest, IntrospectionMatchesTheXml) {
     const auto r = runCommand("/usr/bin/python3 " TIO_SOURCE_DIR "/tests/integration/introspection_matches_xml.py '" +
-                              daemon.address() + "' " TIO_SOURCE_DIR "/daemon/dbus/xml");
+                              daemon.address() + "' " TIO_SOURCE_DIR "/daemon/dbus/xml " + sim.kernelSocket());
     EXPECT_EQ(r.status, 0) << r.output;
     EXPECT_NE(r.output.find("0 differences"), std::string::npos) << r.output;
 }

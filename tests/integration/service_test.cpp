@@ -16,6 +16,7 @@
 #include "support/daemon_rig.hpp"
 #include "support/eventually.hpp"
 #include "support/guest_client.hpp"
+#include "support/vmm_client.hpp"
 #include "tio/Device1-proxy.h"
 #include "tio/Guest1-proxy.h"
 #include "tio/VIommu1-proxy.h"
@@ -32,6 +33,7 @@ protected:
     SimProcess sim{"tdx", {kA, kB, "0000:3c:00.0,notdisp"}};
     PrivateSystemBus bus;
     std::unique_ptr<DaemonProcess> daemon = std::make_unique<DaemonProcess>(sim, "vm1", bus.address());
+    VmmClient vmm{sim};  // the VMM's own side: VM, guest_memfds, KVM-VFIO device
 
     std::unique_ptr<sdbus::IConnection> connect() {
         auto c = sdbus::createSessionBusConnectionWithAddress(daemon->address());
@@ -49,14 +51,19 @@ TEST_F(ServiceTest, WholeLifecycleWithSignalsAndFdsBothWays) {
         GuestClient g(*conn);
         EXPECT_EQ(g.State(), "empty");
         EXPECT_EQ(g.Clients(), 1U);
-        auto vm = g.CreateVm("sim", {});
-        EXPECT_GE(vm.get(), 0);
+        EXPECT_EQ(g.MemoryModel(), "");
+        EXPECT_EQ(errorName([&] { (void)g.CreateVm("default", {}); }), "org.tio.Error.NotSupported")
+            << "deprecated: the VMM creates its VM";
+        vmm.attachVm(g);
         EXPECT_EQ(g.State(), "active");
-        EXPECT_EQ(g.VmType(), "sim");
-        auto gmem = g.CreateGuestMemory(16ULL << 20U, {});
-        auto region = g.AddMemory(kGpa, 16ULL << 20U, gmem, 0, "shared", {});
+        EXPECT_EQ(g.VmType(), "default");
+        EXPECT_EQ(g.MemoryModel(), "in-place");
+        EXPECT_TRUE(g.Kernel().at("in-place-conversion"));
+        EXPECT_EQ(errorName([&] { (void)g.CreateGuestMemory(4096, {}); }), "org.tio.Error.NotSupported");
+        auto region = vmm.addMemory(g, kGpa, 16ULL << 20U, "shared");
         EXPECT_EQ(g.SharedBytes(), 16ULL << 20U);
-        auto dev_path = g.AddDevice(kA, {});
+        EXPECT_TRUE(g.Kernel().at("guest-memfd-map-file"));
+        auto dev_path = vmm.addDevice(*conn, g, kA);
         EXPECT_EQ(std::string(dev_path), "/org/tio/Guest1/device/0000_3a_00_0");
         EXPECT_TRUE(eventually([&] {
             std::lock_guard l(g.mu);
@@ -94,6 +101,7 @@ TEST_F(ServiceTest, WholeLifecycleWithSignalsAndFdsBothWays) {
         EXPECT_TRUE(g.Devices().empty());
         conn->leaveEventLoop();
     }
+    vmm.exit();
     EXPECT_TRUE(kernelEmpty());
 }
 
@@ -101,37 +109,65 @@ TEST_F(ServiceTest, EveryErrorIsNamed) {
     auto conn = connect();
     GuestClient g(*conn);
     EXPECT_EQ(errorName([&] { g.AddDevice(kA, {}); }), "org.tio.Error.InvalidState");
-    EXPECT_EQ(errorName([&] { g.CreateVm("quantum", {}); }), "org.tio.Error.InvalidArgument");
-    EXPECT_EQ(errorName([&] { g.CreateVm("sim", {{"bogus", sdbus::Variant(1)}}); }), "org.tio.Error.InvalidArgument");
-    EXPECT_EQ(errorName([&] { g.CreateVm("snp", {}); }), "org.tio.Error.NotSupported") << "a TDX host has no SNP VMs";
-    auto vm = g.CreateVm("sim", {});
-    EXPECT_EQ(errorName([&] { g.CreateVm("sim", {}); }), "org.tio.Error.InvalidState");
+    EXPECT_EQ(errorName([&] {
+                  g.AttachVm(vmm.vmFd(), {{"type", sdbus::Variant(std::string("quantum"))}});
+              }),
+              "org.tio.Error.InvalidArgument");
+    EXPECT_EQ(errorName([&] {
+                  g.AttachVm(vmm.vmFd(), {{"bogus", sdbus::Variant(1)}});
+              }),
+              "org.tio.Error.InvalidArgument");
+    EXPECT_EQ(errorName([&] {
+                  g.AttachVm(vmm.vmFd(), {{"type", sdbus::Variant(1)}});
+              }),
+              "org.tio.Error.InvalidArgument")
+        << "type must be s";
+    EXPECT_EQ(errorName([&] {
+                  g.AttachVm(vmm.vmFd(), {{"type", sdbus::Variant(std::string("snp"))}});
+              }),
+              "org.tio.Error.InvalidArgument")
+        << "an SNP VM on a TDX guest";
+    EXPECT_EQ(g.State(), "empty");
+    vmm.attachVm(g);
+    EXPECT_EQ(errorName([&] { vmm.attachVm(g); }), "org.tio.Error.InvalidState");
     // A kernel failure is Kernel, changes nothing, and the retry succeeds.
+    auto b = g.AddDevice(kB, {});
+    DeviceClient db(*conn, b);
+    EXPECT_FALSE(db.Attached()) << "AddDevice only opens";
+    auto b_fd = db.GetVfioFd();
+    ASSERT_TRUE(vmm.kvm().addVfioFile(b_fd.get()));
     sim.injectFailure("IOMMU_HWPT_ALLOC", 1, "ENOMEM");
     try {
-        g.AddDevice(kB, {});
+        db.Attach();
         ADD_FAILURE() << "the injected failure was not reported";
     } catch (const sdbus::Error& e) {
         EXPECT_EQ(e.getName(), "org.tio.Error.Kernel");
         EXPECT_EQ(e.getMessage(), "IOMMU_HWPT_ALLOC failed: ENOMEM");
     }
-    EXPECT_TRUE(g.Devices().empty());
-    EXPECT_NO_THROW(g.AddDevice(kB, {}));
+    EXPECT_FALSE(db.Attached());
+    EXPECT_NO_THROW(db.Attach());
+    EXPECT_TRUE(db.Attached());
+    EXPECT_EQ(errorName([&] { db.Attach(); }), "org.tio.Error.InvalidState");
     for (const char* bdf : {"", "0000:3a:00", "0000:3a:00.8", "../../etc", "0000:3a:00.0\n"}) {
         EXPECT_EQ(errorName([&] { g.AddDevice(bdf, {}); }), "org.tio.Error.InvalidArgument") << bdf;
     }
     EXPECT_EQ(errorName([&] { g.AddDevice("0000:99:00.0", {}); }), "org.tio.Error.NotFound");
-    EXPECT_EQ(errorName([&] { g.CreateGuestMemory(0, {}); }), "org.tio.Error.InvalidArgument");
+    sdbus::UnixFd gmem(vmm.kvm().guestMemory(kGpa, 8ULL << 20U)->get());
     EXPECT_EQ(errorName([&] {
-                  g.CreateGuestMemory(4096, {{"flags", sdbus::Variant(std::vector<std::string>{"huge"})}});
-              }),
-              "org.tio.Error.InvalidArgument");
-    EXPECT_EQ(errorName([&] {
-                  g.CreateGuestMemory(4096, {{"flags", sdbus::Variant(std::string("mmap"))}});
+                  g.AddMemory(kGpa, 4096, gmem, 0, "shared", {{"shared-fd", sdbus::Variant(1)}});
               }),
               "org.tio.Error.InvalidArgument")
-        << "flags must be as";
-    auto gmem = g.CreateGuestMemory(8ULL << 20U, {});
+        << "shared-fd must be h";
+    EXPECT_EQ(errorName([&] {
+                  g.AddMemory(kGpa, 4096, gmem, 0, "shared", {{"shared-offset", sdbus::Variant(std::uint64_t{0})}});
+              }),
+              "org.tio.Error.InvalidArgument")
+        << "shared-offset without shared-fd";
+    EXPECT_EQ(errorName([&] {
+                  g.AddMemory(kGpa, 4096, gmem, 0, "shared", {{"shared-fd", sdbus::Variant(gmem)}});
+              }),
+              "org.tio.Error.InvalidArgument")
+        << "in place, a shared backing has no use";
     EXPECT_EQ(errorName([&] { g.AddMemory(kGpa, 4096, gmem, 0, "secret", {}); }), "org.tio.Error.InvalidArgument");
     EXPECT_EQ(errorName([&] { g.AddMemory(kGpa + 1, 4096, gmem, 0, "shared", {}); }), "org.tio.Error.InvalidArgument");
     EXPECT_EQ(errorName([&] { g.AddMemory(0xfffffffffffff000ULL, 0x2000, gmem, 0, "shared", {}); }),
@@ -143,7 +179,7 @@ TEST_F(ServiceTest, EveryErrorIsNamed) {
     sdbus::UnixFd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC), sdbus::adopt_fd);
     EXPECT_EQ(errorName([&] { g.AddMemory(kGpa, 4096, null_fd, 0, "shared", {}); }), "org.tio.Error.InvalidArgument");
     EXPECT_EQ(errorName([&] { g.CreateVIommu("/org/tio/Guest1/device/0000_3c_00_0", {}); }), "org.tio.Error.NotFound");
-    auto dev = g.AddDevice(kA, {});
+    auto dev = vmm.addDevice(*conn, g, kA);
     EXPECT_EQ(errorName([&] { g.AddDevice(kA, {}); }), "org.tio.Error.Busy");
     // A device path names a device only spelled exactly as published: no separator aliases.
     for (const char* alias : {"/org/tio/Guest1/device/0000X3aY00Z0", "/org/tio/Guest1/device/0000_3A_00_0"}) {
@@ -155,11 +191,9 @@ TEST_F(ServiceTest, EveryErrorIsNamed) {
     // Huge arrays: refused by count before anything is held.
     EXPECT_EQ(errorName([&] { d.GuestRequest("info", std::vector<uint8_t>(1U << 20U, 0x81)); }),
               "org.tio.Error.InvalidArgument");
-    std::vector<std::string> flags(1000, "mmap");
-    EXPECT_EQ(errorName([&] {
-                  g.CreateGuestMemory(4096, {{"flags", sdbus::Variant(flags)}});
-              }),
-              "org.tio.Error.InvalidArgument");
+    std::map<std::string, sdbus::Variant> many;
+    for (int i = 0; i < 1000; ++i) many.emplace("o" + std::to_string(i), sdbus::Variant(i));
+    EXPECT_EQ(errorName([&] { g.AddDevice(kB, many); }), "org.tio.Error.InvalidArgument") << "too many options";
     EXPECT_EQ(errorName([&] { d.CreateVDevice("/org/tio/Guest1/viommu/999", 1); }), "org.tio.Error.NotFound");
     // Objects that do not exist are not served at all: no existence oracle.
     DeviceClient ghost(*conn, "/org/tio/Guest1/device/0000_3c_00_0");
@@ -171,10 +205,9 @@ TEST_F(ServiceTest, EveryErrorIsNamed) {
 TEST_F(ServiceTest, ConversionsAndPunchHoleOverDBus) {
     auto conn = connect();
     GuestClient g(*conn);
-    g.CreateVm("sim", {});
-    auto gmem = g.CreateGuestMemory(64ULL << 20U, {});
-    auto region = g.AddMemory(kGpa, 64ULL << 20U, gmem, 0, "private", {});
-    (void)g.AddDevice(kA, {});
+    vmm.attachVm(g);
+    auto region = vmm.addMemory(g, kGpa, 64ULL << 20U, "private");
+    (void)vmm.addDevice(*conn, g, kA);
     EXPECT_EQ(g.PrivateBytes(), 64ULL << 20U);
     EXPECT_EQ(sim.dma(kA, sim.sharedIova(kGpa), 4096, false), "iommu-fault")
         << "TDX: private is not on the shared side";
@@ -194,7 +227,7 @@ TEST_F(ServiceTest, ConversionsAndPunchHoleOverDBus) {
     EXPECT_EQ(errorName([&] { g.ConvertMemory(kGpa + 1, 4096, "private"); }), "org.tio.Error.InvalidArgument");
     EXPECT_EQ(errorName([&] { g.ConvertMemoryRanges({}); }), "org.tio.Error.InvalidArgument");
     EXPECT_EQ(errorName([&] { g.PunchHole(kGpa + (64ULL << 20U), 4096); }), "org.tio.Error.InvalidArgument");
-    sim.injectFailure("KVM_SET_MEMORY_ATTRIBUTES", 1, "ENOMEM");
+    sim.injectFailure("KVM_SET_MEMORY_ATTRIBUTES2", 1, "ENOMEM");
     EXPECT_EQ(errorName([&] { g.ConvertMemory(kGpa + (20ULL << 20U), 4096, "shared"); }), "org.tio.Error.Kernel");
     EXPECT_EQ(g.SharedBytes(), (2ULL << 20U) + 3 * 4096);
     EXPECT_EQ(g.Conversions(), 3U);
@@ -217,6 +250,10 @@ TEST_F(ServiceTest, ConversionsAndPunchHoleOverDBus) {
     EXPECT_EQ(sim.dma(kA, sim.sharedIova(kGpa), 4096, false), "ok") << "the neighbour kept its mapping";
     auto props = sdbus::createProxy(*conn, "org.tio.Guest1.vm1", region);
     EXPECT_TRUE(props->getProperty("Revoked").onInterface("org.tio.Memory1").get<bool>());
+    EXPECT_TRUE(props->getProperty("SharedMapped").onInterface("org.tio.Memory1").get<bool>());
+    EXPECT_EQ(props->getProperty("PinnedBytes").onInterface("org.tio.Memory1").get<std::uint64_t>(),
+              (2ULL << 20U) + 3 * 4096 - 3 * 4096)
+        << "what the IOMMU maps: the shared pages less the revoked ones";
     // A punch in private memory on TDX revokes nothing: nothing maps it.
     g.PunchHole(kGpa + (32ULL << 20U), 4096);
     EXPECT_EQ(g.Revocations(), 1U);
@@ -232,13 +269,9 @@ TEST_F(ServiceTest, LastDisconnectTearsDownFromEveryStep) {
             int step = 0;
             auto more = [&] { return ++step <= k; };
             std::optional<sdbus::ObjectPath> dev, viommu;
-            sdbus::UnixFd vm, gmem;
-            if (more()) vm = g.CreateVm("sim", {});
-            if (more()) {
-                gmem = g.CreateGuestMemory(8ULL << 20U, {});
-                (void)g.AddMemory(kGpa, 8ULL << 20U, gmem, 0, "shared", {});
-            }
-            if (more()) dev = g.AddDevice(kA, {});
+            if (more()) vmm.attachVm(g);
+            if (more()) (void)vmm.addMemory(g, kGpa, 8ULL << 20U, "shared");
+            if (more()) dev = vmm.addDevice(*conn, g, kA);
             if (more()) viommu = g.CreateVIommu(*dev, {});
             std::optional<DeviceClient> d;
             if (dev) d.emplace(*conn, *dev);
@@ -247,6 +280,7 @@ TEST_F(ServiceTest, LastDisconnectTearsDownFromEveryStep) {
             if (more()) (void)d->GuestRequest("state-change", {0x02});
             conn->leaveEventLoop();
         }
+        vmm.exit();
         EXPECT_TRUE(kernelEmpty()) << "objects=" << sim.counter("objects") << " files=" << sim.counter("open_files");
         EXPECT_EQ(sim.tdiState(kA), "unlocked");
     }
@@ -255,8 +289,8 @@ TEST_F(ServiceTest, LastDisconnectTearsDownFromEveryStep) {
 TEST_F(ServiceTest, AConfigWriteBehindTheDaemonsBackIsAFault) {
     auto conn = connect();
     GuestClient g(*conn);
-    auto vm = g.CreateVm("sim", {});
-    auto dev_path = g.AddDevice(kA, {});
+    vmm.attachVm(g);
+    auto dev_path = vmm.addDevice(*conn, g, kA);
     DeviceClient dev(*conn, dev_path);
     auto viommu = g.CreateVIommu(dev_path, {});
     dev.CreateVDevice(viommu, 1);
@@ -280,11 +314,11 @@ TEST_F(ServiceTest, AConfigWriteBehindTheDaemonsBackIsAFault) {
 TEST_F(ServiceTest, FdsPassedInAreNeverLeakedOnErrorPaths) {
     auto conn = connect();
     GuestClient g(*conn);
-    auto vm = g.CreateVm("sim", {});
-    auto gmem = g.CreateGuestMemory(4ULL << 20U, {});
-    // sd-bus keeps the message it handled last (and so the fds in it, like the
-    // guest_memfd in the reply above) until the next one: a harmless call before
-    // each count, so what is counted is what the daemon itself holds.
+    vmm.attachVm(g);
+    sdbus::UnixFd gmem(vmm.kvm().guestMemory(kGpa, 4ULL << 20U)->get());
+    // sd-bus keeps the message it handled last (and so the fds in it) until the next
+    // one: a harmless call before each count, so what is counted is what the daemon
+    // itself holds.
     (void)g.State();
     const auto before = daemon->openFds();
     for (int i = 0; i < 20; ++i) {
@@ -298,28 +332,28 @@ TEST_F(ServiceTest, FdsPassedInAreNeverLeakedOnErrorPaths) {
         EXPECT_EQ(errorName([&] { g.AddMemory(kGpa, 4096, gmem, 0, "sideways", {}); }),
                   "org.tio.Error.InvalidArgument");
         EXPECT_EQ(errorName([&] { g.AttachVm(r, {}); }), "org.tio.Error.InvalidState");
+        EXPECT_EQ(errorName([&] {
+                      g.AddMemory(kGpa, 4096, gmem, 0, "shared", {{"shared-fd", sdbus::Variant(r)}});
+                  }),
+                  "org.tio.Error.InvalidArgument")
+            << "a shared-fd on an in-place kernel";
     }
     (void)g.State();
     EXPECT_EQ(daemon->openFds(), before) << "every fd that came in with a failed call was closed";
     conn->leaveEventLoop();
 }
 
-TEST_F(ServiceTest, AVmFdFromOneGuestCanBeAttachedToAnother) {
-    DaemonProcess other(sim, "vm2", "");
+TEST_F(ServiceTest, AttachVmTakesAVmByTheKernelsNameForIt) {
     auto conn = connect();
     GuestClient g(*conn);
-    auto vm = g.CreateVm("sim", {});  // an fd out of one daemon...
-    auto c2 = sdbus::createSessionBusConnectionWithAddress(other.address());
-    GuestClient g2(*c2, "vm2");
-    auto gmem = g.CreateGuestMemory(4ULL << 20U, {});
-    EXPECT_EQ(errorName([&] { g2.AttachVm(gmem, {}); }), "org.tio.Error.InvalidArgument") << "not a VM";
-    EXPECT_EQ(errorName([&] {
-                  g2.AttachVm(vm, {{"type", sdbus::Variant(std::string("warp"))}});
-              }),
-              "org.tio.Error.InvalidArgument");
-    g2.AttachVm(vm, {{"type", sdbus::Variant(std::string("sim"))}});  // ...into another
-    EXPECT_EQ(g2.State(), "active");
-    EXPECT_EQ(g2.VmType(), "sim");
+    sdbus::UnixFd gmem(vmm.kvm().guestMemfd(4ULL << 20U)->get());
+    EXPECT_EQ(errorName([&] { g.AttachVm(gmem, {}); }), "org.tio.Error.InvalidArgument") << "a guest_memfd";
+    sdbus::UnixFd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC), sdbus::adopt_fd);
+    EXPECT_EQ(errorName([&] { g.AttachVm(null_fd, {}); }), "org.tio.Error.InvalidArgument") << "/dev/null";
+    EXPECT_EQ(g.State(), "empty");
+    vmm.attachVm(g, "tdx");
+    EXPECT_EQ(g.State(), "active");
+    EXPECT_EQ(g.VmType(), "tdx");
     conn->leaveEventLoop();
 }
 
@@ -329,7 +363,7 @@ TEST_F(ServiceTest, TwoVmmConnectionsShareTheGuest) {
     GuestClient g1(*c1);
     auto g2 = std::make_unique<GuestClient>(*c2);
     EXPECT_TRUE(eventually([&] { return g1.Clients() == 2U; }));
-    auto vm = g1.CreateVm("sim", {});
+    vmm.attachVm(g1);
     auto dev = g2->AddDevice(kB, {});
     EXPECT_EQ(g1.Devices(), std::vector<sdbus::ObjectPath>{dev});
     g2.reset();  // a proxy never outlives its connection
@@ -344,11 +378,12 @@ TEST_F(ServiceTest, ASecondGuestCannotClaimAHeldDevice) {
     DaemonProcess other(sim, "vm2", "");
     auto c1 = connect();
     GuestClient g1(*c1);
-    auto vm1 = g1.CreateVm("sim", {});
+    vmm.attachVm(g1);
     (void)g1.AddDevice(kA, {});
     auto c2 = sdbus::createSessionBusConnectionWithAddress(other.address());
     GuestClient g2(*c2, "vm2");
-    auto vm2 = g2.CreateVm("sim", {});
+    VmmClient vmm2{sim};
+    vmm2.attachVm(g2);
     EXPECT_EQ(errorName([&] { g2.AddDevice(kA, {}); }), "org.tio.Error.Busy");
     EXPECT_NO_THROW(g2.AddDevice(kB, {}));
     c1->leaveEventLoop();
@@ -361,10 +396,13 @@ TEST_F(ServiceTest, PolicyLimitsAndAllowlist) {
     DaemonProcess restricted(sim, "vm3", "", {"--policy", policy});
     auto c = sdbus::createSessionBusConnectionWithAddress(restricted.address());
     GuestClient g(*c, "vm3");
-    auto vm = g.CreateVm("sim", {});
+    vmm.attachVm(g);
     EXPECT_EQ(errorName([&] { g.AddDevice(kA, {}); }), "org.tio.Error.AccessDenied") << "not in the allowlist";
     EXPECT_NO_THROW(g.AddDevice(kB, {}));
-    auto gmem = g.CreateGuestMemory(8ULL << 20U, {});
+    auto gmem_fd = vmm.kvm().guestMemfd(8ULL << 20U);
+    ASSERT_TRUE(gmem_fd);
+    ASSERT_TRUE(vmm.kvm().bindMemory(kGpa, 8ULL << 20U, gmem_fd->get()));
+    sdbus::UnixFd gmem(gmem_fd->get());
     EXPECT_NO_THROW(g.AddMemory(kGpa, 4ULL << 20U, gmem, 0, "shared", {}));
     EXPECT_EQ(errorName([&] { g.AddMemory(kGpa + (4ULL << 20U), 4ULL << 20U, gmem, 4ULL << 20U, "shared", {}); }),
               "org.tio.Error.LimitExceeded");
@@ -388,9 +426,8 @@ TEST_F(ServiceTest, SighupAppliesAValidPolicyReportsWhatItNoLongerAllowsAndRefus
     c->enterEventLoopAsync();
     GuestClient g(*c, "vm4");
     EXPECT_EQ(g.Platform(), "tdx") << "the platform came from the policy";
-    auto vm = g.CreateVm("sim", {});
-    auto gmem = g.CreateGuestMemory(8ULL << 20U, {});
-    (void)g.AddMemory(kGpa, 8ULL << 20U, gmem, 0, "private", {});
+    vmm.attachVm(g);
+    (void)vmm.addMemory(g, kGpa, 8ULL << 20U, "private");
     EXPECT_EQ(errorName([&] {
                   g.ConvertMemoryRanges({{kGpa, 4096, "shared"},
                                          {kGpa + 8192, 4096, "shared"},
@@ -433,7 +470,7 @@ TEST_F(ServiceTest, SighupAppliesAValidPolicyReportsWhatItNoLongerAllowsAndRefus
         EXPECT_EQ(r.guest(), "vm4");
     }
     for (const char* e :
-         {"vm-created", "device-assigned 0000:3a:00.0", "device-assigned 0000:3b:00.0", "refused 0000:3c:00.0"}) {
+         {"vm-attached", "device-assigned 0000:3a:00.0", "device-assigned 0000:3b:00.0", "refused 0000:3c:00.0"}) {
         EXPECT_NE(std::find(events.begin(), events.end(), e), events.end()) << e;
     }
     const auto refused = std::find_if(all->begin(), all->end(), [](const auto& r) { return r.event() == "refused"; });
@@ -450,11 +487,12 @@ TEST_F(ServiceTest, SigtermUnwindsAndExitsCleanly) {
         // terminates) when the server goes away under it.
         auto conn = sdbus::createSessionBusConnectionWithAddress(daemon->address());
         GuestClient g(*conn);
-        auto vm = g.CreateVm("sim", {});
-        (void)g.AddDevice(kA, {});
+        vmm.attachVm(g);
+        (void)vmm.addDevice(*conn, g, kA);
         const int status = daemon->stop();
         EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
     }
+    vmm.exit();
     EXPECT_TRUE(kernelEmpty());
 }
 

@@ -6,14 +6,17 @@
 
 #include <gtest/gtest.h>
 
+#include "kernel/features.hpp"
 #include "kernel/iommufd.hpp"
 #include "kernel/kvm.hpp"
 #include "kernel/pci_sysfs.hpp"
 #include "kernel/tsm.hpp"
+#include "kernel/uapi/kvm.hpp"
 #include "kernel/vfio_device.hpp"
 #include "support/eventually.hpp"
 #include "support/fd_count.hpp"
 #include "support/sim_process.hpp"
+#include "vmm/kvm_vmm.hpp"
 
 namespace tio::kernel {
 namespace {
@@ -28,8 +31,8 @@ protected:
     SimProcess sim{"tdx", {"0000:3a:00.0", "0000:3b:00.0", "0000:3c:00.0,notdisp"}};
     std::unique_ptr<SimSyscalls> sys = sim.connect();
 
-    KvmVm vm() {
-        auto kvm = Kvm::open(*sys);
+    vmm::Vm vm() {
+        auto kvm = vmm::Kvm::open(*sys);
         EXPECT_TRUE(kvm) << kvm.error().message;
         auto v = kvm->createVm(VmType::Default);
         EXPECT_TRUE(v) << v.error().message;
@@ -331,6 +334,110 @@ TEST_F(SimKernelTest, RealMemfdIsMappableButOtherFilesAreNot) {
     ASSERT_FALSE(self_map);
     EXPECT_EQ(self_map.error().sys_errno, EINVAL);
 }
+
+// O_NONBLOCK belongs to the file description, which the VMM shares with the daemon
+// (fd passing duplicates it); a real ioctl or fallocate ignores it, and so must the
+// simulated one, whatever the VMM set.
+TEST_F(SimKernelTest, ANonBlockingSharedDescriptionChangesNoSyscall) {
+    auto v = vm();
+    auto gmem = v.createGuestMemfd(4 * kMiB, {});
+    ASSERT_TRUE(gmem);
+    auto daemon_copy = gmem->duplicateFd();
+    ASSERT_TRUE(daemon_copy);
+    ASSERT_EQ(::fcntl(gmem->fd(), F_SETFL, ::fcntl(gmem->fd(), F_GETFL) | O_NONBLOCK), 0);
+    ASSERT_NE(::fcntl(daemon_copy->get(), F_GETFL) & O_NONBLOCK, 0) << "one description, one flag";
+    for (int i = 0; i < 50; ++i) {
+        auto info = inspectGuestMemfd(*sys, daemon_copy->get());
+        ASSERT_TRUE(info) << info.error().message;
+        EXPECT_EQ(info->size, 4 * kMiB);
+        ASSERT_TRUE(punchGuestMemfd(*sys, daemon_copy->get(), 0, 4096));
+    }
+    ASSERT_EQ(::fcntl(v.fd(), F_SETFL, ::fcntl(v.fd(), F_GETFL) | O_NONBLOCK), 0);
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE(v.checkExtension(uapi::KVM_CAP_USER_MEMORY2));
+}
+
+// The kernel profiles (architecture.md section 4): each has the uAPI of its kernel
+// and refuses the rest as that kernel would.
+class ProfileTest : public ::testing::TestWithParam<const char*> {
+protected:
+    SimProcess sim{"tdx", {"0000:3a:00.0"}, GetParam()};
+    std::unique_ptr<SimSyscalls> sys = sim.connect();
+    [[nodiscard]] bool is(std::string_view profile) const { return profile == GetParam(); }
+};
+
+TEST_P(ProfileTest, GuestMemfdInMapFileOnlyWithTheProposedSeries) {
+    auto kvm = vmm::Kvm::open(*sys);
+    ASSERT_TRUE(kvm);
+    auto vm = kvm->createVm(VmType::Default);
+    ASSERT_TRUE(vm);
+    auto gmem = vm->createGuestMemfd(4 * kMiB, {});
+    ASSERT_TRUE(gmem);
+    auto ictx = Iommufd::open(*sys);
+    ASSERT_TRUE(ictx);
+    const auto ioas = *ictx->allocIoas();
+    auto mapped = ictx->mapFile(ioas, gmem->fd(), 0, 2 * kMiB, 0x10000000, true);
+    if (is("proposed")) {
+        EXPECT_TRUE(mapped) << mapped.error().message;
+    } else {
+        ASSERT_FALSE(mapped);
+        EXPECT_EQ(mapped.error().sys_errno, EINVAL) << "merged MAP_FILE refuses a guest_memfd";
+    }
+    auto probed = probeGuestMemfdMapping(*ictx, gmem->fd(), 2 * kMiB);
+    ASSERT_TRUE(probed) << probed.error().message;
+    EXPECT_EQ(*probed, is("proposed"));
+    EXPECT_EQ(sim.counter("objects"), 1U) << "the probe's scratch IOAS is gone";
+    // A memfd, the separate model's shared backing, maps on every profile.
+    UniqueFd memfd(::memfd_create("shared", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    ASSERT_EQ(::ftruncate(memfd.get(), 2 * kMiB), 0);
+    EXPECT_TRUE(ictx->mapFile(ioas, memfd.get(), 0, 2 * kMiB, 0x40000000, true));
+}
+
+TEST_P(ProfileTest, AttributesLiveWhereTheProfileHasThem) {
+    auto kvm = vmm::Kvm::open(*sys);
+    ASSERT_TRUE(kvm);
+    auto vm = kvm->createVm(VmType::Default);
+    ASSERT_TRUE(vm);
+    auto gmem = vm->createGuestMemfd(4 * kMiB, {});
+    ASSERT_TRUE(gmem);
+    ASSERT_TRUE(vm->setMemslot(0, 0x100000000ULL, 4 * kMiB, gmem->fd(), 0));
+    auto in_place = kernelConvertsInPlace(*sys);
+    ASSERT_TRUE(in_place);
+    EXPECT_EQ(*in_place, !is("7.3")) << "the kvm module parameter of the in-place series";
+    auto vm_cap = vm->checkExtension(uapi::KVM_CAP_MEMORY_ATTRIBUTES);
+    ASSERT_TRUE(vm_cap);
+    auto vm_scoped = vm->setMemoryAttributes(0x100000000ULL, 2 * kMiB, true);
+    auto gmem_scoped = setGuestMemfdAttributes(*sys, gmem->fd(), 0, 2 * kMiB, true);
+    if (is("7.3")) {
+        EXPECT_EQ(*vm_cap, static_cast<long>(uapi::KVM_MEMORY_ATTRIBUTE_PRIVATE));
+        EXPECT_TRUE(vm_scoped) << vm_scoped.error().message;
+        ASSERT_FALSE(gmem_scoped);
+        EXPECT_EQ(gmem_scoped.error().error.sys_errno, ENOTTY);
+    } else {
+        EXPECT_EQ(*vm_cap, 0) << "in place, the VM-scoped capability answers 0";
+        ASSERT_FALSE(vm_scoped);
+        EXPECT_EQ(vm_scoped.error().sys_errno, EINVAL);
+        EXPECT_TRUE(gmem_scoped) << gmem_scoped.error().error.message;
+        EXPECT_EQ(sim.counter("gmem_attribute_changes"), 1U);
+        auto beyond = setGuestMemfdAttributes(*sys, gmem->fd(), 2 * kMiB, 4 * kMiB, false);
+        ASSERT_FALSE(beyond);
+        EXPECT_EQ(beyond.error().error.sys_errno, EINVAL) << "past the guest_memfd's end";
+    }
+}
+
+TEST_P(ProfileTest, TheProposedReshapeOnlyWithTheProposedSeries) {
+    auto ictx = Iommufd::open(*sys);
+    ASSERT_TRUE(ictx);
+    auto features = probeFeatures(*sys, *ictx);
+    ASSERT_TRUE(features);
+    EXPECT_EQ(features->reshape, is("proposed"));
+    EXPECT_TRUE(features->map_file);
+}
+
+INSTANTIATE_TEST_SUITE_P(Profiles, ProfileTest, ::testing::Values("7.3", "7.4", "proposed"), [](const auto& p) {
+    return std::string(p.param) == "7.3"   ? std::string("v7_3")
+           : std::string(p.param) == "7.4" ? std::string("v7_4")
+                                           : std::string(p.param);
+});
 
 }  // namespace
 }  // namespace tio::kernel

@@ -1,16 +1,18 @@
 #pragma once
 // The device half of a guest's bring-up, in the architecture's order (section 5):
-// AddDevice -> CreateVIommu -> CreateVDevice -> Bind -> the guest's RUN, stopping
-// after `until`. The guest must have its VM (and whatever memory the test wants).
+// AddDevice -> (the VMM: GetVfioFd, KVM_DEV_VFIO_FILE_ADD) -> Attach -> CreateVIommu
+// -> CreateVDevice -> Bind -> the guest's RUN, stopping after `until`. The guest must
+// have its VM from `vmm` (and whatever memory the test wants).
 #include <cstdint>
 #include <string_view>
 
 #include "core/guest.hpp"
+#include "support/test_vmm.hpp"
 #include "support/trusted_caller.hpp"
 
 namespace tio::test {
 
-enum class Stage : std::uint8_t { Device, VIommu, VDevice, Bound, Running };
+enum class Stage : std::uint8_t { Opened, Device, VIommu, VDevice, Bound, Running };
 
 struct BroughtUp {
     core::ObjectId device = 0;
@@ -18,7 +20,7 @@ struct BroughtUp {
 };
 
 // The first failing step's error, with the steps before it left in place.
-[[nodiscard]] inline Result<BroughtUp> bringUp(core::Guest& g, std::string_view bdf, Stage until,
+[[nodiscard]] inline Result<BroughtUp> bringUp(core::Guest& g, TestVmm& vmm, std::string_view bdf, Stage until,
                                                std::uint64_t virtual_id = 0x42) {
     BroughtUp up;
     const auto parsed = Bdf::parse(std::string(bdf));
@@ -26,6 +28,9 @@ struct BroughtUp {
     auto dev = g.addDevice(trusted(), *parsed);
     if (!dev) return std::unexpected(dev.error());
     up.device = *dev;
+    if (until == Stage::Opened) return up;
+    if (auto r = vmm.addDeviceFile(g, up.device); !r) return std::unexpected(r.error());
+    if (auto r = g.attachDevice(trusted(), up.device); !r) return std::unexpected(r.error());
     if (until == Stage::Device) return up;
     auto viommu = g.createViommu(trusted(), up.device);
     if (!viommu) return std::unexpected(viommu.error());

@@ -1,11 +1,13 @@
 #pragma once
-// A core Guest wired to a real tio-simkernel process, with a private claim directory.
+// A core Guest wired to a real tio-simkernel process, with a private claim directory,
+// and the VMM's side of the guest in this process (`vmm`).
 #include <filesystem>
 #include <memory>
 
 #include "core/guest.hpp"
 #include "support/eventually.hpp"
 #include "support/sim_process.hpp"
+#include "support/test_vmm.hpp"
 #include "support/trusted_caller.hpp"
 
 namespace tio::test {
@@ -17,10 +19,11 @@ inline constexpr const char* kDevB = "0000:3b:00.0";
 inline constexpr const char* kDevPlain = "0000:3c:00.0";  // no TDISP
 
 struct GuestRig {
-    explicit GuestRig(std::string platform = "tdx")
-        : sim(platform, {kDevA, kDevB, std::string(kDevPlain) + ",notdisp"}),
+    explicit GuestRig(std::string platform = "tdx", std::string profile = "proposed")
+        : sim(platform, {kDevA, kDevB, std::string(kDevPlain) + ",notdisp"}, profile),
           sys(sim.connect()),
-          claim_dir(sim.dir() + "/claims") {
+          claim_dir(sim.dir() + "/claims"),
+          vmm(*sys) {
         std::filesystem::create_directory(claim_dir);
         // Open the control connection now, so fd baselines taken after construction
         // already include it.
@@ -37,6 +40,7 @@ struct GuestRig {
     SimProcess sim;
     std::unique_ptr<kernel::SimSyscalls> sys;
     std::string claim_dir;
+    TestVmm vmm;
     std::unique_ptr<core::Guest> guest;
 };
 

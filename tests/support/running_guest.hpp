@@ -36,14 +36,18 @@ struct RunningGuest {
     // Call from the test body (ASSERT_* needs a void function).
     void bringUp() {
         core::Guest& g = *rig.guest;
-        ASSERT_OK(g.createVm(trusted(), kernel::VmType::Sim));
-        auto gmem = g.createGuestMemory(trusted(), kOffsetB + kSizeB, {});
+        ASSERT_OK(rig.vmm.attachTo(g));
+        auto gmem = rig.vmm.guestMemfd(kOffsetB + kSizeB);
         ASSERT_OK(gmem);
-        auto a = g.addMemory(trusted(), kRegionA, kSizeA, std::move(*gmem->duplicate()), 0, core::MemoryState::Private);
+        ASSERT_OK(rig.vmm.bindMemory(kRegionA, kSizeA, gmem->get(), 0));
+        ASSERT_OK(rig.vmm.bindMemory(kRegionB, kSizeB, gmem->get(), kOffsetB));
+        auto a = g.addMemory(trusted(), kRegionA, kSizeA, std::move(*gmem->duplicate()), 0, core::MemoryState::Private,
+                             std::nullopt);
         ASSERT_OK(a);
-        auto b = g.addMemory(trusted(), kRegionB, kSizeB, std::move(*gmem), kOffsetB, core::MemoryState::Shared);
+        auto b = g.addMemory(trusted(), kRegionB, kSizeB, std::move(*gmem), kOffsetB, core::MemoryState::Shared,
+                             std::nullopt);
         ASSERT_OK(b);
-        auto up = test::bringUp(g, kDevA, Stage::Running);
+        auto up = test::bringUp(g, rig.vmm, kDevA, Stage::Running);
         ASSERT_OK(up);
         ASSERT_EQ(rig.sim.tdiState(kDevA), "run");
         device = up->device;

@@ -24,7 +24,8 @@ public:
     ~SimControl() { unregisterProxy(); }
 };
 
-SimProcess::SimProcess(std::string platform, std::vector<std::string> devices) : platform_(platform) {
+SimProcess::SimProcess(std::string platform, std::vector<std::string> devices, std::string profile)
+    : platform_(platform) {
     char tmpl[] = "/tmp/tio-sim-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
@@ -32,8 +33,9 @@ SimProcess::SimProcess(std::string platform, std::vector<std::string> devices) :
     ::chmod(dir_.c_str(), 0755);
     control_socket_ = dir_ + "/sim.ctl";
     kernel_socket_ = dir_ + "/sim.kernel";
-    std::vector<std::string> args = {TIO_SIMKERNEL_PATH, "--platform", platform,      "--control",
-                                     control_socket_,    "--kernel",   kernel_socket_};
+    std::vector<std::string> args = {TIO_SIMKERNEL_PATH, "--platform",       platform,
+                                     "--control",        control_socket_,    "--kernel",
+                                     kernel_socket_,     "--kernel-profile", profile};
     for (const auto& d : devices) {
         args.emplace_back("--device");
         args.push_back(d);

@@ -23,8 +23,9 @@ class SimControl;
 class SimProcess {
 public:
     // `devices`: --device arguments ("0000:3a:00.0" or "0000:3c:00.0,notdisp"); empty
-    // means the simulator's defaults.
-    explicit SimProcess(std::string platform = "tdx", std::vector<std::string> devices = {});
+    // means the simulator's defaults. `profile`: --kernel-profile (7.3, 7.4, proposed).
+    explicit SimProcess(std::string platform = "tdx", std::vector<std::string> devices = {},
+                        std::string profile = "proposed");
     SimProcess(const SimProcess&) = delete;
     SimProcess& operator=(const SimProcess&) = delete;
     ~SimProcess();

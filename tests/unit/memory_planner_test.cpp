@@ -28,7 +28,7 @@ RangeMap<PageState> uniform(PageState s) {
 }
 
 TEST(MemoryPlannerTest, TdxToPrivateUnmapsBeforeTheAttributeAndCutsTheNeighbours) {
-    const auto plan = planChange(Platform::Tdx, uniform(kShared), kBase, kEnd,
+    const auto plan = planChange({Platform::Tdx}, uniform(kShared), kBase, kEnd,
                                  Change{kBase + 5 * kPage, kBase + 7 * kPage, MemoryState::Private, false});
     using enum StepKind;
     EXPECT_EQ(kinds(plan), (std::vector{Split, Split, Unmap, SetAttributes}));
@@ -41,14 +41,14 @@ TEST(MemoryPlannerTest, TdxToPrivateUnmapsBeforeTheAttributeAndCutsTheNeighbours
 TEST(MemoryPlannerTest, TdxToSharedSetsTheAttributeThenMapsThenJoins) {
     auto states = uniform(kShared);
     states.assign(kBase + 5 * kPage, kBase + 7 * kPage, kPrivate);
-    const auto plan = planChange(Platform::Tdx, states, kBase, kEnd,
+    const auto plan = planChange({Platform::Tdx}, states, kBase, kEnd,
                                  Change{kBase + 5 * kPage, kBase + 7 * kPage, MemoryState::Shared, false});
     using enum StepKind;
     EXPECT_EQ(kinds(plan), (std::vector{SetAttributes, Map, Join, Join}));
 }
 
 TEST(MemoryPlannerTest, SnpSplitsToSmallPagesBeforeTheAttributeAndRestoresAfter) {
-    const auto plan = planChange(Platform::Snp, uniform(kShared), kBase, kEnd,
+    const auto plan = planChange({Platform::Snp}, uniform(kShared), kBase, kEnd,
                                  Change{kBase + k2M, kBase + 2 * k2M, MemoryState::Private, false});
     using enum StepKind;
     ASSERT_EQ(kinds(plan), (std::vector{Limit, SetAttributes, Limit})) << "never unmapped: hitless both ways";
@@ -60,29 +60,45 @@ TEST(MemoryPlannerTest, SnpSplitsToSmallPagesBeforeTheAttributeAndRestoresAfter)
 TEST(MemoryPlannerTest, CcaLikeTdxButNothingToCutInsideAPrivateRange) {
     auto states = uniform(kPrivate);
     const auto plan =
-        planChange(Platform::Cca, states, kBase, kEnd, Change{kBase, kBase + k2M, MemoryState::Shared, false});
+        planChange({Platform::Cca}, states, kBase, kEnd, Change{kBase, kBase + k2M, MemoryState::Shared, false});
     using enum StepKind;
     EXPECT_EQ(kinds(plan), (std::vector{SetAttributes, Map})) << "nothing mapped around it to join";
 }
 
 TEST(MemoryPlannerTest, NoChangeNoSteps) {
-    EXPECT_TRUE(planChange(Platform::Tdx, uniform(kShared), kBase, kEnd,
+    EXPECT_TRUE(planChange({Platform::Tdx}, uniform(kShared), kBase, kEnd,
                            Change{kBase, kBase + kPage, MemoryState::Shared, false})
                     .empty());
     EXPECT_TRUE(
-        planChange(Platform::Snp, uniform(kPrivate), kBase, kEnd, Change{kBase, kEnd, MemoryState::Private, false})
+        planChange({Platform::Snp}, uniform(kPrivate), kBase, kEnd, Change{kBase, kEnd, MemoryState::Private, false})
             .empty());
 }
 
 TEST(MemoryPlannerTest, RevokingCutsAtTheEdgesAndUnmapsBothKindsOnSnpInOneGo) {
     auto states = uniform(kShared);
     states.assign(kBase + 8 * kPage, kBase + 16 * kPage, kPrivate);
-    const auto plan = planChange(Platform::Snp, states, kBase, kEnd,
+    const auto plan = planChange({Platform::Snp}, states, kBase, kEnd,
                                  Change{kBase + 4 * kPage, kBase + 12 * kPage, std::nullopt, true});
     using enum StepKind;
     EXPECT_EQ(kinds(plan), (std::vector{Split, Split, Unmap}));
-    EXPECT_FALSE(needsReshape({plan[2]}));
+    EXPECT_FALSE(needsReshape(std::vector<Step>{plan[2]}));
     EXPECT_TRUE(needsReshape(plan));
+}
+
+// What the kernel cannot map is never planned: without a mappable shared backing
+// shared pages stay out of the IOMMU; without guest_memfd by file SNP's private
+// pages do (and then no page-size limits are needed).
+TEST(MemoryPlannerTest, WhatTheKernelCannotMapIsNeverPlanned) {
+    using enum StepKind;
+    const MappingRules no_shared{.platform = Platform::Tdx, .shared_dma = false, .private_dma = false};
+    EXPECT_EQ(kinds(planChange(no_shared, uniform(kPrivate), kBase, kEnd,
+                               Change{kBase, kBase + k2M, MemoryState::Shared, false})),
+              (std::vector{SetAttributes}));
+    const MappingRules snp_shared_only{.platform = Platform::Snp, .shared_dma = true, .private_dma = false};
+    auto states = uniform(kShared);
+    const auto plan =
+        planChange(snp_shared_only, states, kBase, kEnd, Change{kBase, kEnd, MemoryState::Private, false});
+    EXPECT_EQ(kinds(plan), (std::vector{Unmap, SetAttributes})) << "private pages leave the IOMMU, no limits";
 }
 
 }  // namespace

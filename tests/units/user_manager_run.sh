@@ -85,10 +85,11 @@ for _ in $(seq 50); do [ -S "$XDG_RUNTIME_DIR/tio-simkernel/control" ] && break;
 
 sock="$XDG_RUNTIME_DIR/tio-manager/vm1.sock"
 ctl="$XDG_RUNTIME_DIR/tio-simkernel/control"
+kernel="$XDG_RUNTIME_DIR/tio-simkernel/kernel"
 show() { systemctl --user show -p "$1" --value tio-manager@vm1.service; }
 # While the TDI runs: the fd store holds the guest; then SIGKILL.
 on_run="systemctl --user show -p NFileDescriptorStore --value tio-manager@vm1.service >$work/fdstore"
-"$bin/tio-vmm-demo" --socket "$sock" --guest vm1 --sim-control "$ctl" --on-run "$on_run" >"$work/demo.out" 2>&1
+"$bin/tio-vmm-demo" --socket "$sock" --guest vm1 --sim-kernel "$kernel" --sim-control "$ctl" --on-run "$on_run" >"$work/demo.out" 2>&1
 rc=$?
 cat "$work/demo.out"
 [ $rc -eq 0 ] && grep -q "demo complete" "$work/demo.out" || { echo "FAIL: the demo did not complete"; exit 1; }
@@ -98,7 +99,7 @@ echo "fd store held $(cat "$work/fdstore") fds while the TDI ran"
 
 # Restart survival under systemd: a guest with a device, the daemon killed.
 on_run="systemctl --user kill -s SIGKILL tio-manager@vm1.service; sleep 2"
-"$bin/tio-vmm-demo" --socket "$sock" --guest vm1 --sim-control "$ctl" --on-run "$on_run" >"$work/demo2.out" 2>&1
+"$bin/tio-vmm-demo" --socket "$sock" --guest vm1 --sim-kernel "$kernel" --sim-control "$ctl" --on-run "$on_run" >"$work/demo2.out" 2>&1
 for _ in $(seq 50); do [ "$(show SubState)" = running ] && break; sleep 0.1; done
 [ "$(show NRestarts)" -ge 1 ] || { echo "FAIL: systemd did not restart the daemon"; exit 1; }
 # The TDI first: the one busctl connection below is a VMM connection, and when it

@@ -212,6 +212,7 @@ SysResult<FdIdentity> SimSyscalls::identify(int fd) {
     id.dev = st.st_dev;
     id.ino = st.st_ino;
     id.rdev = static_cast<dev_t>(rep.a);
+    id.size = rep.ret > 0 ? static_cast<std::uint64_t>(rep.ret) : 0;
     return id;
 }
 

@@ -33,7 +33,7 @@ enum class Op : std::uint32_t {
     ReadAttr = 4,   // payload: path                        -> payload: value
     WriteAttr = 5,  // payload: path '\0' value
     ListDir = 6,    // payload: path                        -> payload: names, '\0'-separated
-    Identify = 7,   // on a file's own socket               -> payload: link; a = rdev
+    Identify = 7,   // on a file's own socket               -> payload: link; a = rdev; ret = size
 };
 
 // `seq` pairs a reply with its request: a file kept across a daemon restart (the fd

@@ -38,6 +38,21 @@ struct kvm_memory_attributes {
 };
 static_assert(sizeof(kvm_memory_attributes) == 32 && offsetof(kvm_memory_attributes, attributes) == 16);
 
+// In-place conversion (kernel-as-it-is.md section 3: "guest_memfd: In-place
+// conversion support" v8..v13, queued for 7.4): issued on the guest_memfd fd,
+// offset-based; on EAGAIN, error_offset names where the kernel stopped.
+struct kvm_memory_attributes2 {
+    std::uint64_t offset;
+    std::uint64_t size;
+    std::uint64_t attributes;
+    std::uint64_t flags;
+    std::uint64_t error_offset;
+    std::uint64_t reserved[11];
+};
+static_assert(sizeof(kvm_memory_attributes2) == 128 && offsetof(kvm_memory_attributes2, size) == 8 &&
+              offsetof(kvm_memory_attributes2, attributes) == 16 && offsetof(kvm_memory_attributes2, flags) == 24 &&
+              offsetof(kvm_memory_attributes2, error_offset) == 32 && offsetof(kvm_memory_attributes2, reserved) == 40);
+
 struct kvm_create_guest_memfd {
     std::uint64_t size;
     std::uint64_t flags;
@@ -65,13 +80,16 @@ static_assert(sizeof(kvm_device_attr) == 24 && offsetof(kvm_device_attr, attr) =
 inline constexpr unsigned long KVM_GET_API_VERSION = io(kKvmType, 0x00);
 inline constexpr unsigned long KVM_CREATE_VM = io(kKvmType, 0x01);
 inline constexpr unsigned long KVM_CHECK_EXTENSION = io(kKvmType, 0x03);
+inline constexpr unsigned long KVM_CREATE_VCPU = io(kKvmType, 0x41);
 inline constexpr unsigned long KVM_SET_USER_MEMORY_REGION2 = iow<kvm_userspace_memory_region2>(kKvmType, 0x49);
 inline constexpr unsigned long KVM_SET_MEMORY_ATTRIBUTES = iow<kvm_memory_attributes>(kKvmType, 0xd2);
+inline constexpr unsigned long KVM_SET_MEMORY_ATTRIBUTES2 = iowr<kvm_memory_attributes2>(kKvmType, 0xd2);
 inline constexpr unsigned long KVM_CREATE_GUEST_MEMFD = iowr<kvm_create_guest_memfd>(kKvmType, 0xd4);
 inline constexpr unsigned long KVM_CREATE_DEVICE = iowr<kvm_create_device>(kKvmType, 0xe0);
 inline constexpr unsigned long KVM_SET_DEVICE_ATTR = iow<kvm_device_attr>(kKvmType, 0xe1);
 inline constexpr unsigned long KVM_HAS_DEVICE_ATTR = iow<kvm_device_attr>(kKvmType, 0xe3);
-static_assert(KVM_CREATE_VM == 0xAE01 && KVM_CHECK_EXTENSION == 0xAE03);
+static_assert(KVM_CREATE_VM == 0xAE01 && KVM_CHECK_EXTENSION == 0xAE03 && KVM_CREATE_VCPU == 0xAE41);
+static_assert(KVM_SET_MEMORY_ATTRIBUTES2 == 0xC080AED2);
 static_assert(KVM_SET_USER_MEMORY_REGION2 == 0x40A0AE49 && KVM_SET_MEMORY_ATTRIBUTES == 0x4020AED2);
 static_assert(KVM_CREATE_GUEST_MEMFD == 0xC040AED4 && KVM_CREATE_DEVICE == 0xC00CAEE0);
 static_assert(KVM_SET_DEVICE_ATTR == 0x4018AEE1 && KVM_HAS_DEVICE_ATTR == 0x4018AEE3);

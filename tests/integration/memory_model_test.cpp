@@ -1,0 +1,137 @@
+// The two memory models (architecture.md section 6) on the kernel profiles that have
+// them, through the core against the simulator, which is the oracle:
+//  - separate (7.3): shared pages are the memfd the VMM passed, mapped with
+//    MAP_FILE; the VMM sets the VM-scoped attribute around its ConvertMemory calls;
+//  - in place without guest_memfd by file (7.4): the daemon converts the attribute
+//    on the guest_memfd; shared pages are not DMA-mapped (SharedMapped false).
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "support/assert_ok.hpp"
+#include "support/bring_up.hpp"
+#include "support/guest_rig.hpp"
+#include "support/model_of.hpp"
+#include "support/trusted_caller.hpp"
+
+namespace tio::test {
+namespace {
+
+using core::MemoryConversion;
+using core::MemoryState;
+
+constexpr std::uint64_t kSize = 8 * kMiB;
+
+class SeparateModelTest : public ::testing::TestWithParam<const char*> {
+protected:
+    // A region of kSize at kGuestRamGpa, all private, with a memfd as its shared
+    // backing; device A attached.
+    void bringUpGuest() {
+        ASSERT_OK(rig.vmm.attachTo(g));
+        ASSERT_EQ(g.vm()->model, core::MemoryModel::Separate);
+        auto gmem = rig.vmm.guestMemory(kGuestRamGpa, kSize);
+        ASSERT_OK(gmem);
+        ASSERT_OK(rig.vmm.setAttributes(kGuestRamGpa, kSize, true));
+        UniqueFd memfd(::memfd_create("shared", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+        ASSERT_EQ(::ftruncate(memfd.get(), kSize), 0);
+        auto region = g.addMemory(trusted(), kGuestRamGpa, kSize, std::move(*gmem), 0, MemoryState::Private,
+                                  core::SharedBacking{std::move(memfd), 0});
+        ASSERT_OK(region);
+        region_ = *region;
+        ASSERT_OK(bringUp(g, rig.vmm, kDevA, Stage::Device));
+    }
+    // The guest's conversions, in the order the contract gives the VMM: the daemon
+    // before a range becomes private, after it became shared.
+    void toShared(std::uint64_t gpa, std::uint64_t size) {
+        ASSERT_OK(rig.vmm.setAttributes(gpa, size, false));
+        const MemoryConversion c{gpa, size, MemoryState::Shared};
+        ASSERT_OK(g.convertMemory(trusted(), {&c, 1}));
+    }
+    void toPrivate(std::uint64_t gpa, std::uint64_t size) {
+        const MemoryConversion c{gpa, size, MemoryState::Private};
+        ASSERT_OK(g.convertMemory(trusted(), {&c, 1}));
+        ASSERT_OK(rig.vmm.setAttributes(gpa, size, true));
+    }
+    std::string dma(std::uint64_t gpa) { return rig.sim.dma(kDevA, rig.sim.sharedIova(gpa), 4096, true); }
+
+    GuestRig rig{GetParam(), "7.3"};
+    core::Guest& g = *rig.guest;
+    core::ObjectId region_ = 0;
+};
+
+TEST_P(SeparateModelTest, SharedPagesAreTheMemfdsAndConversionsFollowTheVmm) {
+    bringUpGuest();
+    ASSERT_FALSE(HasFatalFailure());
+    const core::MemoryRegion& r = g.memory().at(region_);
+    EXPECT_TRUE(g.mappingRules(r).shared_dma);
+    EXPECT_FALSE(g.mappingRules(r).private_dma) << "no kernel maps guest_memfd by file here";
+    EXPECT_EQ(g.mappedBytes(r), 0U);
+    EXPECT_NE(dma(kGuestRamGpa), "ok") << "private memory is on no shared IOMMU path";
+
+    toShared(kGuestRamGpa, 2 * kMiB);
+    ASSERT_FALSE(HasFatalFailure());
+    EXPECT_EQ(dma(kGuestRamGpa), "ok");
+    EXPECT_EQ(g.mappedBytes(r), 2 * kMiB);
+    toShared(kGuestRamGpa + 4 * kMiB, 2 * kMiB);
+    ASSERT_FALSE(HasFatalFailure());
+    EXPECT_EQ(dma(kGuestRamGpa + 5 * kMiB), "ok");
+    toPrivate(kGuestRamGpa, 2 * kMiB);
+    ASSERT_FALSE(HasFatalFailure());
+    EXPECT_NE(dma(kGuestRamGpa), "ok") << "unmapped before the VMM made it private";
+    EXPECT_EQ(rig.sim.counter("stale_shared_dma"), 0U);
+
+    // A VMM that makes memory private behind the daemon's back leaves a stale mapping
+    // of a host page: DMA reaches the memfd, never the private page (no machine check).
+    ASSERT_OK(rig.vmm.setAttributes(kGuestRamGpa + 4 * kMiB, 2 * kMiB, true));
+    EXPECT_EQ(dma(kGuestRamGpa + 4 * kMiB), "ok");
+    EXPECT_EQ(rig.sim.counter("stale_shared_dma"), 1U);
+    EXPECT_EQ(rig.sim.counter("machine_checks"), 0U);
+    EXPECT_EQ(rig.sim.counter("rmp_faults") + rig.sim.counter("gpt_faults"), 0U);
+}
+
+TEST_P(SeparateModelTest, ConversionsNeedASharedBacking) {
+    ASSERT_OK(rig.vmm.attachTo(g));
+    auto gmem = rig.vmm.guestMemory(kGuestRamGpa, kSize);
+    ASSERT_OK(gmem);
+    auto region = g.addMemory(trusted(), kGuestRamGpa, kSize, std::move(*gmem), 0, MemoryState::Private, std::nullopt);
+    ASSERT_OK(region);
+    EXPECT_FALSE(g.mappingRules(g.memory().at(*region)).shared_dma);
+    const auto model = modelOf(g);
+    const MemoryConversion c{kGuestRamGpa, 2 * kMiB, MemoryState::Shared};
+    auto r = g.convertMemory(trusted(), {&c, 1});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Code::InvalidArgument);
+    EXPECT_NE(r.error().message.find("shared-fd"), std::string::npos) << r.error().message;
+    EXPECT_EQ(modelOf(g), model);
+}
+
+INSTANTIATE_TEST_SUITE_P(Platforms, SeparateModelTest, ::testing::Values("tdx", "snp", "cca"),
+                         [](const auto& p) { return std::string(p.param); });
+
+// 7.4: in place, the attribute is the daemon's to set, on the guest_memfd; no
+// guest_memfd by file, so shared pages reach no device (until they can be mapped by
+// address), which the region says.
+TEST(InPlaceWithoutMapFile, TheDaemonConvertsAndSaysSharedPagesAreNotMapped) {
+    GuestRig rig{"tdx", "7.4"};
+    core::Guest& g = *rig.guest;
+    ASSERT_OK(rig.vmm.attachTo(g));
+    ASSERT_EQ(g.vm()->model, core::MemoryModel::InPlace);
+    auto gmem = rig.vmm.guestMemory(kGuestRamGpa, kSize);
+    ASSERT_OK(gmem);
+    auto region = g.addMemory(trusted(), kGuestRamGpa, kSize, std::move(*gmem), 0, MemoryState::Shared, std::nullopt);
+    ASSERT_OK(region);
+    EXPECT_EQ(g.vm()->gmem_map_file, std::optional<bool>(false));
+    EXPECT_FALSE(g.mappingRules(g.memory().at(*region)).shared_dma);
+    ASSERT_OK(bringUp(g, rig.vmm, kDevA, Stage::Device));
+    const auto changes = rig.sim.counter("gmem_attribute_changes");
+    const MemoryConversion c{kGuestRamGpa, 2 * kMiB, MemoryState::Private};
+    ASSERT_OK(g.convertMemory(trusted(), {&c, 1}));
+    EXPECT_EQ(rig.sim.counter("gmem_attribute_changes"), changes + 1) << "KVM_SET_MEMORY_ATTRIBUTES2 on the gmem";
+    EXPECT_NE(rig.sim.layout(kDevA).find("| private 100000000-100200000"), std::string::npos) << rig.sim.layout(kDevA);
+    EXPECT_EQ(rig.sim.dma(kDevA, rig.sim.sharedIova(kGuestRamGpa + 4 * kMiB), 4096, false), "iommu-fault");
+    EXPECT_EQ(rig.sim.counter("machine_checks"), 0U);
+}
+
+}  // namespace
+}  // namespace tio::test
