@@ -31,6 +31,8 @@ struct IoctlCall {
     // The calling process (its thread group), from kernel-verified credentials: the
     // simulator's `current`. Never taken from the request.
     pid_t caller = 0;
+    // fail-nth asked for the kernel's partial progress (EAGAIN after doing a prefix).
+    bool stop_partway = false;
 
     template <typename T>
     [[nodiscard]] T get() const {

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "kernel/uapi/ioctl_encoding.hpp"
+#include "kernel/uapi/kvm.hpp"
 #include "simkernel/sim_files.hpp"
 
 namespace tio::sim {
@@ -282,7 +283,12 @@ void SimKernel::serveIoctl(int sock, SimFile& file, const Request& rq, kernel::w
         reply(sock, ENOTTY, -1);
         return;
     }
-    if (const int e = shouldFail(desc->name)) {
+    // An injected EAGAIN on an in-place conversion is the kernel's partial progress
+    // (a pinned page stops it): the handler converts a prefix and says where it
+    // stopped. Any other injected failure happens before the call does anything.
+    const int injected = shouldFail(desc->name);
+    const bool partial = injected == EAGAIN && desc->request == uapi::KVM_SET_MEMORY_ATTRIBUTES2;
+    if (const int e = partial ? 0 : injected) {
         // The struct goes back unchanged: an injected failure happens before any copy-out.
         const std::span<const std::uint8_t> payload(msg.bytes.data() + sizeof rq, msg.bytes.size() - sizeof rq);
         std::uint32_t size = 0;
@@ -304,6 +310,7 @@ void SimKernel::serveIoctl(int sock, SimFile& file, const Request& rq, kernel::w
     call.desc = desc;
     call.value = rq.a;
     call.caller = msg.sender_pid;
+    call.stop_partway = partial;
     std::uint32_t user_size = 0;
     if (desc->kind == ArgKind::Struct) {
         std::span<const std::uint8_t> payload(msg.bytes.data() + sizeof rq, msg.bytes.size() - sizeof rq);

@@ -229,10 +229,20 @@ long GuestMemfdFile::setAttributes(IoctlCall& call) {
     const auto end = checkedEnd(a.offset, a.size);
     if (a.flags != 0 || (a.attributes & ~KVM_MEMORY_ATTRIBUTE_PRIVATE) != 0) return -EINVAL;
     if (a.size == 0 || !end || *end > size_ || !pageAligned(a.offset) || !pageAligned(a.size)) return -EINVAL;
-    if ((a.attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE) != 0) private_.assign(a.offset, *end, true);
-    else private_.erase(a.offset, *end);
-    for (const auto& [vm, slot] : bindings_) vm->gmemAttributesChanged(this, a.offset, *end);
-    kernel_.count("gmem_attribute_changes");
+    // Partial progress (what a pinned page causes): the first half, in whole pages,
+    // is converted, and error_offset says where the kernel stopped.
+    const std::uint64_t stop = call.stop_partway ? a.offset + (a.size / kPageSize / 2) * kPageSize : *end;
+    if (stop > a.offset) {
+        if ((a.attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE) != 0) private_.assign(a.offset, stop, true);
+        else private_.erase(a.offset, stop);
+        for (const auto& [vm, slot] : bindings_) vm->gmemAttributesChanged(this, a.offset, stop);
+        kernel_.count("gmem_attribute_changes");
+    }
+    if (call.stop_partway) {
+        a.error_offset = stop;
+        call.put(a);
+        return -EAGAIN;
+    }
     return 0;
 }
 

@@ -97,6 +97,44 @@ TEST_P(ConversionFailNthTest, EveryCallOfABatchFailsOnceAndTheWholeBatchRollsBac
     EXPECT_EQ(g().conversions(), batch.size()) << "counted once, for the run that succeeded";
 }
 
+// In place, the kernel may convert part of a range and stop (EAGAIN with
+// error_offset, as a pinned page makes it): the simulator does that on the n-th
+// attribute call, and the daemon must put back what that call did and undo the
+// rest of the batch, as for any other failure.
+TEST_P(ConversionFailNthTest, APartialInPlaceConversionIsRolledBack) {
+    ASSERT_EQ(g().vm()->model, core::MemoryModel::InPlace);
+    const std::vector<MemoryConversion> batch = {
+        {RunningGuest::kRegionA + 2 * kMiB, 2 * kMiB, MemoryState::Shared},
+        {RunningGuest::kRegionB + 7 * kPage, 9 * kPage, MemoryState::Private},
+        {RunningGuest::kRegionA + 5 * kPage, 3 * kPage, MemoryState::Shared},
+    };
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> touched;
+    for (const auto& c : batch) touched.emplace_back(c.gpa, c.size);
+    for (unsigned n = 1;; ++n) {
+        ASSERT_LT(n, 50U) << "the sweep does not terminate";
+        SCOPED_TRACE("partial on attribute call " + std::to_string(n));
+        const std::string model = modelOf(g());
+        const std::string layout = guest.rig.sim.layout(kDevA);
+        const auto changes = guest.rig.sim.counter("gmem_attribute_changes");
+        guest.rig.sim.injectFailure("KVM_SET_MEMORY_ATTRIBUTES2", n, "EAGAIN");
+        auto r = g().convertMemory(trusted(), batch);
+        checkFaults(touched);
+        if (guest.rig.sim.counter("failures_pending") != 0) {
+            ASSERT_TRUE(r) << r.error().message;
+            EXPECT_EQ(n, batch.size() + 1) << "one attribute call per range";
+            break;
+        }
+        ASSERT_FALSE(r) << "the partial conversion was swallowed";
+        EXPECT_EQ(r.error().code, Code::Kernel) << r.error().message;
+        EXPECT_NE(r.error().message.find("EAGAIN"), std::string::npos) << r.error().message;
+        EXPECT_GT(guest.rig.sim.counter("gmem_attribute_changes"), changes) << "the kernel did convert a part";
+        EXPECT_EQ(modelOf(g()), model) << "the failed batch changed the record";
+        EXPECT_EQ(guest.rig.sim.layout(kDevA), layout) << "the partial conversion was not put back";
+        ASSERT_EQ(guest.auditFindings(), "");
+    }
+    ASSERT_EQ(guest.auditFindings(), "");
+}
+
 TEST_P(ConversionFailNthTest, EveryCallOfAPunchFailsOnceAndNothingIsRevoked) {
     const std::uint64_t gpa = RunningGuest::kRegionB + 3 * kMiB + 5 * kPage;
     const std::uint64_t size = 2 * kMiB;
