@@ -52,7 +52,8 @@ Result<std::vector<Guest::RegionSlice>> Guest::slicesOf(std::uint64_t gpa, std::
 
 Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Change& change, Rollback& undo,
                                                      ApplyMode mode) {
-    const std::vector<Step> plan = planChange(mappingRules(r), r.states, r.gpa, r.end(), change);
+    const MappingRules rules = mappingRules(r);
+    const std::vector<Step> plan = planChange(rules, r.states, r.gpa, r.end(), change);
     if (mode == ApplyMode::ModelOnly) {
         // Replaying the journal: the kernel did all of it already; only the record and
         // what the live call reported (the ranges it unmapped) are redone.
@@ -62,18 +63,30 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
         recordChange(r, change, undo);
         return unmapped;
     }
-    if (needsReshape(plan) && !vm_->features.reshape) {
-        return fail(Code::NotSupported,
-                    "this change needs hitless IOAS restructuring (IOMMU_IOAS_RESHAPE), which this kernel lacks");
-    }
     kernel::Iommufd& iommufd = vm_->iommufd;
     const std::uint32_t ioas = ioasId();
     const bool in_place = vm_->model == MemoryModel::InPlace;
-    // What the IOMMU maps: the guest_memfd in place; the shared memfd under the
-    // separate model (where only shared pages are ever mapped).
-    const int mapped_file = in_place ? r.gmem.get() : r.shared.get();
-    auto mappedOffset = [&r, in_place](std::uint64_t gpa) {
-        return in_place ? r.fileOffset(gpa) : r.sharedOffset(gpa);
+    // What the IOMMU maps: in place, the guest_memfd by file, or by address through
+    // the daemon's view of it; under the separate model, the shared memfd (only
+    // shared pages are ever mapped there).
+    const bool by_address = in_place && !vm_->gmem_map_file.value_or(false);
+    auto mapArea = [&iommufd, ioas, &r, in_place, by_address](std::uint64_t gpa, std::uint64_t len,
+                                                              std::uint64_t iova) -> Result<> {
+        if (by_address) return iommufd.mapAddress(ioas, r.view.address() + (gpa - r.gpa), len, iova, true);
+        if (in_place) return iommufd.mapFile(ioas, r.gmem.get(), r.fileOffset(gpa), len, iova, true);
+        return iommufd.mapFile(ioas, r.shared.get(), r.sharedOffset(gpa), len, iova, true);
+    };
+    // One area, or one per page (MappingRules::page_areas); all of it or none.
+    auto mapRange = [mapArea, &iommufd, ioas, page_areas = rules.page_areas](std::uint64_t gpa, std::uint64_t len,
+                                                                             std::uint64_t iova) -> Result<> {
+        if (!page_areas) return mapArea(gpa, len, iova);
+        for (std::uint64_t at = 0; at < len; at += kPageAreaSize) {
+            if (auto done = mapArea(gpa + at, kPageAreaSize, iova + at); !done) {
+                if (at != 0) (void)iommufd.unmap(ioas, iova, at);  // the pages this call mapped
+                return done;
+            }
+        }
+        return {};
     };
     const auto before = r.states.runs(change.start, change.end);
     // Puts the attribute of [from, to) back to what `before` recorded.
@@ -107,13 +120,11 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
                     break;
                 }
                 unmapped.push_back({s.start, len});
-                undo.add([&iommufd, ioas, iova, len, mapped_file, off = mappedOffset(s.start)] {
-                    (void)iommufd.mapFile(ioas, mapped_file, off, len, iova, true);
-                });
+                undo.add([mapRange, gpa = s.start, len, iova] { (void)mapRange(gpa, len, iova); });
                 break;
             }
             case StepKind::Map:
-                done = iommufd.mapFile(ioas, mapped_file, mappedOffset(s.start), len, iova, true);
+                done = mapRange(s.start, len, iova);
                 if (done) undo.add([&iommufd, ioas, iova, len] { (void)iommufd.unmap(ioas, iova, len); });
                 break;
             case StepKind::Limit:
@@ -231,6 +242,11 @@ Result<ObjectId> Guest::addMemory(Who, std::uint64_t gpa, std::uint64_t size, Un
         if (auto r = probeGuestMemfdMapping(region.gmem.get(), offset); !r) return std::unexpected(r.error());
         undo.add([this] { vm_->gmem_map_file.reset(); });
     }
+    if (vm_->model == MemoryModel::InPlace && !*vm_->gmem_map_file) {
+        auto view = kernel::mapGuestMemfd(sys_, region.gmem.get(), offset, size);
+        if (!view) return std::unexpected(view.error());
+        region.view = std::move(*view);  // empty when the guest_memfd is not mappable
+    }
     // New memory is mapped nowhere: bring it to `initial` the way every conversion
     // goes, so the IOMMU layout follows the same rules. In place, the attribute is
     // the daemon's to set and whatever the guest_memfd holds now is not trusted: the
@@ -333,30 +349,10 @@ Result<std::vector<RevokedRange>> Guest::revokeRange(std::uint64_t gpa, std::uin
     std::vector<RevokedRange> revoked;
     for (const RegionSlice& s : *slices) {
         MemoryRegion& r = *s.region;
-        std::uint64_t start = s.start;
-        std::uint64_t end = s.end;
-        if (!vm_->features.reshape) {
-            const MappingRules rules = mappingRules(r);
-            // Without a hitless cut, whole covering areas go (Jason's rule): widen to the
-            // mapped stretches around each end.
-            auto widen = [&](std::uint64_t at, bool left) {
-                const auto run = r.states.find(at);
-                const IommuView v = iommuView(rules, run->value);
-                if (!v.mapped) return at;
-                std::uint64_t edge = left ? run->start : run->end;
-                for (;;) {
-                    if (left ? edge == r.gpa : edge == r.end()) return edge;
-                    const auto next = r.states.find(left ? edge - 1 : edge);
-                    const IommuView nv = iommuView(rules, next->value);
-                    if (!nv.mapped || nv.iova_bit != v.iova_bit) return edge;
-                    edge = left ? next->start : next->end;
-                }
-            };
-            start = widen(start, true);
-            end = widen(end - 1, false);
-        }
+        // Exactly the range: with IOMMU_IOAS_RESHAPE the areas are cut at its ends
+        // hitlessly; without it every area is one page (MappingRules::page_areas).
         auto unmapped =
-            applyChange(r, Change{.start = start, .end = end, .attr = std::nullopt, .revoked = true}, undo, mode);
+            applyChange(r, Change{.start = s.start, .end = s.end, .attr = std::nullopt, .revoked = true}, undo, mode);
         if (!unmapped) return std::unexpected(unmapped.error());
         for (const RevokedRange& u : *unmapped) {
             if (!revoked.empty() && revoked.back().gpa + revoked.back().size == u.gpa) revoked.back().size += u.size;

@@ -58,7 +58,8 @@ std::vector<Step> planChange(const MappingRules& rules, const RangeMap<PageState
     std::vector<Step> plan;
 
     // 1. Splits: a mapped stretch keeps one side of the boundary and loses the other.
-    for (std::size_t j = 0; j <= n; ++j) {
+    //    (With page areas every boundary already is one.)
+    for (std::size_t j = 0; j <= n && !rules.page_areas; ++j) {
         const Side l = leftOf(j);
         const Side r = rightOf(j);
         if (sameArea(l.old_view, r.old_view) && l.removed != r.removed) {
@@ -137,8 +138,9 @@ std::vector<Step> planChange(const MappingRules& rules, const RangeMap<PageState
                         .iova_bit = pieces[i].new_view.iova_bit});
         i = k;
     }
-    // 5. Joins where a new area meets a mapped neighbour of the same alias.
-    for (std::size_t j = 0; j <= n; ++j) {
+    // 5. Joins where a new area meets a mapped neighbour of the same alias (never with
+    //    page areas: they stay one page each).
+    for (std::size_t j = 0; j <= n && !rules.page_areas; ++j) {
         const Side l = leftOf(j);
         const Side r = rightOf(j);
         if (sameArea(l.new_view, r.new_view) && l.added != r.added) {
@@ -147,12 +149,6 @@ std::vector<Step> planChange(const MappingRules& rules, const RangeMap<PageState
         }
     }
     return plan;
-}
-
-bool needsReshape(const std::vector<Step>& plan) {
-    return std::any_of(plan.begin(), plan.end(), [](const Step& s) {
-        return s.kind == StepKind::Split || s.kind == StepKind::Join || s.kind == StepKind::Limit;
-    });
 }
 
 }  // namespace tio::core

@@ -11,8 +11,9 @@
 //   4. raise limits (hitless merge) and map what the new state calls for;
 //   5. join areas that are now one mapped stretch (hitless merge).
 // Invariant kept across every plan: the IOAS areas of a region are exactly its maximal
-// runs of pages mapped at the same alias, and the page-size limit of every mapped page
-// is its state's. Work is proportional to the runs [a, b) touches, never to the size
+// runs of pages mapped at the same alias (or, with MappingRules::page_areas, its
+// mapped pages one by one), and the page-size limit of every mapped page is its
+// state's. Work is proportional to the runs [a, b) touches, never to the size
 // of the guest. Pure: no kernel, testable on its own.
 #include <cstdint>
 #include <optional>
@@ -51,8 +52,5 @@ struct Change {
 // `states` covers the whole region [region_start, region_end); the change lies inside.
 [[nodiscard]] std::vector<Step> planChange(const MappingRules& rules, const RangeMap<PageState>& states,
                                            std::uint64_t region_start, std::uint64_t region_end, const Change& change);
-
-// Whether a plan needs the proposed IOMMU_IOAS_RESHAPE.
-[[nodiscard]] bool needsReshape(const std::vector<Step>& plan);
 
 }  // namespace tio::core

@@ -46,7 +46,14 @@ struct MappingRules {
     Platform platform = Platform::Tdx;
     bool shared_dma = true;
     bool private_dma = true;
+    // Without hitless split and merge (IOMMU_IOAS_RESHAPE), an area that a change
+    // cuts could only be unmapped whole, taking its neighbours' DMA with it; so every
+    // area is one 4 KiB page, as QEMU maps guest_memfd-backed RAM, and no change ever
+    // cuts one (at the cost of an area and a map call per page).
+    bool page_areas = false;
 };
+
+inline constexpr std::uint64_t kPageAreaSize = 4096;
 
 // TDX: shared pages at their shared-bit alias; private ones never (the secure path
 //      reuses the S-EPT, and a shared IOPTE on a private page is a machine check).
@@ -67,7 +74,7 @@ struct MappingRules {
 
 // Whether any state limits IOPTE sizes (then every map sets its limit first).
 [[nodiscard]] constexpr bool usesPageSizeLimits(const MappingRules& rules) {
-    return rules.platform == Platform::Snp && rules.private_dma;
+    return rules.platform == Platform::Snp && rules.private_dma && !rules.page_areas;
 }
 
 }  // namespace tio::core

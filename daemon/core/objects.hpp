@@ -9,6 +9,7 @@
 
 #include "common/bdf.hpp"
 #include "common/range_map.hpp"
+#include "common/shared_mapping.hpp"
 #include "common/unique_fd.hpp"
 #include "core/lifecycle.hpp"
 #include "core/memory_rules.hpp"
@@ -74,6 +75,10 @@ struct MemoryRegion {
     // VMM gave none (then shared pages are not DMA-mapped) or the model is in-place.
     UniqueFd shared;
     std::uint64_t shared_offset = 0;
+    // In place without guest_memfd by file: the daemon's own mapping of the range,
+    // through which IOMMU_IOAS_MAP pins shared pages (empty when the guest_memfd
+    // cannot be mapped: created without GUEST_MEMFD_FLAG_MMAP).
+    SharedMapping view;
     RangeMap<PageState> states;  // covers exactly [gpa, gpa + size)
     std::uint64_t private_bytes = 0;
     std::uint64_t revoked_bytes = 0;

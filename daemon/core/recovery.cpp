@@ -275,6 +275,17 @@ Result<RestoreReport> Guest::restore(GuestImage image, const std::vector<Journal
                        .shared_offset = sm.shared_offset};
         r.file_identity = {id->identity.dev, id->identity.ino};
         r.shared_identity = {shared->identity.dev, shared->identity.ino};
+        // The previous instance's view died with it (the pages it pinned stay pinned by
+        // iommufd); a new one serves the maps to come. Nothing is re-mapped.
+        if (vm_->model == MemoryModel::InPlace && !vm_->gmem_map_file.value_or(false)) {
+            auto view = kernel::mapGuestMemfd(sys_, r.gmem.get(), r.offset, r.size);
+            if (!view) {
+                report.notes.push_back("memory region " + std::to_string(sm.id) +
+                                       ": no view of its guest_memfd: " + view.error().message);
+            } else {
+                r.view = std::move(*view);
+            }
+        }
         for (const auto& run : sm.runs) {
             r.states.assign(run.start, run.end, run.value);
             if (run.value.attr == MemoryState::Private) r.private_bytes += run.end - run.start;

@@ -82,16 +82,23 @@ Result<> Guest::probeGuestMemfdMapping(int gmem, std::uint64_t offset) {
 }
 
 MappingRules Guest::mappingRules(const MemoryRegion& r) const {
-    const bool by_file = vm_ && vm_->gmem_map_file.value_or(false);
-    if (vm_ && vm_->model == MemoryModel::Separate) {
+    if (!vm_) return {.platform = config_.platform, .shared_dma = false, .private_dma = false};
+    const bool page_areas = !vm_->features.reshape;
+    if (vm_->model == MemoryModel::Separate) {
         // Shared pages are the memfd's, when the VMM gave it. Private ones stay out of
         // the IOMMU: next to memfd areas at the same alias (SNP) they could never be
         // one area, and no kernel maps guest_memfd by file without converting in place.
         return {.platform = config_.platform,
                 .shared_dma = r.shared.valid() && vm_->features.map_file,
-                .private_dma = false};
+                .private_dma = false,
+                .page_areas = page_areas};
     }
-    return {.platform = config_.platform, .shared_dma = by_file, .private_dma = by_file};
+    // In place: the guest_memfd by file, or else by address through the daemon's view.
+    const bool by_file = vm_->gmem_map_file.value_or(false);
+    return {.platform = config_.platform,
+            .shared_dma = by_file || static_cast<bool>(r.view),
+            .private_dma = by_file,
+            .page_areas = page_areas};
 }
 
 std::uint64_t Guest::mappedBytes(const MemoryRegion& r) const {

@@ -39,4 +39,9 @@ SysResult<FdIdentity> FaultInjectingSyscalls::identify(int fd) {
     return ForwardingSyscalls::identify(fd);
 }
 
+SysResult<SharedMapping> FaultInjectingSyscalls::mapShared(int fd, std::uint64_t offset, std::uint64_t length) {
+    if (const int e = nextCall()) return std::unexpected(e);
+    return ForwardingSyscalls::mapShared(fd, offset, length);
+}
+
 }  // namespace tio::kernel

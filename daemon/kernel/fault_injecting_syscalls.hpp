@@ -27,6 +27,7 @@ public:
     SysResult<> writeAttribute(const std::string& path, const std::string& value) override;
     SysResult<std::vector<std::string>> listDirectory(const std::string& path) override;
     SysResult<FdIdentity> identify(int fd) override;
+    SysResult<SharedMapping> mapShared(int fd, std::uint64_t offset, std::uint64_t length) override;
 
 private:
     // 0 when this call proceeds, the injected errno when it fails.

@@ -24,6 +24,9 @@ public:
         return inner_.listDirectory(path);
     }
     SysResult<FdIdentity> identify(int fd) override { return inner_.identify(fd); }
+    SysResult<SharedMapping> mapShared(int fd, std::uint64_t offset, std::uint64_t length) override {
+        return inner_.mapShared(fd, offset, length);
+    }
 
 protected:
     [[nodiscard]] Syscalls& inner() { return inner_; }

@@ -81,6 +81,18 @@ Result<> Iommufd::mapFile(std::uint32_t ioas, int file_fd, std::uint64_t start, 
     return {};
 }
 
+Result<> Iommufd::mapAddress(std::uint32_t ioas, std::uint64_t address, std::uint64_t length, std::uint64_t iova,
+                             bool writeable) {
+    auto m = sized<iommu_ioas_map>();
+    m.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | (writeable ? IOMMU_IOAS_MAP_WRITEABLE : 0U);
+    m.ioas_id = ioas;
+    m.user_va = address;
+    m.length = length;
+    m.iova = iova;
+    if (auto r = ioctlStruct(*sys_, fd(), IOMMU_IOAS_MAP, m); !r) return std::unexpected(r.error());
+    return {};
+}
+
 Result<> Iommufd::reshape(std::uint32_t ioas, std::uint32_t op, std::uint64_t iova, std::uint64_t length,
                           std::uint64_t max_pgsize) {
     auto r = sized<iommu_ioas_reshape>();

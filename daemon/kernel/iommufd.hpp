@@ -45,6 +45,10 @@ public:
     // Maps [start, start+length) of `file_fd` at `iova` (FIXED_IOVA | READABLE [| WRITEABLE]).
     [[nodiscard]] Result<> mapFile(std::uint32_t ioas, int file_fd, std::uint64_t start, std::uint64_t length,
                                    std::uint64_t iova, bool writeable);
+    // Maps [address, address+length) of this process's memory at `iova`
+    // (IOMMU_IOAS_MAP: the kernel pins the pages it finds there, accounted to us).
+    [[nodiscard]] Result<> mapAddress(std::uint32_t ioas, std::uint64_t address, std::uint64_t length,
+                                      std::uint64_t iova, bool writeable);
     // Unmaps whole areas inside [iova, iova+length); returns the bytes unmapped.
     [[nodiscard]] Result<std::uint64_t> unmap(std::uint32_t ioas, std::uint64_t iova, std::uint64_t length);
     // Proposed hitless restructuring (iommufd_reshape_proposed.hpp).

@@ -88,6 +88,13 @@ Result<> punchGuestMemfd(Syscalls& sys, int fd, std::uint64_t offset, std::uint6
     return {};
 }
 
+Result<SharedMapping> mapGuestMemfd(Syscalls& sys, int fd, std::uint64_t offset, std::uint64_t length) {
+    auto m = sys.mapShared(fd, offset, length);
+    if (m) return std::move(*m);
+    if (m.error() == ENODEV) return SharedMapping();
+    return std::unexpected(kernelError("mmap guest_memfd", m.error()));
+}
+
 Result<bool> kernelConvertsInPlace(Syscalls& sys) {
     auto v = sys.readAttribute(kInPlaceParameter);
     if (!v) {

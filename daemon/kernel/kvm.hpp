@@ -68,6 +68,11 @@ struct FileInfo {
 // FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE on a guest_memfd: frees the pages, zaps stage-2.
 [[nodiscard]] Result<> punchGuestMemfd(Syscalls& sys, int fd, std::uint64_t offset, std::uint64_t length);
 
+// This process's shared mapping of [offset, offset+length) of a guest_memfd; an
+// empty one when the guest_memfd cannot be mapped (created without
+// GUEST_MEMFD_FLAG_MMAP: ENODEV).
+[[nodiscard]] Result<SharedMapping> mapGuestMemfd(Syscalls& sys, int fd, std::uint64_t offset, std::uint64_t length);
+
 // Whether this kernel converts memory in place (the attribute on the guest_memfd,
 // KVM_SET_MEMORY_ATTRIBUTES2): the kvm module says so by its
 // gmem_in_place_conversion parameter, which only that series has. No capability

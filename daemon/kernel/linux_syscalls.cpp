@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -102,6 +103,12 @@ SysResult<FdIdentity> LinuxSyscalls::identify(int fd) {
     id.rdev = S_ISCHR(st.st_mode) ? st.st_rdev : 0;
     id.size = st.st_size > 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
     return id;
+}
+
+SysResult<SharedMapping> LinuxSyscalls::mapShared(int fd, std::uint64_t offset, std::uint64_t length) {
+    void* base = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(offset));
+    if (base == MAP_FAILED) return std::unexpected(errno);
+    return SharedMapping(base, length);
 }
 
 bool hostKvmUsable() {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/shared_mapping.hpp"
 #include "common/unique_fd.hpp"
 
 namespace tio::kernel {
@@ -48,6 +49,8 @@ public:
     // Entry names of a sysfs directory, sorted, without "." and "..".
     virtual SysResult<std::vector<std::string>> listDirectory(const std::string& path) = 0;
     virtual SysResult<FdIdentity> identify(int fd) = 0;
+    // mmap(MAP_SHARED, read-write) of [offset, offset+length) of `fd` in this process.
+    virtual SysResult<SharedMapping> mapShared(int fd, std::uint64_t offset, std::uint64_t length) = 0;
 };
 
 }  // namespace tio::kernel

@@ -61,6 +61,9 @@ public:
     // Returns the ioctl's non-negative result or a negative errno.
     virtual long ioctl(IoctlCall& call) = 0;
     virtual int fallocate(int /*mode*/, std::uint64_t /*offset*/, std::uint64_t /*length*/) { return -ENODEV; }
+    // The fd whose pages mmap of this file shows (a guest_memfd's memfd), or -errno:
+    // ENODEV for files that cannot be mapped.
+    [[nodiscard]] virtual int pagesFd() const { return -ENODEV; }
 
     void get() noexcept { ++refs_; }
     void put() noexcept;

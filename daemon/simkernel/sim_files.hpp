@@ -95,6 +95,10 @@ public:
     // guest_memfd file operation, it is not tied to the VM's creator (kvm_gmem_ioctl).
     long ioctl(IoctlCall& call) override;
     int fallocate(int mode, std::uint64_t offset, std::uint64_t length) override;
+    // With GUEST_MEMFD_FLAG_MMAP, its pages live in a memfd of the simulator's, which
+    // is what a process mmaps (and so what /proc/PID/maps names).
+    [[nodiscard]] int pagesFd() const override { return pages_ ? pages_.get() : -ENODEV; }
+    [[nodiscard]] bool backedBy(dev_t dev, ino_t ino) const { return pages_ && pages_dev_ == dev && pages_ino_ == ino; }
     [[nodiscard]] bool isPrivate(std::uint64_t offset) const { return private_.find(offset).has_value(); }
     [[nodiscard]] const RangeMap<bool>& privateOffsets() const { return private_; }
 
@@ -109,6 +113,9 @@ private:
     long setAttributes(IoctlCall& call);
     void release() override;
     RangeMap<bool> private_;  // in-place conversion: offsets that are private
+    UniqueFd pages_;          // the memfd the pages live in (MMAP flag only)
+    dev_t pages_dev_ = 0;
+    ino_t pages_ino_ = 0;
 };
 
 class VfioDeviceFile;
@@ -133,7 +140,8 @@ struct IoArea {
     bool writeable = false;
     std::uintptr_t file_key = 0;  // identity of the file (JOIN needs the same one)
     FileRef<GuestMemfdFile> gmem;
-    UniqueFd host_file;  // a real memfd, when the mapped file is not a simulator file
+    UniqueFd host_file;              // a real memfd, when the mapped file is not a simulator file
+    bool pinned_by_address = false;  // IOMMU_IOAS_MAP: pages pinned through a process's mapping (GUP)
 };
 
 // One iommufd object. `users` counts references from other objects, not the table's
@@ -178,6 +186,9 @@ public:
     // Jason's truncate rule (kernel-uapi.md 5.4): every area mapping any of [start, end)
     // of `gmem` is revoked whole. Returns how many were.
     std::uint64_t revokeAreasOf(const GuestMemfdFile* gmem, std::uint64_t start, std::uint64_t end);
+    // The lowest offset of [start, end) of `gmem` an area pins by address, if any.
+    [[nodiscard]] std::optional<std::uint64_t> firstPinnedByAddress(const GuestMemfdFile* gmem, std::uint64_t start,
+                                                                    std::uint64_t end) const;
 
 private:
     IommuObj* find(std::uint32_t id, ObjType type);
@@ -197,6 +208,9 @@ private:
     long destroy(IoctlCall& c);
     long iovaRanges(IoctlCall& c);
     long mapFile(IoctlCall& c);
+    long mapAddress(IoctlCall& c);
+    // The common end of both maps: a free IOVA range for `area`, then the page tables.
+    long insertArea(IommuObj& ioas, std::uint32_t ioas_id, std::uint32_t flags, std::uint64_t& iova, IoArea area);
     long unmap(IoctlCall& c);
     long hwptAlloc(IoctlCall& c);
     long hwInfo(IoctlCall& c);

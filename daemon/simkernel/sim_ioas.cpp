@@ -17,6 +17,7 @@
 #include "kernel/uapi/iommufd_reshape_proposed.hpp"
 #include "kernel/uapi/iommufd_tsm_proposed.hpp"
 #include "simkernel/sim_files.hpp"
+#include "simkernel/sim_gup.hpp"
 
 namespace tio::sim {
 
@@ -153,28 +154,75 @@ long IommufdFile::mapFile(IoctlCall& c) {
         area.file_key = static_cast<std::uintptr_t>(st.st_ino) | (1ULL << 63U);
     }
 
-    if ((m.flags & IOMMU_IOAS_MAP_FIXED_IOVA) == 0) {
-        // Automatic IOVA: the lowest page-aligned gap after the last area.
-        m.iova = ioas->areas.empty() ? kPageSize : ioas->areas.rbegin()->first + ioas->areas.rbegin()->second.length;
+    const long r = insertArea(*ioas, m.ioas_id, m.flags, m.iova, std::move(area));
+    if (r == 0) c.put(m);
+    return r;
+}
+
+long IommufdFile::mapAddress(IoctlCall& c) {
+    auto m = c.get<iommu_ioas_map>();
+    constexpr std::uint32_t kKnown = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
+    if ((m.flags & ~kKnown) != 0 || m.__reserved != 0) return -EOPNOTSUPP;
+    if ((m.flags & (IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE)) == 0 || m.length == 0) return -EINVAL;
+    if (!checkedEnd(m.user_va, m.length)) return -EOVERFLOW;
+    IommuObj* ioas = find(m.ioas_id, ObjType::Ioas);
+    if (ioas == nullptr) return -ENOENT;
+    if (!pageAligned(m.user_va) || !pageAligned(m.length)) return -EINVAL;
+    // GUP on the caller's own address space: what it mapped there, not its word.
+    const auto pages = lookupUserPages(c.caller, m.user_va, m.length);
+    if (!pages) return -EFAULT;
+    GuestMemfdFile* gmem = kernel_.guestMemfdBackedBy(pages->dev, pages->ino);
+    // Only guest_memfd pages are modelled; other user memory has no guest meaning here.
+    if (gmem == nullptr || !checkedEnd(pages->offset, m.length) || pages->offset + m.length > gmem->size_) {
+        return -EFAULT;
     }
-    const auto end = checkedEnd(m.iova, m.length);
+    IoArea area{.length = m.length,
+                .start = pages->offset,
+                .writeable = (m.flags & IOMMU_IOAS_MAP_WRITEABLE) != 0,
+                .file_key = reinterpret_cast<std::uintptr_t>(gmem),
+                .gmem = FileRef<GuestMemfdFile>(gmem),
+                .pinned_by_address = true};
+    const long r = insertArea(*ioas, m.ioas_id, m.flags, m.iova, std::move(area));
+    if (r == 0) c.put(m);
+    return r;
+}
+
+long IommufdFile::insertArea(IommuObj& ioas, std::uint32_t ioas_id, std::uint32_t flags, std::uint64_t& iova,
+                             IoArea area) {
+    if ((flags & IOMMU_IOAS_MAP_FIXED_IOVA) == 0) {
+        // Automatic IOVA: the lowest page-aligned gap after the last area.
+        iova = ioas.areas.empty() ? kPageSize : ioas.areas.rbegin()->first + ioas.areas.rbegin()->second.length;
+    }
+    const auto end = checkedEnd(iova, area.length);
     if (!end) return -EOVERFLOW;
-    if (!pageAligned(m.iova)) return -EINVAL;
-    if (*end - 1 > kApertureLast || (m.iova <= kMsiLast && *end - 1 >= kMsiStart)) return -EADDRINUSE;
-    auto next = ioas->areas.lower_bound(m.iova);
-    if (next != ioas->areas.end() && next->first < *end) return -EEXIST;
-    if (next != ioas->areas.begin()) {
+    if (!pageAligned(iova)) return -EINVAL;
+    if (*end - 1 > kApertureLast || (iova <= kMsiLast && *end - 1 >= kMsiStart)) return -EADDRINUSE;
+    auto next = ioas.areas.lower_bound(iova);
+    if (next != ioas.areas.end() && next->first < *end) return -EEXIST;
+    if (next != ioas.areas.begin()) {
         auto prev = std::prev(next);
-        if (prev->first + prev->second.length > m.iova) return -EEXIST;
+        if (prev->first + prev->second.length > iova) return -EEXIST;
     }
     if (area.gmem) {
         ++area.gmem->pinned_;
-        area.gmem->punched_.erase(m.start, *file_end);  // pinning allocates the pages again
+        area.gmem->punched_.erase(area.start, area.start + area.length);  // pinning allocates the pages again
     }
-    ioas->areas.emplace(m.iova, std::move(area));
-    sync(m.ioas_id, m.iova, *end, false);
-    c.put(m);
+    ioas.areas.emplace(iova, std::move(area));
+    sync(ioas_id, iova, *end, false);
     return 0;
+}
+
+std::optional<std::uint64_t> IommufdFile::firstPinnedByAddress(const GuestMemfdFile* gmem, std::uint64_t start,
+                                                               std::uint64_t end) const {
+    std::optional<std::uint64_t> first;
+    for (const auto& [id, o] : objects_) {
+        for (const auto& [iova, a] : o.areas) {
+            if (!a.pinned_by_address || a.gmem.get() != gmem) continue;
+            const std::uint64_t s = std::max(start, a.start);
+            if (s < std::min(end, a.start + a.length) && (!first || s < *first)) first = s;
+        }
+    }
+    return first;
 }
 
 long IommufdFile::unmap(IoctlCall& c) {

@@ -48,6 +48,7 @@ long IommufdFile::ioctl(IoctlCall& c) {
     if (req == IOMMU_DESTROY) return destroy(c);
     if (req == IOMMU_IOAS_IOVA_RANGES) return iovaRanges(c);
     if (req == IOMMU_IOAS_MAP_FILE) return mapFile(c);
+    if (req == IOMMU_IOAS_MAP) return mapAddress(c);
     if (req == IOMMU_IOAS_UNMAP) return unmap(c);
     if (req == IOMMU_HWPT_ALLOC) return hwptAlloc(c);
     if (req == IOMMU_GET_HW_INFO) return hwInfo(c);
@@ -57,8 +58,6 @@ long IommufdFile::ioctl(IoctlCall& c) {
     if (req == IOMMU_VDEVICE_TSM_REQ) return tsmReq(c);
     // The project's own proposal: only a kernel with the proposed series has it.
     if (req == IOMMU_IOAS_RESHAPE && kernel_.proposedSeries()) return reshape(c);
-    // IOMMU_IOAS_MAP by user VA cannot cross a process boundary; the daemon never uses it
-    // (architecture.md section 6: memory is mapped from files only).
     return -ENOTTY;
 }
 

@@ -136,6 +136,14 @@ SimFile* SimKernel::resolve(int fd) const {
     return it == by_inode_.end() ? nullptr : it->second;
 }
 
+GuestMemfdFile* SimKernel::guestMemfdBackedBy(dev_t dev, ino_t ino) const {
+    for (const auto& [ptr, file] : files_) {
+        auto* gmem = dynamic_cast<GuestMemfdFile*>(ptr);
+        if (gmem != nullptr && gmem->backedBy(dev, ino)) return gmem;
+    }
+    return nullptr;
+}
+
 void SimKernel::destroyFile(SimFile* file) {
     auto ino = inode_of_.find(file);
     if (ino != inode_of_.end()) {
@@ -193,6 +201,10 @@ bool SimKernel::serve(int sock, SimFile* file, kernel::wire::Message msg) {
             if (const int e = shouldFail("FALLOCATE")) return reply(sock, e, -1);
             const int r = file->fallocate(static_cast<int>(rq.a), rq.b, rq.c);
             return reply(sock, r < 0 ? -r : 0, r);
+        }
+        case Op::MapPages: {
+            const int fd = file->pagesFd();
+            return fd < 0 ? reply(sock, -fd, -1) : reply(sock, 0, 0, {}, fd);
         }
         case Op::Identify: {
             const std::string l = file->link();

@@ -31,6 +31,7 @@ enum class KernelProfile : std::uint8_t { V7_3, V7_4, Proposed };
 class VfioDeviceFile;
 class IommufdFile;
 class KvmVmFile;
+class GuestMemfdFile;
 
 // A PCI function of the simulated host, always bound to vfio-pci.
 struct PciFunction {
@@ -80,6 +81,8 @@ public:
 
     // Resolves an fd received over SCM_RIGHTS to the simulator file it is, or null.
     [[nodiscard]] SimFile* resolve(int fd) const;
+    // The guest_memfd whose pages live in the file (dev, ino), or null.
+    [[nodiscard]] GuestMemfdFile* guestMemfdBackedBy(dev_t dev, ino_t ino) const;
     void destroyFile(SimFile* file);
 
     [[nodiscard]] PciFunction* function(const Bdf& bdf);

@@ -1,6 +1,9 @@
 // Simulated KVM for hosts without a usable /dev/kvm: the system fd, VMs, guest_memfd
 // and the KVM-VFIO device, with the checks kernel-uapi.md section 3 documents.
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -215,6 +218,16 @@ GuestMemfdFile::GuestMemfdFile(SimKernel& k, KvmVmFile* vm, std::uint64_t size, 
     : SimFile(k), vm_(vm), size_(size), flags_(flags) {
     // In-place: pages start private unless created shared.
     if (k.inPlaceConversion() && (flags & GUEST_MEMFD_FLAG_INIT_SHARED) == 0) private_.assign(0, size, true);
+    // Mappable: the pages live in a memfd (sparse until touched) that mmap shows.
+    if ((flags & GUEST_MEMFD_FLAG_MMAP) != 0) {
+        UniqueFd pages(::memfd_create("tio-gmem", MFD_CLOEXEC));
+        struct stat st {};
+        if (pages && ::ftruncate(pages.get(), static_cast<off_t>(size)) == 0 && ::fstat(pages.get(), &st) == 0) {
+            pages_ = std::move(pages);
+            pages_dev_ = st.st_dev;
+            pages_ino_ = st.st_ino;
+        }
+    }
 }
 
 long GuestMemfdFile::ioctl(IoctlCall& call) {
@@ -229,16 +242,22 @@ long GuestMemfdFile::setAttributes(IoctlCall& call) {
     const auto end = checkedEnd(a.offset, a.size);
     if (a.flags != 0 || (a.attributes & ~KVM_MEMORY_ATTRIBUTE_PRIVATE) != 0) return -EINVAL;
     if (a.size == 0 || !end || *end > size_ || !pageAligned(a.offset) || !pageAligned(a.size)) return -EINVAL;
-    // Partial progress (what a pinned page causes): the first half, in whole pages,
-    // is converted, and error_offset says where the kernel stopped.
-    const std::uint64_t stop = call.stop_partway ? a.offset + (a.size / kPageSize / 2) * kPageSize : *end;
+    // A page the IOMMU pins by address cannot become private (the in-place series
+    // refuses it): the conversion stops there, EAGAIN with error_offset. fail-nth's
+    // partial progress stops half-way, in whole pages.
+    std::uint64_t stop = call.stop_partway ? a.offset + (a.size / kPageSize / 2) * kPageSize : *end;
+    if ((a.attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE) != 0) {
+        kernel_.forEachIommufd([&](IommufdFile& ictx) {
+            if (auto pinned = ictx.firstPinnedByAddress(this, a.offset, stop)) stop = *pinned;
+        });
+    }
     if (stop > a.offset) {
         if ((a.attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE) != 0) private_.assign(a.offset, stop, true);
         else private_.erase(a.offset, stop);
         for (const auto& [vm, slot] : bindings_) vm->gmemAttributesChanged(this, a.offset, stop);
         kernel_.count("gmem_attribute_changes");
     }
-    if (call.stop_partway) {
+    if (stop != *end) {
         a.error_offset = stop;
         call.put(a);
         return -EAGAIN;

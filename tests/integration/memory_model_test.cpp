@@ -3,7 +3,9 @@
 //  - separate (7.3): shared pages are the memfd the VMM passed, mapped with
 //    MAP_FILE; the VMM sets the VM-scoped attribute around its ConvertMemory calls;
 //  - in place without guest_memfd by file (7.4): the daemon converts the attribute
-//    on the guest_memfd; shared pages are not DMA-mapped (SharedMapped false).
+//    on the guest_memfd and DMA-maps shared pages by address, through its own mmap
+//    of the guest_memfd (IOMMU_IOAS_MAP); a guest_memfd that cannot be mapped leaves
+//    them unmapped (SharedMapped false).
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -110,8 +112,8 @@ INSTANTIATE_TEST_SUITE_P(Platforms, SeparateModelTest, ::testing::Values("tdx", 
                          [](const auto& p) { return std::string(p.param); });
 
 // 7.4: in place, the attribute is the daemon's to set, on the guest_memfd; no
-// guest_memfd by file, so shared pages reach no device (until they can be mapped by
-// address), which the region says.
+// guest_memfd by file, and this one (no GUEST_MEMFD_FLAG_MMAP) cannot be mapped by
+// address either: shared pages reach no device, which the region says.
 TEST(InPlaceWithoutMapFile, TheDaemonConvertsAndSaysSharedPagesAreNotMapped) {
     GuestRig rig{"tdx", "7.4"};
     core::Guest& g = *rig.guest;
@@ -132,6 +134,42 @@ TEST(InPlaceWithoutMapFile, TheDaemonConvertsAndSaysSharedPagesAreNotMapped) {
     EXPECT_EQ(rig.sim.dma(kDevA, rig.sim.sharedIova(kGuestRamGpa + 4 * kMiB), 4096, false), "iommu-fault");
     EXPECT_EQ(rig.sim.counter("machine_checks"), 0U);
 }
+
+// 7.4 with a mappable guest_memfd: shared pages are DMA-mapped by address through
+// the daemon's own mmap, which the simulator resolves as GUP does, onto the
+// guest_memfd's pages; conversions keep a shared IOPTE off private pages.
+class InPlaceByAddressTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(InPlaceByAddressTest, SharedPagesAreMappedByAddressAndConversionsKeepTheRules) {
+    GuestRig rig{GetParam(), "7.4"};
+    core::Guest& g = *rig.guest;
+    ASSERT_OK(rig.vmm.attachTo(g));
+    auto gmem = rig.vmm.guestMemfd(kSize, {.mmap = true, .init_shared = true});
+    ASSERT_OK(gmem);
+    ASSERT_OK(rig.vmm.bindMemory(kGuestRamGpa, kSize, gmem->get()));
+    auto region = g.addMemory(trusted(), kGuestRamGpa, kSize, std::move(*gmem), 0, MemoryState::Shared, std::nullopt);
+    ASSERT_OK(region);
+    const core::MemoryRegion& r = g.memory().at(*region);
+    EXPECT_EQ(g.vm()->gmem_map_file, std::optional<bool>(false));
+    EXPECT_TRUE(g.mappingRules(r).shared_dma) << "by address";
+    EXPECT_EQ(g.mappedBytes(r), kSize);
+    ASSERT_OK(bringUp(g, rig.vmm, kDevA, Stage::Device));
+    auto dma = [&](std::uint64_t gpa) { return rig.sim.dma(kDevA, rig.sim.sharedIova(gpa), 4096, true); };
+    EXPECT_EQ(dma(kGuestRamGpa + kMiB), "ok");
+
+    const MemoryConversion to_private{kGuestRamGpa, 2 * kMiB, MemoryState::Private};
+    ASSERT_OK(g.convertMemory(trusted(), {&to_private, 1}));
+    EXPECT_NE(dma(kGuestRamGpa), "ok") << "unmapped before it became private";
+    EXPECT_EQ(dma(kGuestRamGpa + 4 * kMiB), "ok") << "the rest stays mapped";
+    const MemoryConversion back{kGuestRamGpa, 2 * kMiB, MemoryState::Shared};
+    ASSERT_OK(g.convertMemory(trusted(), {&back, 1}));
+    EXPECT_EQ(dma(kGuestRamGpa), "ok");
+    EXPECT_EQ(rig.sim.counter("machine_checks"), 0U);
+    EXPECT_EQ(rig.sim.counter("rmp_faults") + rig.sim.counter("gpt_faults"), 0U);
+}
+
+INSTANTIATE_TEST_SUITE_P(Platforms, InPlaceByAddressTest, ::testing::Values("tdx", "snp", "cca"),
+                         [](const auto& p) { return std::string(p.param); });
 
 }  // namespace
 }  // namespace tio::test

@@ -424,6 +424,44 @@ TEST_P(ProfileTest, AttributesLiveWhereTheProfileHasThem) {
     }
 }
 
+// IOMMU_IOAS_MAP pins what the caller really mapped at the address, as GUP finds it
+// (the simulator reads the caller's mappings; the caller's word is not taken), and,
+// in place, a page the IOMMU pins so cannot become private: the conversion stops
+// there (EAGAIN, error_offset) with the pages before it converted.
+TEST_P(ProfileTest, MapByAddressPinsWhatTheCallerMapped) {
+    auto kvm = vmm::Kvm::open(*sys);
+    ASSERT_TRUE(kvm);
+    auto vm = kvm->createVm(VmType::Default);
+    ASSERT_TRUE(vm);
+    auto gmem = vm->createGuestMemfd(4 * kMiB, {.mmap = true, .init_shared = true});
+    ASSERT_TRUE(gmem) << gmem.error().message;
+    auto unmappable = vm->createGuestMemfd(4 * kMiB, {});
+    ASSERT_TRUE(unmappable);
+    auto no_view = mapGuestMemfd(*sys, unmappable->fd(), 0, 4 * kMiB);
+    ASSERT_TRUE(no_view);
+    EXPECT_FALSE(*no_view) << "no GUEST_MEMFD_FLAG_MMAP, no mapping (ENODEV)";
+    auto view = mapGuestMemfd(*sys, gmem->fd(), 0, 4 * kMiB);
+    ASSERT_TRUE(view && *view);
+    auto ictx = Iommufd::open(*sys);
+    ASSERT_TRUE(ictx);
+    const auto ioas = *ictx->allocIoas();
+    ASSERT_TRUE(ictx->mapAddress(ioas, view->address() + kMiB, kMiB, 0x10000000, true));
+    SharedMapping anonymous(::mmap(nullptr, kMiB, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0), kMiB);
+    auto anon = ictx->mapAddress(ioas, anonymous.address(), kMiB, 0x20000000, true);
+    ASSERT_FALSE(anon);
+    EXPECT_EQ(anon.error().sys_errno, EFAULT) << "not guest memory";
+    auto past = ictx->mapAddress(ioas, view->address() + 3 * kMiB, 2 * kMiB, 0x20000000, true);
+    ASSERT_FALSE(past);
+    EXPECT_EQ(past.error().sys_errno, EFAULT) << "beyond what the caller mapped";
+    if (is("7.3")) return;  // the attribute is the VM's there
+    auto converted = setGuestMemfdAttributes(*sys, gmem->fd(), 0, 4 * kMiB, true);
+    ASSERT_FALSE(converted);
+    EXPECT_EQ(converted.error().error.sys_errno, EAGAIN);
+    EXPECT_EQ(converted.error().converted, kMiB) << "stopped at the first pinned page";
+    ASSERT_TRUE(ictx->unmap(ioas, 0x10000000, kMiB));
+    EXPECT_TRUE(setGuestMemfdAttributes(*sys, gmem->fd(), 0, 4 * kMiB, true)) << "unpinned, it converts";
+}
+
 TEST_P(ProfileTest, TheProposedReshapeOnlyWithTheProposedSeries) {
     auto ictx = Iommufd::open(*sys);
     ASSERT_TRUE(ictx);

@@ -18,6 +18,9 @@ public:
         return ++reached, std::vector<std::string>();
     }
     SysResult<FdIdentity> identify(int) override { return ++reached, FdIdentity{}; }
+    SysResult<SharedMapping> mapShared(int, std::uint64_t, std::uint64_t) override {
+        return ++reached, SharedMapping();
+    }
 };
 
 TEST(FaultInjectingSyscalls, FailsExactlyTheNthCallWithoutReachingTheKernel) {

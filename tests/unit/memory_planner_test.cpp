@@ -81,8 +81,6 @@ TEST(MemoryPlannerTest, RevokingCutsAtTheEdgesAndUnmapsBothKindsOnSnpInOneGo) {
                                  Change{kBase + 4 * kPage, kBase + 12 * kPage, std::nullopt, true});
     using enum StepKind;
     EXPECT_EQ(kinds(plan), (std::vector{Split, Split, Unmap}));
-    EXPECT_FALSE(needsReshape(std::vector<Step>{plan[2]}));
-    EXPECT_TRUE(needsReshape(plan));
 }
 
 // What the kernel cannot map is never planned: without a mappable shared backing
@@ -99,6 +97,25 @@ TEST(MemoryPlannerTest, WhatTheKernelCannotMapIsNeverPlanned) {
     const auto plan =
         planChange(snp_shared_only, states, kBase, kEnd, Change{kBase, kEnd, MemoryState::Private, false});
     EXPECT_EQ(kinds(plan), (std::vector{Unmap, SetAttributes})) << "private pages leave the IOMMU, no limits";
+}
+
+// Without hitless split and merge every area is one page: nothing is ever cut or
+// joined, and no page-size limit is needed; maps and unmaps are of exactly the range.
+TEST(MemoryPlannerTest, PageAreasNeverCutOrJoin) {
+    using enum StepKind;
+    auto states = uniform(kShared);
+    states.assign(kBase + 8 * kPage, kBase + 16 * kPage, kPrivate);
+    for (Platform p : {Platform::Tdx, Platform::Snp, Platform::Cca}) {
+        const MappingRules rules{.platform = p, .shared_dma = true, .private_dma = false, .page_areas = true};
+        const auto to_private =
+            planChange(rules, states, kBase, kEnd, Change{kBase + 4 * kPage, kBase + 6 * kPage, kPrivate.attr, false});
+        EXPECT_EQ(kinds(to_private), (std::vector{Unmap, SetAttributes}));
+        const auto to_shared =
+            planChange(rules, states, kBase, kEnd, Change{kBase + 8 * kPage, kBase + 10 * kPage, kShared.attr, false});
+        EXPECT_EQ(kinds(to_shared), (std::vector{SetAttributes, Map}));
+        EXPECT_EQ(to_shared.back().start, kBase + 8 * kPage);
+        EXPECT_EQ(to_shared.back().end, kBase + 10 * kPage);
+    }
 }
 
 }  // namespace

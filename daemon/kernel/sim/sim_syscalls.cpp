@@ -199,6 +199,16 @@ SysResult<std::vector<std::string>> SimSyscalls::listDirectory(const std::string
     return names;
 }
 
+SysResult<SharedMapping> SimSyscalls::mapShared(int fd, std::uint64_t offset, std::uint64_t length) {
+    if (!isSimFile(fd)) return host_.mapShared(fd, offset, length);
+    auto m = call(fd, {.op = wire::Op::MapPages}, {}, {});
+    if (!m) return std::unexpected(m.error());
+    const auto rep = readAt<wire::Reply>(m->bytes, 0);
+    if (rep.err != 0) return std::unexpected(rep.err);
+    if (m->fds.size() != 1) return std::unexpected(EPROTO);
+    return host_.mapShared(m->fds.front().get(), offset, length);  // the memfd closes; the mapping stays
+}
+
 SysResult<FdIdentity> SimSyscalls::identify(int fd) {
     if (!isSimFile(fd)) return host_.identify(fd);
     struct stat st {};

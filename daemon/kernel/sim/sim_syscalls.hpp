@@ -25,6 +25,10 @@ public:
     SysResult<> writeAttribute(const std::string& path, const std::string& value) override;
     SysResult<std::vector<std::string>> listDirectory(const std::string& path) override;
     SysResult<FdIdentity> identify(int fd) override;
+    // A simulator file's pages come as a memfd the simulator holds them in, mapped
+    // here: what the process maps is that memfd, as /proc/PID/maps then says, so the
+    // simulator can resolve an address the way GUP does.
+    SysResult<SharedMapping> mapShared(int fd, std::uint64_t offset, std::uint64_t length) override;
 
     // True when `fd` is a file description served by this simulator: a SEQPACKET
     // socket whose peer (checked by the kernel, SO_PEERCRED) is the simulator process.
