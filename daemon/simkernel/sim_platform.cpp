@@ -150,6 +150,8 @@ void SimKernel::runDmaGenerator() {
             if (slot.gmem->punched_.find(slot.offset + pick * kPageSize)) break;  // discarded: no expectation
             const bool priv = vm.isPrivate(gpa);
             if (priv && fn->tdi != TdiState::Run) break;  // only a TDI in RUN may touch private memory
+            // SNP's private DMA needs IOPTEs, which need guest_memfd by file: none here.
+            if (priv && platform_ == Platform::Snp && !proposedSeries()) break;
             const std::uint64_t iova = priv ? gpa : gpa | sharedAliasBit();
             count("gen_dma");
             std::string outcome = dma(generator_.bdf, iova, kPageSize, (generator_.rng() & 1U) != 0);
@@ -185,10 +187,12 @@ std::map<std::string, std::uint64_t> SimKernel::audit(const Bdf& bdf) {
     const std::uint64_t alias = sharedAliasBit();
     out["areas"] = fn->bound->iommufd()->areaCount(fn->bound->devId());
 
-    // What each page's state calls for.
+    // What each page's state calls for. SNP's private pages are in the IOMMU only
+    // where the kernel can map guest_memfd by file (the proposed series).
+    const bool snp_private_dma = platform_ == Platform::Snp && proposedSeries();
     auto classOf = [&](bool is_private) {
         if (!is_private) return PageClass{.mapped = true, .iova_bit = alias, .max_shift = kShift1G};
-        if (platform_ == Platform::Snp) return PageClass{.mapped = true, .iova_bit = 0, .max_shift = kShift2M};
+        if (snp_private_dma) return PageClass{.mapped = true, .iova_bit = 0, .max_shift = kShift2M};
         return PageClass{};
     };
     // The ideal table: per memslot, runs of equal class (punched pages unmapped).
@@ -282,10 +286,11 @@ std::map<std::string, std::uint64_t> SimKernel::audit(const Bdf& bdf) {
             if (!is_private) {
                 const std::uint64_t got = reachable(s, e, alias);
                 if (got < live) out["shared_pages_unreachable"] += (live - got) / kPageSize;
-            } else if (platform_ == Platform::Snp) {
+            } else if (snp_private_dma) {
                 const std::uint64_t got = reachable(s, e, 0);
                 if (got < live) out["private_pages_unmapped"] += (live - got) / kPageSize;
             } else {
+                // On the shared path (SNP without private DMA: at its GPA) a private page is exposed.
                 out["private_pages_exposed"] += reachable(s, e, alias) / kPageSize;
             }
         };
