@@ -13,18 +13,22 @@ namespace {
 using namespace tio::uapi;
 
 // Issues `request` with an all-zero struct of the right size except `size` (every
-// id 0, which no object has): present ioctls fail with something other than ENOTTY.
+// id 0, which no object has). An absent ioctl answers ENOTTY; a present one refuses
+// the argument it recognised: ENOENT (no object 0), EINVAL or EOPNOTSUPP. Any other
+// answer says nothing either way (a failure, not a fingerprint) and fails the probe.
 template <typename T>
 Result<bool> present(Syscalls& sys, int fd, unsigned long request) {
     T arg{};
     arg.size = sizeof(T);
     auto r = sys.ioctl(fd, request, reinterpret_cast<unsigned long>(&arg));
     if (r) return true;  // cannot happen with id 0, but it plainly exists
-    if (r.error() == ENOTTY) return false;
-    if (r.error() == EBADF || r.error() == ENOMEM || r.error() == EINTR) {
-        return std::unexpected(kernelError("probe iommufd", r.error()));
+    switch (r.error()) {
+        case ENOTTY: return false;
+        case ENOENT:
+        case EINVAL:
+        case EOPNOTSUPP: return true;
+        default: return std::unexpected(kernelError("probe iommufd", r.error()));
     }
-    return true;
 }
 
 }  // namespace

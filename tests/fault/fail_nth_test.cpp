@@ -5,8 +5,12 @@
 // teardown must complete, and afterwards the simulator holds no object and no file
 // and this process holds no extra fd. The sweep ends when a run no longer reaches
 // the n-th call: then every call has failed once.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 
 #include "kernel/fault_injecting_syscalls.hpp"
@@ -29,6 +33,7 @@ using core::ObjectId;
 struct Context {
     TestVmm* vmm = nullptr;
     UniqueFd gmem;
+    UniqueFd shared_memfd;  // the separate model's shared backing of both regions
     ObjectId shared = 0, priv = 0, dev = 0, plain = 0, viommu = 0;
 };
 
@@ -55,7 +60,17 @@ Result<> keep(Result<T> r, T& into) {
     return {};
 }
 
-std::vector<Step> lifecycle() {
+// The separate model's shared backing of [offset, ...) of the memfd, when the guest
+// has that model; none in place.
+std::optional<core::SharedBacking> sharedBackingFor(const Guest& g, const Context& c, std::uint64_t offset) {
+    if (g.vm()->model != core::MemoryModel::Separate) return std::nullopt;
+    return core::SharedBacking{std::move(*c.shared_memfd.duplicate()), offset};
+}
+
+// Two regions of `region` bytes at kGuestRamGpa (shared, then private). Kernels
+// without hitless reshape map one area per page: there they are small, so that a
+// sweep over every call stays short.
+std::vector<Step> lifecycle(std::uint64_t region) {
     const std::uint8_t run[] = {0x02};
     const std::uint8_t state_query[] = {0x81};
     return {
@@ -65,38 +80,43 @@ std::vector<Step> lifecycle() {
              return vm ? Result<>{} : Result<>{std::unexpected(vm.error())};
          }},
         {"AttachVm", [](Guest& g, Context& c) { return c.vmm->attachTo(g); }},
-        {"the VMM's guest_memfd and memslot",
-         [](Guest&, Context& c) {
+        {"the VMM's guest_memfd, memslot and shared memfd",
+         [region](Guest&, Context& c) {
              if (c.gmem) return Result<>{};
-             auto gmem = c.vmm->guestMemfd(32 * kMiB);
+             // Mappable: on 7.4 the daemon maps shared pages through its own mmap.
+             auto gmem = c.vmm->guestMemfd(2 * region, {.mmap = true, .init_shared = true});
              if (!gmem) return Result<>{std::unexpected(gmem.error())};
              c.gmem = std::move(*gmem);
-             return c.vmm->bindMemory(kGuestRamGpa, 16 * kMiB, c.gmem.get());
+             c.shared_memfd = UniqueFd(::memfd_create("shared", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+             if (::ftruncate(c.shared_memfd.get(), static_cast<off_t>(2 * region)) != 0) {
+                 return Result<>{fail(Code::Internal, "ftruncate")};
+             }
+             return c.vmm->bindMemory(kGuestRamGpa, 2 * region, c.gmem.get());
          }},
         {"AddMemory(shared)",
-         [](Guest& g, Context& c) {
-             return keep(g.addMemory(trusted(), kGuestRamGpa, 8 * kMiB, std::move(*c.gmem.duplicate()), 0,
-                                     MemoryState::Shared, std::nullopt),
+         [region](Guest& g, Context& c) {
+             return keep(g.addMemory(trusted(), kGuestRamGpa, region, std::move(*c.gmem.duplicate()), 0,
+                                     MemoryState::Shared, sharedBackingFor(g, c, 0)),
                          c.shared);
          }},
         {"AddMemory(private)",
-         [](Guest& g, Context& c) {
-             return keep(g.addMemory(trusted(), kGuestRamGpa + 8 * kMiB, 8 * kMiB, std::move(*c.gmem.duplicate()),
-                                     8 * kMiB, MemoryState::Private, std::nullopt),
+         [region](Guest& g, Context& c) {
+             return keep(g.addMemory(trusted(), kGuestRamGpa + region, region, std::move(*c.gmem.duplicate()), region,
+                                     MemoryState::Private, sharedBackingFor(g, c, region)),
                          c.priv);
          }},
         {"AddDevice", [](Guest& g, Context& c) { return keep(g.addDevice(trusted(), *Bdf::parse(kDevA)), c.dev); }},
         {"the VMM's KVM_DEV_VFIO_FILE_ADD", [](Guest& g, Context& c) { return c.vmm->addDeviceFile(g, c.dev); }},
         {"Attach", [](Guest& g, Context& c) { return g.attachDevice(trusted(), c.dev); }, true},
         {"ConvertMemoryRanges",
-         [](Guest& g, Context&) {
+         [region](Guest& g, Context&) {
              const core::MemoryConversion batch[] = {{kGuestRamGpa + 4096, 8192, MemoryState::Private},
-                                                     {kGuestRamGpa + 8 * kMiB, 2 * kMiB, MemoryState::Shared}};
+                                                     {kGuestRamGpa + region, region / 4, MemoryState::Shared}};
              return g.convertMemory(trusted(), batch);
          }},
         {"PunchHole",
-         [](Guest& g, Context&) {
-             auto r = g.punchHole(trusted(), kGuestRamGpa + 2 * kMiB, 3 * 4096);
+         [region](Guest& g, Context&) {
+             auto r = g.punchHole(trusted(), kGuestRamGpa + region / 4, 3 * 4096);
              return r ? Result<>{} : Result<>{std::unexpected(r.error())};
          }},
         {"AddDevice(no TDISP)",
@@ -128,16 +148,18 @@ std::vector<Step> lifecycle() {
 struct SweepParam {
     const char* platform;
     const char* errno_name;
+    const char* profile = "proposed";
 };
 
-void PrintTo(const SweepParam& p, std::ostream* os) { *os << p.platform << "/" << p.errno_name; }
+void PrintTo(const SweepParam& p, std::ostream* os) { *os << p.platform << "/" << p.errno_name << "/" << p.profile; }
 
 class FailNthTest : public ::testing::TestWithParam<SweepParam> {};
 
 TEST_P(FailNthTest, EveryKernelCallFailsOnceAndNothingLeaks) {
-    GuestRig rig(GetParam().platform);
+    GuestRig rig(GetParam().platform, GetParam().profile);
     const int err = kernel::errnoFromName(GetParam().errno_name);
-    const auto steps = lifecycle();
+    const bool reshape = std::string_view(GetParam().profile) == "proposed";
+    const auto steps = lifecycle(reshape ? 8 * kMiB : 64 * 1024);
     const std::size_t fds_baseline = openFdCount();
     const auto config = rig.guest->config();
     rig.guest.reset();
@@ -191,8 +213,14 @@ TEST_P(FailNthTest, EveryKernelCallFailsOnceAndNothingLeaks) {
 
 INSTANTIATE_TEST_SUITE_P(Sweeps, FailNthTest,
                          ::testing::Values(SweepParam{"tdx", "ENOMEM"}, SweepParam{"tdx", "EBUSY"},
-                                           SweepParam{"snp", "ENOMEM"}, SweepParam{"cca", "EIO"}),
-                         [](const auto& p) { return std::string(p.param.platform) + "_" + p.param.errno_name; });
+                                           SweepParam{"snp", "ENOMEM"}, SweepParam{"cca", "EIO"},
+                                           SweepParam{"tdx", "ENOMEM", "7.3"}, SweepParam{"snp", "EIO", "7.3"},
+                                           SweepParam{"tdx", "ENOMEM", "7.4"}, SweepParam{"cca", "EBUSY", "7.4"}),
+                         [](const auto& p) {
+                             std::string profile = p.param.profile;
+                             std::replace(profile.begin(), profile.end(), '.', '_');
+                             return std::string(p.param.platform) + "_" + p.param.errno_name + "_" + profile;
+                         });
 
 }  // namespace
 }  // namespace tio::test
