@@ -15,6 +15,10 @@ namespace tio::sim {
 // An IOVA range end meaning "to the end of the address space".
 inline constexpr std::uint64_t kEverything = UINT64_MAX;
 
+// How an area names a host file (a memfd, not a simulator file) it maps: by inode,
+// with the top bit set so it never equals a simulator file's key (its address).
+[[nodiscard]] inline std::uintptr_t hostFileKey(ino_t ino) { return static_cast<std::uintptr_t>(ino) | (1ULL << 63U); }
+
 class KvmVmFile;
 class GuestMemfdFile;
 class IommufdFile;
@@ -45,6 +49,11 @@ public:
         std::uint64_t size = 0;
         GuestMemfdFile* gmem = nullptr;  // weak: the binding does not pin the file (kvm_gmem_bind)
         std::uint64_t offset = 0;
+        // The separate model's shared backing, as userspace_addr showed it when the
+        // slot was made (GUP on the creator's mapping): the host file's key and the
+        // offset of the slot's first page in it; 0 when none.
+        std::uintptr_t shared_key = 0;
+        std::uint64_t shared_offset = 0;
     };
     [[nodiscard]] const std::map<std::uint32_t, Memslot>& memslots() const { return slots_; }
     [[nodiscard]] const RangeMap<bool>& privateRanges() const { return private_; }

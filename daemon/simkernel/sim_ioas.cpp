@@ -151,7 +151,7 @@ long IommufdFile::mapFile(IoctlCall& c) {
         }
         if (static_cast<std::uint64_t>(st.st_size) < *file_end) return -EINVAL;
         area.host_file = std::move(c.fds.front());
-        area.file_key = static_cast<std::uintptr_t>(st.st_ino) | (1ULL << 63U);
+        area.file_key = hostFileKey(st.st_ino);
     }
 
     const long r = insertArea(*ioas, m.ioas_id, m.flags, m.iova, std::move(area));

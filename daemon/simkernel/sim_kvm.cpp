@@ -11,6 +11,7 @@
 #include "common/checked_math.hpp"
 #include "kernel/uapi/kvm.hpp"
 #include "simkernel/sim_files.hpp"
+#include "simkernel/sim_gup.hpp"
 
 namespace tio::sim {
 
@@ -140,7 +141,15 @@ long KvmVmFile::setMemslot(IoctlCall& call) {
         }
         gmem->bindings_.insert({this, m.slot});
     }
-    slots_[m.slot] = Memslot{m.guest_phys_addr, m.memory_size, gmem, m.guest_memfd_offset};
+    Memslot slot{m.guest_phys_addr, m.memory_size, gmem, m.guest_memfd_offset};
+    // Shared memory of the separate model: what the creator mapped at userspace_addr.
+    if (m.userspace_addr != 0) {
+        if (auto pages = lookupUserPages(call.caller, m.userspace_addr, m.memory_size)) {
+            slot.shared_key = hostFileKey(pages->ino);
+            slot.shared_offset = pages->offset;
+        }
+    }
+    slots_[m.slot] = slot;
     if (gmem != nullptr && kernel_.inPlaceConversion()) {
         gmemAttributesChanged(gmem, m.guest_memfd_offset, m.guest_memfd_offset + m.memory_size);
     }

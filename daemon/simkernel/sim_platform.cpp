@@ -169,7 +169,7 @@ std::vector<SimKernel::DmaFault> SimKernel::takeDmaFaults() { return std::exchan
 
 std::map<std::string, std::uint64_t> SimKernel::audit(const Bdf& bdf) {
     std::map<std::string, std::uint64_t> out;
-    for (const char* k : {"layout_mismatches", "private_pages_exposed", "rmp_violating_leaves",
+    for (const char* k : {"layout_mismatches", "private_pages_exposed", "rmp_violating_leaves", "stale_shared_pages",
                           "shared_pages_unreachable", "private_pages_unmapped", "excess_leaves", "ideal_leaves",
                           "actual_leaves", "areas", "unsafe_replacements", "machine_checks"}) {
         out[k] = 0;
@@ -195,6 +195,18 @@ std::map<std::string, std::uint64_t> SimKernel::audit(const Bdf& bdf) {
         if (snp_private_dma) return PageClass{.mapped = true, .iova_bit = 0, .max_shift = kShift2M};
         return PageClass{};
     };
+    // Which file a page of each kind is in, and the offset of the slot's first page
+    // there: private pages are the guest_memfd's; shared ones too when converting in
+    // place, else the separate backing's (none: shared pages reach no device).
+    const bool separate = !inPlaceConversion();
+    struct Backing {
+        std::uintptr_t key = 0;
+        std::uint64_t base = 0;
+    };
+    auto backingOf = [&](const KvmVmFile::Memslot& slot, bool is_private) {
+        if (is_private || !separate) return Backing{reinterpret_cast<std::uintptr_t>(slot.gmem), slot.offset};
+        return Backing{slot.shared_key, slot.shared_offset};
+    };
     // The ideal table: per memslot, runs of equal class (punched pages unmapped).
     IoPageTable::Segments ideal;
     for (const auto& [id, slot] : vm.memslots()) {
@@ -202,13 +214,15 @@ std::map<std::string, std::uint64_t> SimKernel::audit(const Bdf& bdf) {
         const std::uint64_t slot_end = slot.gpa + slot.size;
         std::uint64_t run_start = slot.gpa;
         PageClass run_class{};
+        bool run_private = false;
         bool run_open = false;
         auto flush = [&](std::uint64_t at) {
-            if (run_open && run_class.mapped && at > run_start) {
+            const Backing b = backingOf(slot, run_private);
+            if (run_open && run_class.mapped && at > run_start && b.key != 0) {
                 const std::uint64_t iova = run_start | run_class.iova_bit;
-                const std::uint64_t delta = (slot.offset + (run_start - slot.gpa)) - iova;
+                const std::uint64_t delta = (b.base + (run_start - slot.gpa)) - iova;
                 ideal.emplace(iova, Segment{.end = iova + (at - run_start),
-                                            .file = reinterpret_cast<std::uintptr_t>(slot.gmem),
+                                            .file = b.key,
                                             .file_delta = delta,
                                             .writeable = true,
                                             .max_shift = usableShift(delta, run_class.max_shift)});
@@ -230,14 +244,16 @@ std::map<std::string, std::uint64_t> SimKernel::audit(const Bdf& bdf) {
         for (std::size_t i = 0; i + 1 < cuts.size(); ++i) {
             const std::uint64_t s = cuts[i];
             const bool punched = slot.gmem->punched_.find(slot.offset + (s - slot.gpa)).has_value();
-            PageClass c = punched ? PageClass{} : classOf(priv.find(s).has_value());
+            const bool is_private = priv.find(s).has_value();
+            PageClass c = punched ? PageClass{} : classOf(is_private);
             if (run_open && (c.mapped != run_class.mapped || c.iova_bit != run_class.iova_bit ||
-                             c.max_shift != run_class.max_shift)) {
+                             c.max_shift != run_class.max_shift || is_private != run_private)) {
                 flush(s);
             }
             if (!run_open) {
                 run_start = s;
                 run_class = c;
+                run_private = is_private;
                 run_open = true;
             }
         }
@@ -262,17 +278,18 @@ std::map<std::string, std::uint64_t> SimKernel::audit(const Bdf& bdf) {
 
     for (const auto& [id, slot] : vm.memslots()) {
         if (slot.gmem == nullptr) continue;
-        const auto key = reinterpret_cast<std::uintptr_t>(slot.gmem);
-        // Bytes of [gpa_s, gpa_e) that the table maps at iova_bit|gpa onto this slot's pages.
-        auto reachable = [&](std::uint64_t gs, std::uint64_t ge, std::uint64_t bit) {
+        // Bytes of [gpa_s, gpa_e) that the table maps at iova_bit|gpa onto the pages of
+        // `b` that back them.
+        auto reachable = [&](std::uint64_t gs, std::uint64_t ge, std::uint64_t bit, Backing b) {
             std::uint64_t ok = 0;
+            if (b.key == 0) return ok;
             auto it = actual.upper_bound(gs | bit);
             if (it != actual.begin()) --it;
             for (; it != actual.end() && it->first < (ge | bit); ++it) {
                 const std::uint64_t lo = std::max(it->first, gs | bit);
                 const std::uint64_t hi = std::min(it->second.end, ge | bit);
-                if (lo >= hi || it->second.file != key) continue;
-                if (lo + it->second.file_delta == slot.offset + ((lo & ~bit) - slot.gpa)) ok += hi - lo;
+                if (lo >= hi || it->second.file != b.key) continue;
+                if (lo + it->second.file_delta == b.base + ((lo & ~bit) - slot.gpa)) ok += hi - lo;
             }
             return ok;
         };
@@ -284,14 +301,19 @@ std::map<std::string, std::uint64_t> SimKernel::audit(const Bdf& bdf) {
             slot.gmem->punched_.forEach(slot.offset + (s - slot.gpa), slot.offset + (e - slot.gpa),
                                         [&](std::uint64_t ps, std::uint64_t pe, bool) { live -= pe - ps; });
             if (!is_private) {
-                const std::uint64_t got = reachable(s, e, alias);
+                // Without a shared backing (separate model, none given) nothing can reach them.
+                if (backingOf(slot, false).key == 0) return;
+                const std::uint64_t got = reachable(s, e, alias, backingOf(slot, false));
                 if (got < live) out["shared_pages_unreachable"] += (live - got) / kPageSize;
             } else if (snp_private_dma) {
-                const std::uint64_t got = reachable(s, e, 0);
+                const std::uint64_t got = reachable(s, e, 0, backingOf(slot, true));
                 if (got < live) out["private_pages_unmapped"] += (live - got) / kPageSize;
             } else {
                 // On the shared path (SNP without private DMA: at its GPA) a private page is exposed.
-                out["private_pages_exposed"] += reachable(s, e, alias) / kPageSize;
+                out["private_pages_exposed"] += reachable(s, e, alias, backingOf(slot, true)) / kPageSize;
+                // Separate model: the shared backing still mapped at a private GPA is a
+                // stale mapping of a host page (the VMM made it private unannounced).
+                if (separate) out["stale_shared_pages"] += reachable(s, e, alias, backingOf(slot, false)) / kPageSize;
             }
         };
         priv.forEach(slot.gpa, slot_end, [&](std::uint64_t s, std::uint64_t e, bool) {

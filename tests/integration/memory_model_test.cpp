@@ -111,6 +111,62 @@ TEST_P(SeparateModelTest, ConversionsNeedASharedBacking) {
     EXPECT_EQ(modelOf(g), model);
 }
 
+// Random conversions and hole punches on the separate model, the VMM keeping the
+// contract (ConvertMemory before it makes a range private, after it made one
+// shared) and its memslot's shared memory the memfd it gave the daemon: the oracle,
+// which follows the hardware to the memfd pages, finds every shared page reachable
+// on the shared path, no private page there and no stale mapping, and the device
+// faulted only on pages a step converted.
+TEST_P(SeparateModelTest, RandomConversionsFollowTheContract) {
+    ASSERT_OK(rig.vmm.attachTo(g));
+    auto gmem = rig.vmm.guestMemfd(kSize);
+    ASSERT_OK(gmem);
+    UniqueFd memfd(::memfd_create("shared", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    ASSERT_EQ(::ftruncate(memfd.get(), kSize), 0);
+    SharedMapping vmm_view(::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_SHARED, memfd.get(), 0), kSize);
+    ASSERT_TRUE(vmm_view);
+    ASSERT_OK(rig.vmm.bindMemory(kGuestRamGpa, kSize, gmem->get(), 0, vmm_view.address()));
+    ASSERT_OK(g.addMemory(trusted(), kGuestRamGpa, kSize, std::move(*gmem), 0, MemoryState::Shared,
+                          core::SharedBacking{std::move(memfd), 0}));
+    ASSERT_OK(bringUp(g, rig.vmm, kDevA, Stage::Running));
+    rig.sim.setDmaGenerator(kDevA, 8, 3);
+    auto clean = [&] {
+        const auto audit = rig.sim.audit(kDevA);
+        for (const char* rule : {"private_pages_exposed", "shared_pages_unreachable", "stale_shared_pages",
+                                 "rmp_violating_leaves", "machine_checks"}) {
+            EXPECT_EQ(audit.at(rule), 0U) << rule;
+        }
+    };
+    clean();
+    std::mt19937_64 rng(0x73 ^ std::hash<std::string>{}(GetParam()));
+    for (int step = 0; step < 120; ++step) {
+        SCOPED_TRACE("step " + std::to_string(step));
+        const std::uint64_t pages = 1 + rng() % 48;
+        const std::uint64_t gpa = kGuestRamGpa + (rng() % (kSize / 4096 - pages)) * 4096;
+        if (rng() % 8 == 0) {
+            ASSERT_OK(g.punchHole(trusted(), gpa, pages * 4096));
+        } else if (rng() % 2 == 0) {
+            toPrivate(gpa, pages * 4096);
+        } else {
+            toShared(gpa, pages * 4096);
+        }
+        ASSERT_FALSE(HasFatalFailure());
+        for (const auto& f : rig.sim.takeDmaFaults()) {
+            EXPECT_NE(f.outcome, "machine-check");
+            EXPECT_TRUE(f.gpa >= gpa && f.gpa < gpa + pages * 4096) << std::hex << f.gpa << " " << f.outcome;
+        }
+        clean();
+        if (HasFailure()) return;
+    }
+    EXPECT_EQ(rig.sim.counter("stale_shared_dma"), 0U);
+    // A VMM that makes memory private without telling the daemon leaves stale
+    // mappings of host pages, which the oracle sees; never a machine check.
+    toShared(kGuestRamGpa, 64 * 1024);
+    ASSERT_OK(rig.vmm.setAttributes(kGuestRamGpa, 64 * 1024, true));
+    EXPECT_EQ(rig.sim.audit(kDevA).at("stale_shared_pages"), 16U);
+    EXPECT_EQ(rig.sim.counter("machine_checks"), 0U);
+}
+
 INSTANTIATE_TEST_SUITE_P(Platforms, SeparateModelTest, ::testing::Values("tdx", "snp", "cca"),
                          [](const auto& p) { return std::string(p.param); });
 

@@ -43,10 +43,12 @@ public:
         gmems_.push_back(std::move(*gmem));
         return copy;
     }
-    // Binds [offset, offset+size) of `gmem` at `gpa` in the next memslot.
-    [[nodiscard]] Result<> bindMemory(std::uint64_t gpa, std::uint64_t size, int gmem, std::uint64_t offset = 0) {
+    // Binds [offset, offset+size) of `gmem` at `gpa` in the next memslot; `shared_va`
+    // is where this process mapped the separate model's shared backing (0: none).
+    [[nodiscard]] Result<> bindMemory(std::uint64_t gpa, std::uint64_t size, int gmem, std::uint64_t offset = 0,
+                                      std::uint64_t shared_va = 0) {
         if (auto r = vmFd(); !r) return std::unexpected(r.error());
-        return vm_->setMemslot(next_slot_++, gpa, size, gmem, offset);
+        return vm_->setMemslot(next_slot_++, gpa, size, gmem, offset, shared_va);
     }
     // A guest_memfd of `size` bytes bound at `gpa`: a duplicate for AddMemory.
     [[nodiscard]] Result<UniqueFd> guestMemory(std::uint64_t gpa, std::uint64_t size) {
