@@ -24,6 +24,7 @@ expected=(
   etc/tio-manager/policy.json
   usr/lib/sysusers.d/tio-manager.conf usr/lib/tmpfiles.d/tio-manager.conf
   usr/share/man/man8/tio-managerd.8.gz usr/share/man/man8/tioctl.8.gz usr/share/man/man8/tio-simkernel.8.gz
+  usr/share/tio-manager/python/tio_simkernel.py usr/share/tio-manager/simkernel-protocol.md
 )
 for f in "${expected[@]}"; do
   [ -e "$root/$f" ] || { echo "FAIL: $f is not in the package"; exit 1; }
