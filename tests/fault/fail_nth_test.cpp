@@ -87,10 +87,8 @@ std::vector<Step> lifecycle(std::uint64_t region) {
              auto gmem = c.vmm->guestMemfd(2 * region, {.mmap = true, .init_shared = true});
              if (!gmem) return Result<>{std::unexpected(gmem.error())};
              c.gmem = std::move(*gmem);
-             c.shared_memfd = UniqueFd(::memfd_create("shared", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-             if (::ftruncate(c.shared_memfd.get(), static_cast<off_t>(2 * region)) != 0) {
-                 return Result<>{fail(Code::Internal, "ftruncate")};
-             }
+             c.shared_memfd = TestVmm::sharedMemory(2 * region);
+             if (!c.shared_memfd) return Result<>{fail(Code::Internal, "no memfd for the shared backing")};
              return c.vmm->bindMemory(kGuestRamGpa, 2 * region, c.gmem.get());
          }},
         {"AddMemory(shared)",

@@ -90,8 +90,8 @@ TEST(SeparateBackingTest, SharedBackingMustBeAMemfdLargeEnough) {
     ASSERT_EQ(g.vm()->model, core::MemoryModel::Separate);
     auto gmem = rig.vmm.guestMemory(kGuestRamGpa, 4 * kMiB);
     ASSERT_TRUE(gmem);
-    UniqueFd small(::memfd_create("shared", MFD_CLOEXEC));
-    ASSERT_EQ(::ftruncate(small.get(), 2 * kMiB), 0);
+    UniqueFd small = TestVmm::sharedMemory(2 * kMiB);
+    ASSERT_TRUE(small);
     auto attempt = [&](UniqueFd shared, std::uint64_t offset) {
         const auto model = modelOf(g);
         auto r = g.addMemory(trusted(), kGuestRamGpa, 4 * kMiB, std::move(*gmem->duplicate()), 0, MemoryState::Shared,
@@ -124,8 +124,8 @@ TEST(SeparateBackingTest, InPlaceKernelsRefuseASharedBacking) {
     ASSERT_EQ(g.vm()->model, core::MemoryModel::InPlace);
     auto gmem = rig.vmm.guestMemory(kGuestRamGpa, 4 * kMiB);
     ASSERT_TRUE(gmem);
-    UniqueFd shared(::memfd_create("shared", MFD_CLOEXEC));
-    ASSERT_EQ(::ftruncate(shared.get(), 4 * kMiB), 0);
+    UniqueFd shared = TestVmm::sharedMemory(4 * kMiB);
+    ASSERT_TRUE(shared);
     auto r = g.addMemory(trusted(), kGuestRamGpa, 4 * kMiB, std::move(*gmem), 0, MemoryState::Shared,
                          core::SharedBacking{std::move(shared), 0});
     ASSERT_FALSE(r);

@@ -122,6 +122,35 @@ TEST_P(KvmParityTest, GuestMemfdFileOperationsAnswerAnyone) {
     EXPECT_EQ(answers, (std::vector<int>{0, 0, 0, EOPNOTSUPP}));
 }
 
+// A guest_memfd made mappable (GUEST_MEMFD_FLAG_MMAP) is mapped by any process:
+// what one writes through its mapping the creator sees through its own.
+TEST_P(KvmParityTest, AMappableGuestMemfdMapsInAnyProcess) {
+    if (!hasGuestMemfd()) GTEST_SKIP() << "this host's KVM has no guest_memfd (KVM_CAP_GUEST_MEMFD is 0)";
+    auto vm = kvm_->createVm(VmType::Default);
+    ASSERT_TRUE(vm);
+    auto flags = vm->supportedGuestMemfdFlags();
+    ASSERT_TRUE(flags);
+    if (!flags->mmap || !flags->init_shared) GTEST_SKIP() << "this KVM offers no mappable, shared guest_memfd";
+    auto gmem = vm->createGuestMemfd(2 * kMiB, {.mmap = true, .init_shared = true});
+    ASSERT_TRUE(gmem) << gmem.error().message;
+    auto mine = mapGuestMemfd(sys(), gmem->fd(), 0, 2 * kMiB);
+    ASSERT_TRUE(mine && *mine);
+    const int fd = gmem->fd();
+    const auto answers = inAnotherProcess([&] {
+        auto theirs = mapGuestMemfd(sys(), fd, 0, 2 * kMiB);
+        if (!theirs || !*theirs) return std::vector<int>{1};
+        *reinterpret_cast<volatile std::uint32_t*>(theirs->address() + 4096) = 0x74696f;
+        return std::vector<int>{0};
+    });
+    EXPECT_EQ(answers, std::vector<int>{0});
+    EXPECT_EQ(*reinterpret_cast<volatile std::uint32_t*>(mine->address() + 4096), 0x74696fU);
+    auto plain = vm->createGuestMemfd(2 * kMiB, {});
+    ASSERT_TRUE(plain);
+    auto refused = mapGuestMemfd(sys(), plain->fd(), 0, 2 * kMiB);
+    ASSERT_TRUE(refused);
+    EXPECT_FALSE(*refused) << "without GUEST_MEMFD_FLAG_MMAP: ENODEV";
+}
+
 TEST_P(KvmParityTest, DevKvmQueriesAnswerAnyone) {
     auto direct = kvm_->checkExtension(uapi::KVM_CAP_VM_TYPES);
     ASSERT_TRUE(direct);

@@ -38,8 +38,8 @@ protected:
         auto gmem = rig.vmm.guestMemory(kGuestRamGpa, kSize);
         ASSERT_OK(gmem);
         ASSERT_OK(rig.vmm.setAttributes(kGuestRamGpa, kSize, true));
-        UniqueFd memfd(::memfd_create("shared", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-        ASSERT_EQ(::ftruncate(memfd.get(), kSize), 0);
+        UniqueFd memfd = TestVmm::sharedMemory(kSize);
+        ASSERT_TRUE(memfd);
         auto region = g.addMemory(trusted(), kGuestRamGpa, kSize, std::move(*gmem), 0, MemoryState::Private,
                                   core::SharedBacking{std::move(memfd), 0});
         ASSERT_OK(region);
@@ -121,8 +121,8 @@ TEST_P(SeparateModelTest, RandomConversionsFollowTheContract) {
     ASSERT_OK(rig.vmm.attachTo(g));
     auto gmem = rig.vmm.guestMemfd(kSize);
     ASSERT_OK(gmem);
-    UniqueFd memfd(::memfd_create("shared", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-    ASSERT_EQ(::ftruncate(memfd.get(), kSize), 0);
+    UniqueFd memfd = TestVmm::sharedMemory(kSize);
+    ASSERT_TRUE(memfd);
     SharedMapping vmm_view(::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_SHARED, memfd.get(), 0), kSize);
     ASSERT_TRUE(vmm_view);
     ASSERT_OK(rig.vmm.bindMemory(kGuestRamGpa, kSize, gmem->get(), 0, vmm_view.address()));

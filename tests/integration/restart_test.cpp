@@ -261,6 +261,46 @@ TEST_P(RestartTest, SigkillAtRandomMomentsOfAConversionStream) {
 
 INSTANTIATE_TEST_SUITE_P(Platforms, RestartTest, ::testing::Values("tdx", "snp", "cca"));
 
+// In place without guest_memfd by file (a 7.4 kernel): shared pages are mapped by
+// address through the daemon's own mmap, which dies with it; the pins stay with
+// iommufd. After the restart nothing is re-mapped, and a new view serves new maps.
+TEST(RestartByAddress, PinsSurviveAndANewViewServes) {
+    SimProcess sim{"tdx", {kA}, "7.4"};
+    ServiceManager manager{sim, "vm1"};
+    VmmClient kvm{sim};
+    auto dma = [&](std::uint64_t gpa) { return sim.dma(kA, sim.sharedIova(gpa), kPage, true); };
+    manager.start();
+    std::vector<std::uint8_t> before;
+    std::string layout;
+    {
+        Vmm vmm(manager.address(), kvm);
+        kvm.attachVm(vmm.guest);
+        auto gmem = kvm.kvm().guestMemfd(4 * kMiB, {.mmap = true, .init_shared = true});
+        ASSERT_TRUE(gmem && kvm.kvm().bindMemory(kGpa, 4 * kMiB, gmem->get()));
+        (void)vmm.guest.AddMemory(kGpa, 4 * kMiB, sdbus::UnixFd(gmem->get()), 0, "shared", {});
+        (void)kvm.addDevice(*vmm.conn, vmm.guest, kA);
+        vmm.guest.ConvertMemory(kGpa, kMiB, "private");
+        EXPECT_EQ(dma(kGpa + 2 * kMiB), "ok");
+        before = vmm.dump();
+        layout = sim.layout(kA);
+        manager.kill9();
+    }
+    manager.start();
+    {
+        Vmm vmm(manager.address(), kvm);
+        EXPECT_EQ(text(vmm.dump()), text(before));
+        EXPECT_EQ(sim.layout(kA), layout) << "nothing re-mapped";
+        EXPECT_EQ(dma(kGpa + 2 * kMiB), "ok") << "the pins outlived the view";
+        vmm.guest.ConvertMemory(kGpa, kMiB, "shared");
+        EXPECT_EQ(dma(kGpa), "ok") << "mapped through the new view";
+        vmm.guest.Teardown();
+    }
+    EXPECT_TRUE(eventually([&] { return manager.storedFds() == 0; }));
+    EXPECT_EQ(manager.stop(), 0);
+    kvm.exit();
+    EXPECT_TRUE(eventually([&] { return sim.counter("objects") == 0 && sim.counter("open_files") == 0; }));
+}
+
 // The separate model (a 7.3 kernel): the shared memfd is kept in the fd store too
 // (shm-N), and after the restart the daemon still maps shared pages from it.
 TEST(RestartSeparateModel, TheSharedBackingIsKeptAndStillMapped) {
@@ -277,8 +317,8 @@ TEST(RestartSeparateModel, TheSharedBackingIsKeptAndStillMapped) {
         EXPECT_EQ(vmm.guest.MemoryModel(), "separate");
         auto gmem = kvm.kvm().guestMemory(kGpa, 8 * kMiB);
         ASSERT_TRUE(gmem && kvm.kvm().setAttributes(kGpa, 8 * kMiB, true));
-        UniqueFd memfd(::memfd_create("shared", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-        ASSERT_EQ(::ftruncate(memfd.get(), 8 * kMiB), 0);
+        UniqueFd memfd = TestVmm::sharedMemory(8 * kMiB);
+        ASSERT_TRUE(memfd);
         const auto region = vmm.guest.AddMemory(kGpa, 8 * kMiB, sdbus::UnixFd(gmem->get()), 0, "private",
                                                 {{"shared-fd", sdbus::Variant(sdbus::UnixFd(memfd.get()))},
                                                  {"shared-offset", sdbus::Variant(std::uint64_t{0})}});

@@ -16,6 +16,7 @@
 #include "support/eventually.hpp"
 #include "support/fd_count.hpp"
 #include "support/sim_process.hpp"
+#include "support/test_vmm.hpp"
 #include "vmm/kvm_vmm.hpp"
 
 namespace tio::kernel {
@@ -26,18 +27,21 @@ using test::SimProcess;
 
 constexpr std::uint64_t kMiB = 1ULL << 20U;
 
+// A VM of this process (the test is the VMM).
+vmm::Vm newVm(Syscalls& sys) {
+    auto kvm = vmm::Kvm::open(sys);
+    EXPECT_TRUE(kvm) << kvm.error().message;
+    auto v = kvm->createVm(VmType::Default);
+    EXPECT_TRUE(v) << v.error().message;
+    return std::move(*v);
+}
+
 class SimKernelTest : public ::testing::Test {
 protected:
     SimProcess sim{"tdx", {"0000:3a:00.0", "0000:3b:00.0", "0000:3c:00.0,notdisp"}};
     std::unique_ptr<SimSyscalls> sys = sim.connect();
 
-    vmm::Vm vm() {
-        auto kvm = vmm::Kvm::open(*sys);
-        EXPECT_TRUE(kvm) << kvm.error().message;
-        auto v = kvm->createVm(VmType::Default);
-        EXPECT_TRUE(v) << v.error().message;
-        return std::move(*v);
-    }
+    vmm::Vm vm() { return newVm(*sys); }
     VfioDevice device(const char* bdf) {
         PciSysfs sysfs(*sys);
         auto cdev = sysfs.vfioCdev(*Bdf::parse(bdf));
@@ -363,14 +367,12 @@ protected:
     SimProcess sim{"tdx", {"0000:3a:00.0"}, GetParam()};
     std::unique_ptr<SimSyscalls> sys = sim.connect();
     [[nodiscard]] bool is(std::string_view profile) const { return profile == GetParam(); }
+    vmm::Vm vm() { return newVm(*sys); }
 };
 
 TEST_P(ProfileTest, GuestMemfdInMapFileOnlyWithTheProposedSeries) {
-    auto kvm = vmm::Kvm::open(*sys);
-    ASSERT_TRUE(kvm);
-    auto vm = kvm->createVm(VmType::Default);
-    ASSERT_TRUE(vm);
-    auto gmem = vm->createGuestMemfd(4 * kMiB, {});
+    auto v = vm();
+    auto gmem = v.createGuestMemfd(4 * kMiB, {});
     ASSERT_TRUE(gmem);
     auto ictx = Iommufd::open(*sys);
     ASSERT_TRUE(ictx);
@@ -387,25 +389,21 @@ TEST_P(ProfileTest, GuestMemfdInMapFileOnlyWithTheProposedSeries) {
     EXPECT_EQ(*probed, is("proposed"));
     EXPECT_EQ(sim.counter("objects"), 1U) << "the probe's scratch IOAS is gone";
     // A memfd, the separate model's shared backing, maps on every profile.
-    UniqueFd memfd(::memfd_create("shared", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-    ASSERT_EQ(::ftruncate(memfd.get(), 2 * kMiB), 0);
+    UniqueFd memfd = test::TestVmm::sharedMemory(2 * kMiB);
     EXPECT_TRUE(ictx->mapFile(ioas, memfd.get(), 0, 2 * kMiB, 0x40000000, true));
 }
 
 TEST_P(ProfileTest, AttributesLiveWhereTheProfileHasThem) {
-    auto kvm = vmm::Kvm::open(*sys);
-    ASSERT_TRUE(kvm);
-    auto vm = kvm->createVm(VmType::Default);
-    ASSERT_TRUE(vm);
-    auto gmem = vm->createGuestMemfd(4 * kMiB, {});
+    auto v = vm();
+    auto gmem = v.createGuestMemfd(4 * kMiB, {});
     ASSERT_TRUE(gmem);
-    ASSERT_TRUE(vm->setMemslot(0, 0x100000000ULL, 4 * kMiB, gmem->fd(), 0));
+    ASSERT_TRUE(v.setMemslot(0, 0x100000000ULL, 4 * kMiB, gmem->fd(), 0));
     auto in_place = kernelConvertsInPlace(*sys);
     ASSERT_TRUE(in_place);
     EXPECT_EQ(*in_place, !is("7.3")) << "the kvm module parameter of the in-place series";
-    auto vm_cap = vm->checkExtension(uapi::KVM_CAP_MEMORY_ATTRIBUTES);
+    auto vm_cap = v.checkExtension(uapi::KVM_CAP_MEMORY_ATTRIBUTES);
     ASSERT_TRUE(vm_cap);
-    auto vm_scoped = vm->setMemoryAttributes(0x100000000ULL, 2 * kMiB, true);
+    auto vm_scoped = v.setMemoryAttributes(0x100000000ULL, 2 * kMiB, true);
     auto gmem_scoped = setGuestMemfdAttributes(*sys, gmem->fd(), 0, 2 * kMiB, true);
     if (is("7.3")) {
         EXPECT_EQ(*vm_cap, static_cast<long>(uapi::KVM_MEMORY_ATTRIBUTE_PRIVATE));
@@ -429,13 +427,10 @@ TEST_P(ProfileTest, AttributesLiveWhereTheProfileHasThem) {
 // in place, a page the IOMMU pins so cannot become private: the conversion stops
 // there (EAGAIN, error_offset) with the pages before it converted.
 TEST_P(ProfileTest, MapByAddressPinsWhatTheCallerMapped) {
-    auto kvm = vmm::Kvm::open(*sys);
-    ASSERT_TRUE(kvm);
-    auto vm = kvm->createVm(VmType::Default);
-    ASSERT_TRUE(vm);
-    auto gmem = vm->createGuestMemfd(4 * kMiB, {.mmap = true, .init_shared = true});
+    auto v = vm();
+    auto gmem = v.createGuestMemfd(4 * kMiB, {.mmap = true, .init_shared = true});
     ASSERT_TRUE(gmem) << gmem.error().message;
-    auto unmappable = vm->createGuestMemfd(4 * kMiB, {});
+    auto unmappable = v.createGuestMemfd(4 * kMiB, {});
     ASSERT_TRUE(unmappable);
     auto no_view = mapGuestMemfd(*sys, unmappable->fd(), 0, 4 * kMiB);
     ASSERT_TRUE(no_view);

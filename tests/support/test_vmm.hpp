@@ -3,6 +3,9 @@
 // (kernel-as-it-is.md section 1): it creates the VM, its guest_memfds and memslots
 // and its KVM-VFIO device, through the simulator's /dev/kvm (or the real one), and
 // hands duplicates to the daemon. Only this process may issue VM ioctls on them.
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -56,6 +59,12 @@ public:
         if (!gmem) return std::unexpected(gmem.error());
         if (auto r = bindMemory(gpa, size, gmem->get()); !r) return std::unexpected(r.error());
         return gmem;
+    }
+    // A memfd of `size` bytes: the separate model's shared backing, as a VMM makes it.
+    [[nodiscard]] static UniqueFd sharedMemory(std::uint64_t size) {
+        UniqueFd fd(::memfd_create("shared", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+        if (fd && ::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) fd.reset();
+        return fd;
     }
     // The separate model's VM-scoped attribute, which only the VM's creator may set.
     [[nodiscard]] Result<> setAttributes(std::uint64_t gpa, std::uint64_t size, bool is_private) {
