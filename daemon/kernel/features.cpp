@@ -31,6 +31,25 @@ Result<bool> present(Syscalls& sys, int fd, unsigned long request) {
     }
 }
 
+// A proposed ioctl may sit on a number a merged one took (0x95 is
+// IOMMU_IOAS_NOIOMMU_GET_PA since 7.3, which answers EINVAL to a struct of the
+// proposal's size). Only the proposal's own answer counts: ENOENT for object id 0
+// (kernel-as-it-is.md 5: a positive fingerprint, never "not ENOTTY").
+template <typename T>
+Result<bool> proposedPresent(Syscalls& sys, int fd, unsigned long request) {
+    T arg{};
+    arg.size = sizeof(T);
+    auto r = sys.ioctl(fd, request, reinterpret_cast<unsigned long>(&arg));
+    if (r) return fail(Code::Kernel, "probe iommufd: an ioctl accepted object id 0");
+    switch (r.error()) {
+        case ENOENT: return true;
+        case ENOTTY:
+        case EINVAL:
+        case EOPNOTSUPP: return false;  // absent, or another ioctl on the number
+        default: return std::unexpected(kernelError("probe iommufd", r.error()));
+    }
+}
+
 }  // namespace
 
 Result<IommuFeatures> probeFeatures(Syscalls& sys, const Iommufd& iommufd) {
@@ -42,9 +61,9 @@ Result<IommuFeatures> probeFeatures(Syscalls& sys, const Iommufd& iommufd) {
     if (!viommu) return std::unexpected(viommu.error());
     auto vdevice = present<iommu_vdevice_alloc>(sys, fd, IOMMU_VDEVICE_ALLOC);
     if (!vdevice) return std::unexpected(vdevice.error());
-    auto tsm_op = present<iommu_vdevice_tsm_op>(sys, fd, IOMMU_VDEVICE_TSM_OP);
+    auto tsm_op = proposedPresent<iommu_vdevice_tsm_op>(sys, fd, IOMMU_VDEVICE_TSM_OP);
     if (!tsm_op) return std::unexpected(tsm_op.error());
-    auto tsm_req = present<iommu_vdevice_tsm_req>(sys, fd, IOMMU_VDEVICE_TSM_REQ);
+    auto tsm_req = proposedPresent<iommu_vdevice_tsm_req>(sys, fd, IOMMU_VDEVICE_TSM_REQ);
     if (!tsm_req) return std::unexpected(tsm_req.error());
     auto reshape = present<iommu_ioas_reshape>(sys, fd, IOMMU_IOAS_RESHAPE);
     if (!reshape) return std::unexpected(reshape.error());

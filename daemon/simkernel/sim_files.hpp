@@ -226,6 +226,7 @@ private:
     long viommuAlloc(IoctlCall& c);
     long vdeviceAlloc(IoctlCall& c);
     long tsmOp(IoctlCall& c);
+    long noiommuGetPa(IoctlCall& c);
     long tsmReq(IoctlCall& c);
 
     std::map<std::uint32_t, IommuObj> objects_;

@@ -54,8 +54,10 @@ long IommufdFile::ioctl(IoctlCall& c) {
     if (req == IOMMU_GET_HW_INFO) return hwInfo(c);
     if (req == IOMMU_VIOMMU_ALLOC) return viommuAlloc(c);
     if (req == IOMMU_VDEVICE_ALLOC) return vdeviceAlloc(c);
-    if (req == IOMMU_VDEVICE_TSM_OP) return tsmOp(c);
-    if (req == IOMMU_VDEVICE_TSM_REQ) return tsmReq(c);
+    // 0x95 is IOMMU_IOAS_NOIOMMU_GET_PA since 7.3; the obsolete v5 TSM proposal used it
+    // too, and only the proposed profile still carries that (issue 11 moves it).
+    if (req == IOMMU_VDEVICE_TSM_OP) return kernel_.proposedSeries() ? tsmOp(c) : noiommuGetPa(c);
+    if (req == IOMMU_VDEVICE_TSM_REQ && kernel_.proposedSeries()) return tsmReq(c);
     // The project's own proposal: only a kernel with the proposed series has it.
     if (req == IOMMU_IOAS_RESHAPE && kernel_.proposedSeries()) return reshape(c);
     return -ENOTTY;

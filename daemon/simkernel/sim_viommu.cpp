@@ -74,6 +74,17 @@ long IommufdFile::tsmOp(IoctlCall& c) {
     return -EINVAL;
 }
 
+long IommufdFile::noiommuGetPa(IoctlCall& c) {
+    // The merged ioctl's own checks, in its order: a struct smaller than its 40 bytes
+    // is EINVAL (iommufd's min_size), unknown flags EOPNOTSUPP, no such IOAS ENOENT.
+    // This iommufd has an IOMMU behind it, so there is no physical address to give.
+    if (c.arg.size() < sizeof(iommu_ioas_noiommu_get_pa)) return -EINVAL;  // what the caller's size gave
+    const auto q = c.get<iommu_ioas_noiommu_get_pa>();
+    if (q.flags != 0) return -EOPNOTSUPP;
+    if (find(q.ioas_id, ObjType::Ioas) == nullptr) return -ENOENT;
+    return -EOPNOTSUPP;
+}
+
 long IommufdFile::tsmReq(IoctlCall& c) {
     const auto q = c.get<iommu_vdevice_tsm_req>();
     if (q.__reserved != 0) return -EOPNOTSUPP;

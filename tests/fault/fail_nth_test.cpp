@@ -11,7 +11,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
+#include <thread>
 
 #include "kernel/fault_injecting_syscalls.hpp"
 #include "kernel/ioctl_table.hpp"
@@ -51,6 +53,17 @@ std::string modelBesidesBinds(const Guest& g) {
     auto snapshot = persist::encode(g, "test");
     for (auto& d : *snapshot.mutable_devices()) d.set_dev_id(0);
     return snapshot.DebugString();
+}
+
+// A step of the TSM (bind, the guest's requests, unbind): merged kernels have none
+// of it, and the guest says NotSupported up front (features_test checks that); the
+// sweep skips those steps there.
+template <typename F>
+std::function<Result<>(Guest&, Context&)> withTsm(F step) {
+    return [step](Guest& g, Context& c) -> Result<> {
+        if (!g.vm()->features.tsm_op) return {};
+        return step(g, c);
+    };
 }
 
 template <typename T>
@@ -121,18 +134,16 @@ std::vector<Step> lifecycle(std::uint64_t region) {
          [](Guest& g, Context& c) { return keep(g.addDevice(trusted(), *Bdf::parse(kDevPlain)), c.plain); }},
         {"CreateVIommu", [](Guest& g, Context& c) { return keep(g.createViommu(trusted(), c.dev), c.viommu); }},
         {"CreateVDevice", [](Guest& g, Context& c) { return g.createVdevice(trusted(), c.dev, c.viommu, 0x42); }},
-        {"Bind", [](Guest& g, Context& c) { return g.bind(trusted(), c.dev); }},
-        {"GuestRequest(info)",
-         [state_query](Guest& g, Context& c) {
+        {"Bind", withTsm([](Guest& g, Context& c) { return g.bind(trusted(), c.dev); })},
+        {"GuestRequest(info)", withTsm([state_query](Guest& g, Context& c) {
              auto r = g.guestRequest(trusted(), c.dev, core::GuestRequestScope::Info, state_query);
              return r ? Result<>{} : Result<>{std::unexpected(r.error())};
-         }},
-        {"GuestRequest(RUN)",
-         [run](Guest& g, Context& c) {
+         })},
+        {"GuestRequest(RUN)", withTsm([run](Guest& g, Context& c) {
              auto r = g.guestRequest(trusted(), c.dev, core::GuestRequestScope::StateChange, run);
              return r ? Result<>{} : Result<>{std::unexpected(r.error())};
-         }},
-        {"Unbind", [](Guest& g, Context& c) { return g.unbind(trusted(), c.dev); }},
+         })},
+        {"Unbind", withTsm([](Guest& g, Context& c) { return g.unbind(trusted(), c.dev); })},
         {"DestroyVDevice", [](Guest& g, Context& c) { return g.destroyVdevice(trusted(), c.dev); }},
         {"DestroyVIommu", [](Guest& g, Context& c) { return g.destroyViommu(trusted(), c.viommu); }},
         {"RemoveDevice(no TDISP)", [](Guest& g, Context& c) { return g.removeDevice(trusted(), c.plain); }},
@@ -178,8 +189,19 @@ TEST_P(FailNthTest, EveryKernelCallFailsOnceAndNothingLeaks) {
                 SCOPED_TRACE(step.name);
                 auto modelNow = [&] { return step.may_keep_bind ? modelBesidesBinds(g) : modelOf(g); };
                 const auto model = modelNow();
-                const auto objects = rig.sim.counter("objects");
-                const auto files = rig.sim.counter("open_files");
+                // The simulator may release a file the previous step closed after it
+                // answers a later control call (support/eventually.hpp): count once the
+                // counts have held still for a moment.
+                std::uint64_t objects = 0, files = 0;
+                (void)eventually([&] {
+                    const auto o = rig.sim.counter("objects");
+                    const auto f = rig.sim.counter("open_files");
+                    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+                    const bool still = o == rig.sim.counter("objects") && f == rig.sim.counter("open_files");
+                    objects = o;
+                    files = f;
+                    return still;
+                });
                 auto r = step.run(g, ctx);
                 if (r) continue;
                 ASSERT_TRUE(sys.consumed() && !failed) << "a failure that was not injected: " << r.error().message;

@@ -9,6 +9,8 @@
 
 #include "kernel/forwarding_syscalls.hpp"
 #include "kernel/ioctl_table.hpp"
+#include "kernel/uapi/iommufd.hpp"
+#include "kernel/uapi/iommufd_tsm_proposed.hpp"
 #include "support/assert_ok.hpp"
 #include "support/bring_up.hpp"
 #include "support/guest_rig.hpp"
@@ -68,6 +70,9 @@ TEST(Features, EachProfileIsProbedForWhatItHas) {
         ASSERT_OK(rig.vmm.attachTo(g));
         EXPECT_EQ(g.vm()->model, e.model);
         EXPECT_EQ(g.vm()->features.reshape, e.reshape);
+        // 0x95 is IOMMU_IOAS_NOIOMMU_GET_PA on merged kernels: never taken for the TSM.
+        EXPECT_EQ(g.vm()->features.tsm_op, e.reshape) << "the TSM proposal only with the proposed series";
+        EXPECT_EQ(g.vm()->features.tsm_request, e.reshape);
         EXPECT_TRUE(g.vm()->features.map_file) << "merged in 6.13";
         auto gmem = rig.vmm.guestMemory(kGuestRamGpa, 4 * kMiB);
         ASSERT_OK(gmem);
@@ -110,6 +115,32 @@ TEST(Features, KernelWithoutTsmIoctlsRefusesBindUpFront) {
     EXPECT_EQ(old.refused, probes) << "refused before reaching the kernel";
     EXPECT_EQ(rig.sim.tdiState(kDevA), "unlocked");
     EXPECT_EQ(rig.sim.counter("failures_injected"), 0U);
+}
+
+// A merged kernel answers 0x95 (IOMMU_IOAS_NOIOMMU_GET_PA) with EINVAL to a struct
+// of the TSM proposal's size: "not ENOTTY" would read that as the TSM. Bind then
+// answers NotSupported before any kernel call or sysfs write.
+TEST(Features, NoiommuGetPaIsNeverMistakenForTheTsm) {
+    for (const char* profile : {"7.3", "7.4"}) {
+        SCOPED_TRACE(profile);
+        GuestRig rig("tdx", profile);
+        core::Guest& g = *rig.guest;
+        ASSERT_OK(rig.vmm.attachTo(g));
+        uapi::iommu_vdevice_tsm_op probe{
+            .size = sizeof(uapi::iommu_vdevice_tsm_op), .type = 0, .flags = 0, .vdevice_id = 0};
+        auto answer = rig.sys->ioctl(g.vm()->iommufd.fd(), uapi::IOMMU_IOAS_NOIOMMU_GET_PA,
+                                     reinterpret_cast<unsigned long>(&probe));
+        ASSERT_FALSE(answer);
+        EXPECT_EQ(answer.error(), EINVAL) << "something answers at 0x95, and not with ENOTTY";
+        EXPECT_FALSE(g.vm()->features.tsm_op);
+        auto up = bringUp(g, rig.vmm, kDevA, Stage::VDevice, 1);
+        ASSERT_OK(up);
+        const auto calls = rig.sim.counter("syscalls");
+        auto bind = g.bind(trusted(), up->device);
+        ASSERT_FALSE(bind);
+        EXPECT_EQ(bind.error().code, Code::NotSupported);
+        EXPECT_EQ(rig.sim.counter("syscalls"), calls) << "no kernel call, no sysfs write";
+    }
 }
 
 TEST(Features, KernelWithoutViommuRefusesCreateVIommu) {

@@ -128,7 +128,7 @@ TEST_P(SeparateModelTest, RandomConversionsFollowTheContract) {
     ASSERT_OK(rig.vmm.bindMemory(kGuestRamGpa, kSize, gmem->get(), 0, vmm_view.address()));
     ASSERT_OK(g.addMemory(trusted(), kGuestRamGpa, kSize, std::move(*gmem), 0, MemoryState::Shared,
                           core::SharedBacking{std::move(memfd), 0}));
-    ASSERT_OK(bringUp(g, rig.vmm, kDevA, Stage::Running));
+    ASSERT_OK(bringUp(g, rig.vmm, kDevA, Stage::Device));  // no TSM on merged kernels
     rig.sim.setDmaGenerator(kDevA, 8, 3);
     auto clean = [&] {
         const auto audit = rig.sim.audit(kDevA);
@@ -242,7 +242,7 @@ TEST_P(InPlaceByAddressTest, RandomConversionsKeepTheOracleClean) {
     ASSERT_OK(gmem);
     ASSERT_OK(rig.vmm.bindMemory(kGuestRamGpa, kRegion, gmem->get()));
     ASSERT_OK(g.addMemory(trusted(), kGuestRamGpa, kRegion, std::move(*gmem), 0, MemoryState::Shared, std::nullopt));
-    ASSERT_OK(bringUp(g, rig.vmm, kDevA, Stage::Running));
+    ASSERT_OK(bringUp(g, rig.vmm, kDevA, Stage::Device));  // no TSM on merged kernels
     rig.sim.setDmaGenerator(kDevA, 8, 5);
     std::mt19937_64 rng(0x74 ^ std::hash<std::string>{}(GetParam()));
     for (int step = 0; step < 150; ++step) {

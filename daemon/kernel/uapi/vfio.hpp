@@ -50,6 +50,7 @@ static_assert(sizeof(vfio_device_bind_iommufd) == 24 && offsetof(vfio_device_bin
 // Kernels without the TOKEN flag accept the 16-byte form; we always send what we carry.
 
 inline constexpr std::uint32_t VFIO_DEVICE_ATTACH_PASID = 1U << 0U;
+inline constexpr std::uint32_t VFIO_DEVICE_DETACH_PASID = 1U << 0U;  // vfio_device_detach_iommufd_pt.flags
 struct vfio_device_attach_iommufd_pt {
     std::uint32_t argsz;
     std::uint32_t flags;
