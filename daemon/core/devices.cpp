@@ -211,6 +211,12 @@ Result<> Guest::bind(Who, ObjectId device) {
     Device& d = **dev;
     if (!d.tdisp_capable) return fail(Code::NotSupported, d.bdf.toString() + " has no TDISP capability");
     if (!vm_->features.tsm_op) return fail(Code::NotSupported, "this kernel has no TSM bind (IOMMU_VDEVICE_TSM_OP)");
+    // SEV-TIO's trusted DMA goes through IOPTEs over private memory, which only a
+    // kernel that maps guest_memfd by file can make (shared memory is still served).
+    if (config_.platform == Platform::Snp && vm_->gmem_map_file == false) {
+        return fail(Code::NotSupported,
+                    "SNP trusted DMA needs guest_memfd in IOMMU_IOAS_MAP_FILE (the RFC), which this kernel lacks");
+    }
     if (!d.vdevice) return fail(Code::InvalidState, "Bind needs a vDEVICE (CreateVDevice first)");
     if (auto r = refreshTdi(d); !r) return std::unexpected(r.error());
     if (!permitted(kTdiTransitions, d.tdi, TdiState::Locked)) {

@@ -143,6 +143,43 @@ TEST(Features, NoiommuGetPaIsNeverMistakenForTheTsm) {
     }
 }
 
+// A kernel with the TSM but without guest_memfd by file (MAP_FILE refuses it, as
+// merged kernels do): an SNP guest's shared memory is still mapped (by address),
+// but its trusted DMA cannot be, so Bind answers NotSupported naming what is missing.
+TEST(Features, SnpBindNeedsGuestMemfdByFile) {
+    GuestRig rig("snp");
+    class RefusesGuestMemfdInMapFile final : public kernel::ForwardingSyscalls {
+    public:
+        using ForwardingSyscalls::ForwardingSyscalls;
+        kernel::SysResult<long> ioctl(int fd, unsigned long req, unsigned long arg) override {
+            if (req == uapi::IOMMU_IOAS_MAP_FILE) {
+                auto* m = reinterpret_cast<uapi::iommu_ioas_map_file*>(arg);
+                auto id = inner().identify(m->fd);
+                if (id && id->link == kernel::kGuestMemfdFileName) return std::unexpected(EINVAL);
+            }
+            return inner().ioctl(fd, req, arg);
+        }
+    } kernel(*rig.sys);
+    core::Guest g({.name = "rfc", .platform = Platform::Snp, .claim_dir = rig.claim_dir}, kernel, anyDevice("rfc"));
+    TestVmm vmm(*rig.sys);
+    ASSERT_OK(vmm.attachTo(g));
+    auto gmem = vmm.guestMemfd(4 * kMiB, {.mmap = true, .init_shared = true});
+    ASSERT_OK(gmem);
+    ASSERT_OK(vmm.bindMemory(kGuestRamGpa, 4 * kMiB, gmem->get()));
+    auto region =
+        g.addMemory(trusted(), kGuestRamGpa, 4 * kMiB, std::move(*gmem), 0, core::MemoryState::Shared, std::nullopt);
+    ASSERT_OK(region);
+    EXPECT_EQ(g.vm()->gmem_map_file, std::optional<bool>(false));
+    EXPECT_TRUE(g.mappingRules(g.memory().at(*region)).shared_dma) << "shared memory is still served";
+    auto up = bringUp(g, vmm, kDevA, Stage::VDevice, 1);
+    ASSERT_OK(up);
+    auto bind = g.bind(trusted(), up->device);
+    ASSERT_FALSE(bind);
+    EXPECT_EQ(bind.error().code, Code::NotSupported);
+    EXPECT_NE(bind.error().message.find("IOMMU_IOAS_MAP_FILE"), std::string::npos) << bind.error().message;
+    EXPECT_EQ(rig.sim.tdiState(kDevA), "unlocked");
+}
+
 TEST(Features, KernelWithoutViommuRefusesCreateVIommu) {
     GuestRig rig("cca");
     KernelWithout old(*rig.sys, {"IOMMU_VIOMMU_ALLOC", "IOMMU_VDEVICE_ALLOC"});
