@@ -32,6 +32,12 @@ struct GuestRig {
             core::GuestConfig{.name = "vm1", .platform = *parsePlatform(platform), .claim_dir = claim_dir}, *sys,
             anyDevice("vm1"));
     }
+    // Returns once the simulator has handled every release and syscall that was
+    // pending when it was called: two round trips on the kernel socket, whose requests
+    // share the releases' priority and are served after what was pending before them.
+    void settle() {
+        for (int i = 0; i < 2; ++i) (void)sys->readAttribute("/sys/module/tio-test/settle");
+    }
     // True once the simulator holds no file and no object (bounded wait).
     [[nodiscard]] bool kernelIsEmpty() {
         return eventually([&] { return sim.counter("open_files") == 0 && sim.counter("objects") == 0; });
