@@ -51,16 +51,19 @@ int main(int argc, char** argv) {
 
     auto loop = service::ServiceLoop::create(service, opts->policy);
     if (!loop) return fatal(1, "cannot set up the event loop");
-    // Anyone may connect to --listen's socket; who may drive the guest is decided per
-    // call from SO_PEERCRED against the policy (the units set a tighter SocketMode=).
+    // Anyone may connect to --listen's socket; who may drive the guest is decided from
+    // SO_PEERCRED against the policy, at accept and again per call (the units set a
+    // tighter SocketMode=).
     if (!handed.listen && !opts->listen.empty()) {
         if (auto fd = bus::listenUnix(opts->listen, SOCK_STREAM, 0666)) handed.listen = std::move(*fd);
     }
     if (!handed.listen) return fatal(1, "no guest socket: pass --listen PATH or start me by socket activation");
     const std::string name = guestBusName(opts->guest);
+    // Only those who may drive the guest get a connection at all: a stranger is turned
+    // away at accept, before any D-Bus work, and never counts as a VMM client.
     bus::P2pServer vmm_door(
         loop->event(), std::move(handed.listen), name, [&](sd_bus* b) { return service.attach(b, core::Door::Vmm); },
-        [&](sd_bus* b) { service.detached(b); });
+        [&](sd_bus* b) { service.detached(b); }, [&](int fd) { return service.admitsVmmPeer(fd); });
     if (vmm_door.start() < 0) return 1;
     std::unique_ptr<service::AdminDoor> admin_door;
     if (opts->system_bus) {

@@ -21,12 +21,13 @@ const sd_bus_vtable kShimVtable[] = {
 
 }  // namespace
 
-P2pServer::P2pServer(sd_event* event, UniqueFd listen_fd, std::string sender, SetupFn setup, GoneFn gone)
+P2pServer::P2pServer(sd_event* event, UniqueFd listen_fd, std::string sender, SetupFn setup, GoneFn gone, AdmitFn admit)
     : event_(event),
       listen_fd_(std::move(listen_fd)),
       sender_(std::move(sender)),
       setup_(std::move(setup)),
-      gone_(std::move(gone)) {}
+      gone_(std::move(gone)),
+      admit_(std::move(admit)) {}
 
 P2pServer::~P2pServer() {
     sd_event_source_disable_unref(accept_source_);
@@ -42,7 +43,8 @@ int P2pServer::onAccept(sd_event_source*, int, std::uint32_t, void* userdata) {
 
 void P2pServer::accept() {
     UniqueFd cfd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-    if (!cfd) return;  // EAGAIN or a client that vanished: nothing to do
+    if (!cfd) return;                          // EAGAIN or a client that vanished: nothing to do
+    if (admit_ && !admit_(cfd.get())) return;  // turned away: closing is all it costs
     auto peer = std::make_unique<Peer>();
     peer->server = this;
     sd_bus* bus = nullptr;

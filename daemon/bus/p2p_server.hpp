@@ -25,8 +25,12 @@ public:
     using SetupFn = std::function<int(sd_bus* bus)>;
     // Called after a client's connection is gone; `bus` only identifies it (already freed).
     using GoneFn = std::function<void(sd_bus* bus)>;
+    // Decides on a just-accepted connection's socket, before any D-Bus work: false
+    // closes it at once (no bus, no client, nothing queued for it).
+    using AdmitFn = std::function<bool(int fd)>;
 
-    P2pServer(sd_event* event, UniqueFd listen_fd, std::string sender, SetupFn setup, GoneFn gone = {});
+    P2pServer(sd_event* event, UniqueFd listen_fd, std::string sender, SetupFn setup, GoneFn gone = {},
+              AdmitFn admit = {});
     P2pServer(const P2pServer&) = delete;
     P2pServer& operator=(const P2pServer&) = delete;
     ~P2pServer();
@@ -53,6 +57,7 @@ private:
     std::string sender_;
     SetupFn setup_;
     GoneFn gone_;
+    AdmitFn admit_;
     sd_event_source* accept_source_ = nullptr;
     std::list<std::unique_ptr<Peer>> peers_;
 };

@@ -7,27 +7,35 @@
 
 namespace tio::dbus {
 
+Result<core::Caller> Authorizer::peerOf(int fd) {
+    core::Caller c;
+    c.door = core::Door::Vmm;
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+        return fail(Code::AccessDenied, "cannot verify the caller");
+    }
+    c.uid = cred.uid;
+    c.pid = cred.pid;
+    gid_t groups[64];
+    socklen_t glen = sizeof groups;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0) {
+        c.groups.assign(groups, groups + glen / sizeof(gid_t));
+    }
+    c.groups.push_back(cred.gid);
+    return c;
+}
+
+bool Authorizer::admitsVmmPeer(int fd) const {
+    auto peer = peerOf(fd);
+    return peer && guard_.admits(*peer, core::Access::Mutate);
+}
+
 Result<core::Caller> Authorizer::identify(sd_bus_message* m, core::Door door) {
+    // The guest socket: the kernel's SO_PEERCRED/SO_PEERGROUPS of the connection.
+    if (door == core::Door::Vmm) return peerOf(sd_bus_get_fd(sd_bus_message_get_bus(m)));
     core::Caller c;
     c.door = door;
-    sd_bus* bus = sd_bus_message_get_bus(m);
-    if (door == core::Door::Vmm) {
-        // The guest socket: the kernel's SO_PEERCRED/SO_PEERGROUPS of the connection.
-        ucred cred{};
-        socklen_t len = sizeof cred;
-        if (::getsockopt(sd_bus_get_fd(bus), SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-            return fail(Code::AccessDenied, "cannot verify the caller");
-        }
-        c.uid = cred.uid;
-        c.pid = cred.pid;
-        gid_t groups[64];
-        socklen_t glen = sizeof groups;
-        if (::getsockopt(sd_bus_get_fd(bus), SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0) {
-            c.groups.assign(groups, groups + glen / sizeof(gid_t));
-        }
-        c.groups.push_back(cred.gid);
-        return c;
-    }
     // The system bus: credentials the bus daemon vouches for. Anything sd-bus had to
     // read from /proc (augmented) is refused: it is racy (systemd 0f51442).
     sd_bus_creds* raw = nullptr;

@@ -20,9 +20,15 @@ public:
 
     [[nodiscard]] Result<core::AuthorizedCaller> authorize(sd_bus_message* m, core::Door door, core::Access access,
                                                            std::string_view method) const;
+    // Whether the peer of a just-accepted guest-socket connection may drive the guest
+    // at all (an owner, an admin or uid 0), from SO_PEERCRED before any D-Bus work:
+    // anyone else is turned away at the door and costs nothing more.
+    [[nodiscard]] bool admitsVmmPeer(int fd) const;
 
 private:
     [[nodiscard]] static Result<core::Caller> identify(sd_bus_message* m, core::Door door);
+    // The guest socket's peer as the kernel saw it connect (SO_PEERCRED, SO_PEERGROUPS).
+    [[nodiscard]] static Result<core::Caller> peerOf(int fd);
 
     const core::Guard& guard_;
     AuditTrail& audit_;

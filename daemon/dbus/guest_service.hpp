@@ -45,6 +45,8 @@ public:
     // The caller of `m` on whichever door it came through, if the guard admits them.
     [[nodiscard]] Result<core::AuthorizedCaller> authorize(sd_bus_message* m, core::Access access,
                                                            std::string_view method);
+    // Whether a just-accepted guest-socket peer may drive the guest at all.
+    [[nodiscard]] bool admitsVmmPeer(int fd) const { return authorizer_.admitsVmmPeer(fd); }
     // Rebuilds the views from the model and emits what changed.
     void publish();
     void emitFault(const std::string& object_path, const std::string& kind, const std::string& detail);
