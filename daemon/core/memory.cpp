@@ -1,6 +1,8 @@
 // Guest memory: regions, conversions and hole punching (architecture.md section 6).
 // The planner decides which kernel operations, in which order; this file runs them,
 // registers each one's undo, and keeps the record of page states.
+#include <bit>
+
 #include "common/checked_math.hpp"
 #include "core/guest.hpp"
 #include "core/memory_planner.hpp"
@@ -191,6 +193,11 @@ Result<ObjectId> Guest::addMemory(Who, std::uint64_t gpa, std::uint64_t size, Un
         return fail(Code::InvalidArgument, "gpa, size and offset must be 4 KiB aligned, size non-zero, no overflow");
     }
     const std::uint64_t end = gpa + size;
+    if (end > guestAddressLimit(config_.platform)) {
+        return fail(Code::InvalidArgument, "the range ends above the guest's physical address space (2^" +
+                                               std::to_string(std::countr_zero(guestAddressLimit(config_.platform))) +
+                                               ")");
+    }
     for (const auto& [id, r] : memory_) {
         if (gpa < r.end() && r.gpa < end) {
             return fail(Code::InvalidArgument, "the range overlaps memory region " + std::to_string(id));

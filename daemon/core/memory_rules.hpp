@@ -30,6 +30,13 @@ struct IommuView {
 inline constexpr std::uint64_t kSharedAliasBit = 1ULL << 47U;
 inline constexpr std::uint64_t kRmpLargePage = 2ULL << 20U;
 
+// The guest physical addresses the IOMMU layout can express: below the shared alias
+// bit on TDX and CCA (a GPA with it set would be its own shared view), below the
+// 48-bit guest address width on SNP. Memory beyond is refused before any kernel call.
+[[nodiscard]] constexpr std::uint64_t guestAddressLimit(Platform p) {
+    return p == Platform::Snp ? 1ULL << 48U : kSharedAliasBit;
+}
+
 // How the kernel converts a page (architecture.md section 6): in place, on one
 // guest_memfd backing (the attribute on the guest_memfd, set by the daemon), or
 // with a separate shared backing (a memfd; the VM-scoped attribute, set by the VMM).

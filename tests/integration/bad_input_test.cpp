@@ -75,6 +75,13 @@ TEST_F(BadInputTest, MemoryRangesAreCheckedBeforeTheKernelSeesThem) {
     });
     refused("beyond the guest_memfd", Code::InvalidArgument,
             [&] { return g.addMemory(trusted(), gpa, 8 * kMiB, dup(), 12 * kMiB, MemoryState::Shared, std::nullopt); });
+    // TDX: the shared bit (bit 47 for this 48-bit guest) is no guest memory's address.
+    refused("at the shared alias bit", Code::InvalidArgument, [&] {
+        return g.addMemory(trusted(), 1ULL << 47U, kMiB, dup(), 8 * kMiB, MemoryState::Shared, std::nullopt);
+    });
+    refused("across the shared alias bit", Code::InvalidArgument, [&] {
+        return g.addMemory(trusted(), (1ULL << 47U) - 4096, 8192, dup(), 8 * kMiB, MemoryState::Shared, std::nullopt);
+    });
     refused("guest_memfd range used twice", Code::InvalidArgument,
             [&] { return g.addMemory(trusted(), gpa, 4 * kMiB, dup(), 0, MemoryState::Shared, std::nullopt); });
     refused("deprecated CreateGuestMemory", Code::NotSupported, [&] { return g.createGuestMemory(trusted()); });
