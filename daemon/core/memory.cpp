@@ -165,21 +165,15 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
 void Guest::recordChange(MemoryRegion& r, const Change& change, Rollback& undo) {
     // The record follows the kernel; its undo restores the runs and the byte counts.
     const auto before = r.states.runs(change.start, change.end);
-    auto account = [&r](const PageState& st, std::uint64_t bytes, bool add) {
-        std::uint64_t& priv = r.private_bytes;
-        std::uint64_t& rev = r.revoked_bytes;
-        if (st.attr == MemoryState::Private) priv = add ? priv + bytes : priv - bytes;
-        if (st.revoked) rev = add ? rev + bytes : rev - bytes;
-    };
     for (const auto& run : before) {
-        account(run.value, run.end - run.start, false);
-        account(change.applied(run.value), run.end - run.start, true);
+        r.count(run.value, run.end - run.start, false);
+        r.count(change.applied(run.value), run.end - run.start, true);
         r.states.assign(run.start, run.end, change.applied(run.value));
     }
-    undo.add([&r, before, change, account] {
+    undo.add([&r, before, change] {
         for (const auto& run : before) {
-            account(change.applied(run.value), run.end - run.start, false);
-            account(run.value, run.end - run.start, true);
+            r.count(change.applied(run.value), run.end - run.start, false);
+            r.count(run.value, run.end - run.start, true);
             r.states.assign(run.start, run.end, run.value);
         }
     });
@@ -264,9 +258,9 @@ Result<ObjectId> Guest::addMemory(Who, std::uint64_t gpa, std::uint64_t size, Un
     if (vm_->model == MemoryModel::InPlace) {
         assumed = initial == MemoryState::Shared ? MemoryState::Private : MemoryState::Shared;
     }
-    region.states.assign(gpa, end, PageState{.attr = assumed, .revoked = true});
-    if (assumed == MemoryState::Private) region.private_bytes = size;
-    region.revoked_bytes = size;
+    const PageState unmapped{.attr = assumed, .revoked = true};
+    region.states.assign(gpa, end, unmapped);
+    region.count(unmapped, size, true);
     if (auto r = applyChange(region, Change{.start = gpa, .end = end, .attr = initial, .revoked = false}, undo); !r) {
         return std::unexpected(r.error());
     }

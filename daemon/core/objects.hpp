@@ -80,13 +80,23 @@ struct MemoryRegion {
     // cannot be mapped: created without GUEST_MEMFD_FLAG_MMAP).
     SharedMapping view;
     RangeMap<PageState> states;  // covers exactly [gpa, gpa + size)
+    // Byte counts of `states`, kept in step by count() so that readers (the views, on
+    // every change) never walk the runs.
     std::uint64_t private_bytes = 0;
     std::uint64_t revoked_bytes = 0;
-    FileKey file_identity{};    // of the guest_memfd
-    FileKey shared_identity{};  // of the shared memfd
+    std::uint64_t revoked_private_bytes = 0;  // the private ones among revoked_bytes
+    FileKey file_identity{};                  // of the guest_memfd
+    FileKey shared_identity{};                // of the shared memfd
     [[nodiscard]] std::uint64_t end() const { return gpa + size; }
     [[nodiscard]] std::uint64_t fileOffset(std::uint64_t at_gpa) const { return offset + (at_gpa - gpa); }
     [[nodiscard]] std::uint64_t sharedOffset(std::uint64_t at_gpa) const { return shared_offset + (at_gpa - gpa); }
+    // `bytes` of pages in state `s` entered (`add`) or left `states`.
+    void count(const PageState& s, std::uint64_t bytes, bool add) {
+        auto adjust = [bytes, add](std::uint64_t& n) { n = add ? n + bytes : n - bytes; };
+        if (s.attr == MemoryState::Private) adjust(private_bytes);
+        if (s.revoked) adjust(revoked_bytes);
+        if (s.revoked && s.attr == MemoryState::Private) adjust(revoked_private_bytes);
+    }
 };
 
 }  // namespace tio::core

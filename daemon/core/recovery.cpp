@@ -288,8 +288,7 @@ Result<RestoreReport> Guest::restore(GuestImage image, const std::vector<Journal
         }
         for (const auto& run : sm.runs) {
             r.states.assign(run.start, run.end, run.value);
-            if (run.value.attr == MemoryState::Private) r.private_bytes += run.end - run.start;
-            if (run.value.revoked) r.revoked_bytes += run.end - run.start;
+            r.count(run.value, run.end - run.start, true);
         }
         if (r.states.fragments() == 0) r.states.assign(r.gpa, r.end(), PageState{});
         if (auto added = objects_.add({ObjectKind::Memory, r.id}, 0, holdsOf(r)); !added) {

@@ -102,11 +102,15 @@ MappingRules Guest::mappingRules(const MemoryRegion& r) const {
 }
 
 std::uint64_t Guest::mappedBytes(const MemoryRegion& r) const {
+    // From the region's byte counts, never by walking its runs: the views read this
+    // after every change, and a fragmented guest has many runs. What is mapped
+    // depends only on a page's attribute and whether it is revoked.
     const MappingRules rules = mappingRules(r);
+    const std::uint64_t live_private = r.private_bytes - r.revoked_private_bytes;
+    const std::uint64_t live_shared = (r.size - r.private_bytes) - (r.revoked_bytes - r.revoked_private_bytes);
     std::uint64_t bytes = 0;
-    r.states.forEach(r.gpa, r.end(), [&](std::uint64_t s, std::uint64_t e, const PageState& st) {
-        if (iommuView(rules, st).mapped) bytes += e - s;
-    });
+    if (iommuView(rules, PageState{.attr = MemoryState::Shared}).mapped) bytes += live_shared;
+    if (iommuView(rules, PageState{.attr = MemoryState::Private}).mapped) bytes += live_private;
     return bytes;
 }
 

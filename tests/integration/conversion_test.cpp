@@ -50,6 +50,18 @@ protected:
         for (const auto& [id, m] : g().memory()) n += m.private_bytes;
         return n;
     }
+    // The bytes the daemon says the IOMMU maps (from its counts) against a walk of
+    // every run through the platform rules.
+    void expectMappedBytesMatchTheRuns(int step) const {
+        for (const auto& [id, m] : g().memory()) {
+            const core::MappingRules rules = g().mappingRules(m);
+            std::uint64_t walked = 0;
+            m.states.forEach(m.gpa, m.end(), [&](std::uint64_t s, std::uint64_t e, const core::PageState& st) {
+                if (core::iommuView(rules, st).mapped) walked += e - s;
+            });
+            ASSERT_EQ(g().mappedBytes(m), walked) << "region " << id << ", step " << step;
+        }
+    }
     [[nodiscard]] core::Guest& g() const { return *guest.rig.guest; }
 
     // A random range: 4 KiB to 1 GiB, aligned or not, anywhere in guest memory.
@@ -125,6 +137,8 @@ TEST_P(ConversionTest, RandomConversionsAndPunchesKeepTheOracleClean) {
         expectFaultsOnlyIn(touched, step);
         ASSERT_EQ(guest.auditFindings(), "") << "step " << step;
         ASSERT_EQ(daemonPrivateBytes(), modelPrivateBytes()) << "step " << step;
+        expectMappedBytesMatchTheRuns(step);
+        ASSERT_FALSE(HasFatalFailure()) << "step " << step;
     }
     EXPECT_EQ(g().conversions(), conversions);
     EXPECT_GT(conversions, 5000U) << "thousands of conversions";
