@@ -39,6 +39,7 @@ class KvmSystem {
 public:
     // Opens /dev/kvm and checks KVM_GET_API_VERSION == 12.
     [[nodiscard]] static Result<KvmSystem> open(Syscalls& sys);
+    [[nodiscard]] int fd() const noexcept { return fd_.get(); }
     [[nodiscard]] Result<long> checkExtension(unsigned long cap);
     // KVM_CAP_VM_TYPES offers `type` (KVM_X86_DEFAULT_VM always exists).
     [[nodiscard]] Result<bool> offersVmType(VmType type);

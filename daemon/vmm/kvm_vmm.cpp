@@ -1,7 +1,5 @@
 #include "vmm/kvm_vmm.hpp"
 
-#include <fcntl.h>
-
 #include <string>
 
 #include "kernel/ioctl_call.hpp"
@@ -25,28 +23,20 @@ Result<UniqueFd> duplicate(const UniqueFd& fd, std::string_view what) {
 }  // namespace
 
 Result<Kvm> Kvm::open(kernel::Syscalls& sys) {
-    auto fd = sys.open("/dev/kvm", O_RDWR);
-    if (!fd) return std::unexpected(kernel::kernelError("open /dev/kvm", fd.error()));
-    auto v = ioctlValue(sys, fd->get(), KVM_GET_API_VERSION, 0);
-    if (!v) return std::unexpected(v.error());
-    if (*v != kKvmApiVersion) return fail(Code::NotSupported, "KVM API version " + std::to_string(*v) + " (need 12)");
-    return Kvm(sys, std::move(*fd));
+    auto system = kernel::KvmSystem::open(sys);
+    if (!system) return std::unexpected(system.error());
+    return Kvm(sys, std::move(*system));
 }
-
-Result<long> Kvm::checkExtension(unsigned long cap) { return ioctlValue(*sys_, fd_.get(), KVM_CHECK_EXTENSION, cap); }
 
 Result<Vm> Kvm::createVm(VmType type) {
     const unsigned long machine = kernel::machineType(type);
-    if (machine != KVM_X86_DEFAULT_VM) {
-        // KVM_CAP_VM_TYPES: bit N set = type N supported; a missing type is
-        // NotSupported rather than an opaque EINVAL from KVM_CREATE_VM.
-        auto types = checkExtension(KVM_CAP_VM_TYPES);
-        if (!types) return std::unexpected(types.error());
-        if ((static_cast<unsigned long>(*types) & (1UL << machine)) == 0) {
-            return fail(Code::NotSupported, "this kernel's KVM does not offer VM type " + std::to_string(machine));
-        }
+    // A missing type is NotSupported rather than an opaque EINVAL from KVM_CREATE_VM.
+    auto offered = system_.offersVmType(type);
+    if (!offered) return std::unexpected(offered.error());
+    if (!*offered) {
+        return fail(Code::NotSupported, "this kernel's KVM does not offer VM type " + std::to_string(machine));
     }
-    auto r = ioctlValue(*sys_, fd_.get(), KVM_CREATE_VM, machine);
+    auto r = ioctlValue(*sys_, system_.fd(), KVM_CREATE_VM, machine);
     if (!r) return std::unexpected(r.error());
     return Vm(*sys_, UniqueFd(static_cast<int>(*r)));
 }

@@ -71,18 +71,20 @@ private:
     UniqueFd fd_;
 };
 
+// /dev/kvm as the daemon sees it (kernel::KvmSystem: anyone may ask it), plus the
+// one thing only a VMM does with it: create a VM.
 class Kvm {
 public:
     // Opens /dev/kvm and checks KVM_GET_API_VERSION == 12.
     [[nodiscard]] static Result<Kvm> open(kernel::Syscalls& sys);
-    [[nodiscard]] Result<long> checkExtension(unsigned long cap);
+    [[nodiscard]] Result<long> checkExtension(unsigned long cap) { return system_.checkExtension(cap); }
     // NotSupported when KVM_CAP_VM_TYPES does not offer `type`.
     [[nodiscard]] Result<Vm> createVm(VmType type);
 
 private:
-    Kvm(kernel::Syscalls& sys, UniqueFd fd) : sys_(&sys), fd_(std::move(fd)) {}
+    Kvm(kernel::Syscalls& sys, kernel::KvmSystem system) : sys_(&sys), system_(std::move(system)) {}
     kernel::Syscalls* sys_;
-    UniqueFd fd_;
+    kernel::KvmSystem system_;
 };
 
 }  // namespace tio::vmm
