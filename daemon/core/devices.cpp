@@ -1,21 +1,16 @@
-// Guest: devices, vIOMMUs, vDEVICEs and TDIs (architecture.md section 5):
+// Guest: devices, vIOMMUs and vDEVICEs (architecture.md section 5; the TDI is tdi.cpp's):
 //   AddDevice: claim -> open cdev (opened); the VMM: GetVfioFd -> KVM_DEV_VFIO_FILE_ADD
 //   (only the VM's creator may); Attach: BIND_IOMMUFD -> attach (attached);
-//   CreateVIommu -> CreateVDevice -> Bind -> (guest) RUN -> Unbind -> destroy, leaf-first.
+//   CreateVIommu -> CreateVDevice (binds on a TSM vIOMMU) -> Bind -> (guest) RUN ->
+//   Unbind -> destroy, leaf-first.
 // Each object enters the object table last, once every kernel step succeeded
 // (iommufd's finalize), with what it holds; destroying one leaves it first.
 #include "core/guest.hpp"
 #include "core/rollback.hpp"
-#include "core/tdi.hpp"
 #include "kernel/pci_sysfs.hpp"
 #include "kernel/tsm.hpp"
 
 namespace tio::core {
-
-namespace {
-// A TDISP interface report fits in a few KiB; the kernel cap for pointer buffers is 64 KiB.
-constexpr std::uint32_t kMaxTsmResponse = 16U * 1024U;
-}  // namespace
 
 Result<Device*> Guest::deviceFor(std::string_view step, ObjectId id) {
     if (auto r = requireVm(step); !r) return std::unexpected(r.error());
@@ -24,7 +19,9 @@ Result<Device*> Guest::deviceFor(std::string_view step, ObjectId id) {
     return &it->second;
 }
 
-std::uint32_t Guest::viommuType() const { return kernel::viommuTypeFor(config_.platform); }
+std::uint32_t Guest::viommuType() const {
+    return kernel::viommuTypeFor(config_.platform, vm_ && vm_->features.tsm_request);
+}
 
 Result<ObjectId> Guest::addDevice(Who, const Bdf& bdf) {
     if (auto r = guard_.admitDevice(bdf, devices_.size()); !r) return std::unexpected(r.error());
@@ -113,10 +110,15 @@ Result<ObjectId> Guest::createViommu(Who, ObjectId device) {
     auto dev = deviceFor("CreateVIommu", device);
     if (!dev) return std::unexpected(dev.error());
     if (!vm_->features.viommu) return fail(Code::NotSupported, "this kernel's iommufd has no IOMMU_VIOMMU_ALLOC");
+    const std::uint32_t type = viommuType();
+    if (type == 0) {
+        return fail(Code::NotSupported, "this kernel has no vIOMMU type for " +
+                                            std::string(toString(config_.platform)) +
+                                            " (the TSM series, RFC v7, supplies one)");
+    }
     if ((*dev)->state != DeviceState::Attached || !objects_.contains(kHwptKey)) {
         return fail(Code::InvalidState, "the device is not attached (Device.Attach first)");
     }
-    const std::uint32_t type = viommuType();
     auto kid = vm_->iommufd.allocViommu((*dev)->dev_id, hwptId(), type);
     if (!kid) return std::unexpected(kid.error());
     const ObjectId id = next_id_;
@@ -158,13 +160,27 @@ Result<> Guest::createVdevice(Who, ObjectId device, ObjectId viommu, std::uint64
             return fail(Code::InvalidArgument, "virtual id " + std::to_string(virtual_id) + " is taken on this vIOMMU");
         }
     }
+    // On a TSM vIOMMU the vDEVICE binds the TDI, which needs its security manager
+    // connected first (SPDM and IDE with the device, tsm/connect of its DSM).
+    Rollback undo;
+    const bool binds = d.tdisp_capable && kernel::isTsmViommuType(v->second.type);
+    if (binds) {
+        if (auto r = connectDsm(d, undo); !r) return r;
+    }
     auto kid = vm_->iommufd.allocVdevice(v->second.kernel_id, d.dev_id, virtual_id);
+    // ENODEV: the TSM found no VM behind the device, which VFIO hands it at bind time
+    // from the VMM's KVM-VFIO device.
+    if (!kid && binds && kid.error().sys_errno == ENODEV) {
+        return fail(Code::InvalidState,
+                    "the device has no VM (the VMM's KVM_DEV_VFIO_FILE_ADD must come before Device.Attach)", ENODEV);
+    }
     if (!kid) return std::unexpected(kid.error());
     const VDevice vdev{.kernel_id = *kid, .viommu = viommu, .virtual_id = virtual_id};
     if (auto r = objects_.add({ObjectKind::VDevice, device}, vdev.kernel_id, holdsOf(d, vdev)); !r) {
         (void)vm_->iommufd.destroy(*kid);
         return std::unexpected(r.error());
     }
+    undo.commit();
     d.vdevice = vdev;
     changed();
     return {};
@@ -184,135 +200,6 @@ Result<> Guest::destroyVdevice(Who, ObjectId device) {
     d.vdevice.reset();
     changed();
     return {};
-}
-
-Result<> Guest::moveTdi(Device& d, TdiState to) {
-    if (auto r = transition(kTdiTransitions, d.tdi, to); !r) return r;
-    changed();
-    return {};
-}
-
-Result<> Guest::refreshTdi(Device& d) {
-    // Without the request tunnel the state cannot be asked; Bind was impossible too.
-    if (!d.vdevice || !d.tdisp_capable || d.tdi == TdiState::Unlocked || !vm_->features.tsm_request) {
-        return {};
-    }
-    auto state = vm_->iommufd.tdiState(d.vdevice->kernel_id);
-    if (!state) return std::unexpected(state.error());
-    if (toTdiState(*state) == TdiState::Error && d.tdi != TdiState::Error) {
-        if (auto r = moveTdi(d, TdiState::Error); !r) return r;
-    }
-    return {};
-}
-
-Result<> Guest::bind(Who, ObjectId device) {
-    auto dev = deviceFor("Bind", device);
-    if (!dev) return std::unexpected(dev.error());
-    Device& d = **dev;
-    if (!d.tdisp_capable) return fail(Code::NotSupported, d.bdf.toString() + " has no TDISP capability");
-    if (!vm_->features.tsm_op) return fail(Code::NotSupported, "this kernel has no TSM bind (IOMMU_VDEVICE_TSM_OP)");
-    // SEV-TIO's trusted DMA goes through IOPTEs over private memory, which only a
-    // kernel that maps guest_memfd by file can make (shared memory is still served).
-    if (config_.platform == Platform::Snp && vm_->gmem_map_file == false) {
-        return fail(Code::NotSupported,
-                    "SNP trusted DMA needs guest_memfd in IOMMU_IOAS_MAP_FILE (the RFC), which this kernel lacks");
-    }
-    if (!d.vdevice) return fail(Code::InvalidState, "Bind needs a vDEVICE (CreateVDevice first)");
-    if (auto r = refreshTdi(d); !r) return std::unexpected(r.error());
-    if (!permitted(kTdiTransitions, d.tdi, TdiState::Locked)) {
-        return fail(Code::InvalidState, whatFirst(d.tdi, TdiState::Locked));
-    }
-    kernel::Tsm tsm(sys_);
-    auto connected = tsm.connectedTo(d.bdf);
-    if (!connected) return std::unexpected(connected.error());
-    Rollback undo;
-    if (connected->empty()) {
-        // SPDM/IDE with the device's security manager first (tsm/connect of its DSM).
-        if (auto r = tsm.connect(d.bdf); !r) return std::unexpected(r.error());
-        // Undoing is safe: the DSM was not connected, so no TDI under it can be bound.
-        undo.add([&] {
-            if (auto name = tsm.connectedTo(d.bdf); name && !name->empty()) (void)tsm.disconnect(d.bdf, *name);
-        });
-    }
-    if (auto r = vm_->iommufd.tsmBind(d.vdevice->kernel_id); !r) return std::unexpected(r.error());
-    undo.commit();
-    d.tsm_connected = true;  // the DSM stays connected after Unbind (disconnect is an admin act)
-    if (auto r = moveTdi(d, TdiState::Locked); !r) return r;
-    return {};
-}
-
-Result<std::vector<std::uint8_t>> Guest::guestRequest(Who, ObjectId device, GuestRequestScope scope,
-                                                      std::span<const std::uint8_t> request) {
-    auto dev = deviceFor("GuestRequest", device);
-    if (!dev) return std::unexpected(dev.error());
-    Device& d = **dev;
-    // The request is validated before any state is looked at (style rule 19).
-    if (request.empty() || request.size() > kMaxTsmResponse) {
-        return fail(Code::InvalidArgument, "a request is 1 to 16384 bytes");
-    }
-    if (!vm_->features.tsm_request) {
-        return fail(Code::NotSupported, "this kernel has no TSM request tunnel (IOMMU_VDEVICE_TSM_REQ)");
-    }
-    if (!d.vdevice) return fail(Code::InvalidState, "GuestRequest needs a vDEVICE (CreateVDevice first)");
-    if (auto r = refreshTdi(d); !r) return std::unexpected(r.error());
-    std::optional<TdiState> target;
-    if (scope == GuestRequestScope::StateChange) {
-        if (request.size() != 1) return fail(Code::InvalidArgument, "a state-change request is one byte");
-        if (request[0] == static_cast<std::uint8_t>(kernel::TdispState::Run)) target = TdiState::Run;
-        else if (request[0] == static_cast<std::uint8_t>(kernel::TdispState::ConfigUnlocked))
-            target = TdiState::Unlocked;
-        else return fail(Code::InvalidArgument, "state-change asks for 0x02 (RUN) or 0x00 (unlocked)");
-        if (!permitted(kTdiTransitions, d.tdi, *target)) return fail(Code::InvalidState, whatFirst(d.tdi, *target));
-    } else if (d.tdi != TdiState::Locked && d.tdi != TdiState::Run) {
-        return fail(Code::InvalidState,
-                    "the TDI is " + std::string(toString(d.tdi)) + "; info needs it bound (Bind first)");
-    }
-    auto resp = vm_->iommufd.tsmRequest(
-        d.vdevice->kernel_id,
-        scope == GuestRequestScope::Info ? kernel::TsmRequestScope::Info : kernel::TsmRequestScope::StateChange,
-        request, kMaxTsmResponse);
-    if (!resp) return std::unexpected(resp.error());
-    if (target) {
-        if (auto r = moveTdi(d, *target); !r) return std::unexpected(r.error());
-    }
-    return resp;
-}
-
-Result<> Guest::unbind(Who, ObjectId device) {
-    auto dev = deviceFor("Unbind", device);
-    if (!dev) return std::unexpected(dev.error());
-    Device& d = **dev;
-    if (!d.vdevice || !d.tdisp_capable) return fail(Code::InvalidState, "the device is not bound (Bind first)");
-    if (auto r = refreshTdi(d); !r) return std::unexpected(r.error());
-    if (!permitted(kTdiTransitions, d.tdi, TdiState::Unlocked)) {
-        return fail(Code::InvalidState, whatFirst(d.tdi, TdiState::Unlocked));
-    }
-    if (auto r = vm_->iommufd.tsmUnbind(d.vdevice->kernel_id); !r) return std::unexpected(r.error());
-    if (auto r = moveTdi(d, TdiState::Unlocked); !r) return r;
-    return {};
-}
-
-Result<> Guest::reset(Who, ObjectId device) {
-    auto dev = deviceFor("Reset", device);
-    if (!dev) return std::unexpected(dev.error());
-    Device& d = **dev;
-    if (auto r = refreshTdi(d); !r) return std::unexpected(r.error());
-    // A reset of a bound TDI destroys its TDISP state: never do it (kernel-uapi.md 2.5).
-    if (d.tdiNeedsUnbind()) {
-        return fail(Code::InvalidState, "the TDI is " + std::string(toString(d.tdi)) + " (Unbind first)");
-    }
-    return d.vfio.reset();
-}
-
-std::vector<ObjectId> Guest::watchTdis() {
-    std::vector<ObjectId> broken;
-    if (!vm_) return broken;
-    for (auto& [id, d] : devices_) {
-        const TdiState before = d.tdi;
-        // A failed read is retried on the next look; the state stays as last known.
-        if (refreshTdi(d) && before != TdiState::Error && d.tdi == TdiState::Error) broken.push_back(id);
-    }
-    return broken;
 }
 
 Result<UniqueFd> Guest::vfioFd(Who, ObjectId device) {

@@ -76,12 +76,10 @@ Result<> Guest::destroyObject(ObjectKey key, std::uint32_t kernel_id) {
         case ObjectKind::VDevice: {
             Device& d = devices_.at(key.id);
             Result<> r;
-            // STOP before the vDEVICE goes: a bound TDI is never left behind.
-            if (d.tdiNeedsUnbind()) {
-                r = vm.iommufd.tsmUnbind(kernel_id);
-                // Locked, running or in error: each may go to unlocked by the table.
-                (void)transition(kTdiTransitions, d.tdi, TdiState::Unlocked);
-            }
+            // STOP before the vDEVICE goes (its destruction unbinds anyway): a bound
+            // TDI is never left behind, quarantined or not.
+            if (d.tdiNeedsUnbind() && hasTsmContext(d)) r = stopTdi(d);
+            d.tdi = TdiState::Unlocked;
             Result<> destroyed = vm.iommufd.destroy(kernel_id);
             d.vdevice.reset();
             return r ? destroyed : r;

@@ -24,6 +24,7 @@
 #include "core/object_table.hpp"
 #include "core/objects.hpp"
 #include "core/rollback.hpp"
+#include "core/tdi.hpp"
 #include "kernel/features.hpp"
 #include "kernel/iommufd.hpp"
 #include "kernel/kvm.hpp"
@@ -128,16 +129,32 @@ public:
     [[nodiscard]] Result<> destroyViommu(Who who, ObjectId viommu);
     [[nodiscard]] Result<> createVdevice(Who who, ObjectId device, ObjectId viommu, std::uint64_t virtual_id);
     [[nodiscard]] Result<> destroyVdevice(Who who, ObjectId device);
+    // TDISP LOCK (SET_TDI_STATE through the TSM).
     [[nodiscard]] Result<> bind(Who who, ObjectId device);
+    // Relays one of the guest's requests (kTsmOpRules) unchanged, after checking the
+    // op, its payload's size and the TDI state it needs.
+    [[nodiscard]] Result<TsmReply> tsmRequest(Who who, ObjectId device, std::string_view op,
+                                              std::span<const std::uint8_t> payload);
+    // Deprecated: maps onto tsmRequest("set-tdi-state") and the interface report.
     [[nodiscard]] Result<std::vector<std::uint8_t>> guestRequest(Who who, ObjectId device, GuestRequestScope scope,
                                                                  std::span<const std::uint8_t> request);
+    // TDISP STOP; also the way out of quarantine, on the kernel's word.
     [[nodiscard]] Result<> unbind(Who who, ObjectId device);
+    // A function reset: of an unlocked TDI, or of a quarantined one by an administrator
+    // on the admin door (which then adopts the state the kernel reports).
     [[nodiscard]] Result<> reset(Who who, ObjectId device);
+    // One whole evidence object of the TDI with its generation, never mixed from two.
+    [[nodiscard]] Result<Evidence> evidence(Who who, ObjectId device, EvidenceKind kind);
     [[nodiscard]] Result<UniqueFd> vfioFd(Who who, ObjectId device);
-    // Re-reads the interface state of every bound TDI: nothing tells userspace when a
-    // host config write or reset breaks one, so the daemon asks. Returns the devices
-    // whose TDI went to error since the last look.
-    std::vector<ObjectId> watchTdis();
+    // Re-reads the interface state of every TDI the TSM holds: nothing tells userspace
+    // when a host config write or reset breaks one, so the daemon asks. What changed
+    // behind its back becomes a fault (takeFaults).
+    void watchTdis();
+    // Re-reads one device's TDI state (a property read: properties tell the truth).
+    [[nodiscard]] Result<> refreshDevice(ObjectId device);
+    // The faults since the last call, for the doors to signal: quarantines, and TDI
+    // states the daemon did not cause.
+    [[nodiscard]] std::vector<DeviceFault> takeFaults();
 
     // Leaf-first unwind of everything: a drain of the object table. Returns what
     // failed along the way (each failure was stepped over: closing the fds makes the
@@ -193,8 +210,21 @@ private:
     [[nodiscard]] Result<Device*> deviceFor(std::string_view step, ObjectId id);
     // The first guest_memfd tells whether the IOMMU maps guest_memfd by file.
     [[nodiscard]] Result<> probeGuestMemfdMapping(int gmem, std::uint64_t offset);
-    // Re-reads the TDI state from the device (a config write or reset may have moved
-    // it to error behind the daemon's back).
+    // TDI (tdi.cpp). Whether the TSM holds a device context for `d` (a vDEVICE on a
+    // TSM vIOMMU of a TDISP function).
+    [[nodiscard]] bool hasTsmContext(const Device& d) const;
+    // Connects the DSM of `d` unless it is; the undo disconnects what this connected.
+    [[nodiscard]] Result<> connectDsm(Device& d, Rollback& undo);
+    // One TSM request for `d`. Error unless the TSM answered success; an uncertain
+    // outcome of a state-changing op quarantines `d` first.
+    [[nodiscard]] Result<kernel::TsmAnswer> relay(Device& d, const TsmOpRule& rule,
+                                                  std::span<const std::uint8_t> payload);
+    void quarantine(Device& d, const std::string& what);
+    [[nodiscard]] Result<TdiState> readTdiState(Device& d);
+    // TDISP STOP (SET_TDI_STATE to unlocked); the caller records the new state.
+    [[nodiscard]] Result<> stopTdi(Device& d);
+    // Re-reads the TDI state from the TSM and adopts it, with a fault, when a config
+    // write, reset or disconnect moved it behind the daemon's back.
     [[nodiscard]] Result<> refreshTdi(Device& dev);
     // The TDI's one way to a new state: the table's transition, then the listeners.
     [[nodiscard]] Result<> moveTdi(Device& d, TdiState to);
@@ -251,6 +281,7 @@ private:
     std::uint64_t conversions_ = 0;
     std::uint64_t revocations_ = 0;
     MemoryObserver* observer_ = nullptr;
+    std::vector<DeviceFault> faults_;
     ObjectId next_id_ = 1;
 };
 

@@ -21,10 +21,11 @@ constexpr std::array<std::pair<GuestState, std::string_view>, 3> kGuestNames = {
     {{GuestState::Empty, "empty"}, {GuestState::Active, "active"}, {GuestState::TearingDown, "tearing-down"}}};
 constexpr std::array<std::pair<DeviceState, std::string_view>, 2> kDeviceNames = {
     {{DeviceState::Opened, "opened"}, {DeviceState::Attached, "attached"}}};
-constexpr std::array<std::pair<TdiState, std::string_view>, 4> kTdiNames = {{{TdiState::Unlocked, "unlocked"},
+constexpr std::array<std::pair<TdiState, std::string_view>, 5> kTdiNames = {{{TdiState::Unlocked, "unlocked"},
                                                                              {TdiState::Locked, "locked"},
                                                                              {TdiState::Run, "run"},
-                                                                             {TdiState::Error, "error"}}};
+                                                                             {TdiState::Error, "error"},
+                                                                             {TdiState::Quarantined, "quarantined"}}};
 constexpr std::array<std::pair<MemoryState, std::string_view>, 2> kMemoryNames = {
     {{MemoryState::Private, "private"}, {MemoryState::Shared, "shared"}}};
 
@@ -52,11 +53,15 @@ std::string whatFirst(DeviceState from, DeviceState to) {
 
 std::string whatFirst(TdiState from, TdiState to) {
     std::string now = "the TDI is " + std::string(toString(from));
+    if (from == TdiState::Quarantined) {
+        return now + " (an earlier request's outcome is unknown); only Unbind, Remove or an administrator's Reset";
+    }
     switch (to) {
         case TdiState::Locked: return now + "; Bind needs it unlocked (Unbind first)";
         case TdiState::Run: return now + "; RUN needs it locked (Bind first)";
         case TdiState::Unlocked: return now + "; Unbind needs it bound (Bind first)";
         case TdiState::Error: return now + "; only a locked or running TDI can fail";
+        case TdiState::Quarantined: return now + "; it is already quarantined";
     }
     return now;
 }

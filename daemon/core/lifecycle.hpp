@@ -21,8 +21,11 @@ enum class GuestState : std::uint8_t { Empty, Active, TearingDown };
 // iommufd and attached to the nest-parent page table.
 enum class DeviceState : std::uint8_t { Opened, Attached };
 // The TDISP interface state of a TDI-capable function (whether it is capable is a
-// property of the function, Device::tdisp_capable, not a state).
-enum class TdiState : std::uint8_t { Unlocked, Locked, Run, Error };
+// property of the function, Device::tdisp_capable, not a state). Quarantined is the
+// daemon's, not TDISP's: a state-changing TSM request whose outcome is uncertain
+// leaves the TDI in a state nobody knows, so nothing but Unbind, Remove and an
+// administrator's Reset may touch it until the kernel's word is read again.
+enum class TdiState : std::uint8_t { Unlocked, Locked, Run, Error, Quarantined };
 enum class MemoryState : std::uint8_t { Private, Shared };
 
 [[nodiscard]] std::string_view toString(GuestState s);
@@ -55,11 +58,21 @@ inline constexpr std::array kDeviceTransitions = {
 
 // TDI (PCIe TDISP): Bind locks, the guest's START request runs, a config write or
 // reset while locked/running is an error, Unbind (STOP) returns from any bound state.
+// Any state-changing request may end in quarantine; only Unbind (or an
+// administrator's Reset, which re-reads the kernel's state) leaves it.
 inline constexpr std::array kTdiTransitions = {
-    Transition<TdiState>{TdiState::Unlocked, TdiState::Locked}, Transition<TdiState>{TdiState::Locked, TdiState::Run},
-    Transition<TdiState>{TdiState::Locked, TdiState::Error},    Transition<TdiState>{TdiState::Run, TdiState::Error},
-    Transition<TdiState>{TdiState::Locked, TdiState::Unlocked}, Transition<TdiState>{TdiState::Run, TdiState::Unlocked},
+    Transition<TdiState>{TdiState::Unlocked, TdiState::Locked},
+    Transition<TdiState>{TdiState::Locked, TdiState::Run},
+    Transition<TdiState>{TdiState::Locked, TdiState::Error},
+    Transition<TdiState>{TdiState::Run, TdiState::Error},
+    Transition<TdiState>{TdiState::Locked, TdiState::Unlocked},
+    Transition<TdiState>{TdiState::Run, TdiState::Unlocked},
     Transition<TdiState>{TdiState::Error, TdiState::Unlocked},
+    Transition<TdiState>{TdiState::Unlocked, TdiState::Quarantined},
+    Transition<TdiState>{TdiState::Locked, TdiState::Quarantined},
+    Transition<TdiState>{TdiState::Run, TdiState::Quarantined},
+    Transition<TdiState>{TdiState::Error, TdiState::Quarantined},
+    Transition<TdiState>{TdiState::Quarantined, TdiState::Unlocked},
 };
 
 template <typename State, std::size_t N>

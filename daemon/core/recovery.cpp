@@ -242,13 +242,15 @@ Result<RestoreReport> Guest::restore(GuestImage image, const std::vector<Journal
                 report.notes.push_back("dropped the vDEVICE of " + sd.bdf + ": its vIOMMU is gone");
             }
         }
-        // The TDI's state is the device's, not the snapshot's: ask it, else trust the snapshot.
-        TdiState now = sd.tdi.value_or(TdiState::Unlocked);
-        if (d.vdevice && d.tdisp_capable && vm_->features.tsm_request) {
-            if (auto st = vm_->iommufd.tdiState(d.vdevice->kernel_id)) now = toTdiState(*st);
-        }
-        if (auto line = force(d.tdi, now, "as the device reports it"); !line.empty()) {
-            report.notes.push_back("TDI of " + sd.bdf + ": " + line);
+        // The TDI's state is the device's, not the snapshot's: ask it, else trust the
+        // snapshot. A quarantine is the daemon's own verdict: it survives the restart.
+        d.tdi = sd.tdi.value_or(TdiState::Unlocked);
+        if (hasTsmContext(d) && d.tdi != TdiState::Quarantined) {
+            if (auto now = readTdiState(d)) {
+                if (auto line = force(d.tdi, *now, "as the TSM reports it"); !line.empty()) {
+                    report.notes.push_back("TDI of " + sd.bdf + ": " + line);
+                }
+            }
         }
         devices_.emplace(d.id, std::move(d));
     }

@@ -1,7 +1,15 @@
 #pragma once
-// The kernel's TDISP interface state in the core's terms: one mapping, used wherever
-// the daemon re-reads a TDI (a property read, the watch, a restart).
+// The TDI in the core's terms: the kernel's TDISP state mapped once, the guest's TSM
+// requests as the contract names them with the one table of what each may carry and
+// needs, and the evidence objects a TSM keeps (core/tdi.cpp does the work).
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include "core/lifecycle.hpp"
+#include "core/object_table.hpp"
 #include "kernel/iommufd.hpp"
 
 namespace tio::core {
@@ -15,5 +23,90 @@ namespace tio::core {
     }
     return TdiState::Error;
 }
+
+// Device1.TsmRequest's ops; GetTdiState is the daemon's own (never the guest's).
+enum class TsmRequestOp : std::uint8_t {
+    GetTdiState,
+    SetTdiState,
+    ValidateMmio,
+    ObjectInfo,
+    ObjectRead,
+    ObjectRegenerate,
+    EnableDma,
+    DisableDma,
+};
+
+// What the TDI must be for an op (set-tdi-state's need depends on its payload).
+enum class TdiNeed : std::uint8_t { Bound, LockedOrRun, Run };
+
+struct TsmOpRule {
+    TsmRequestOp op;
+    std::string_view name;
+    kernel::TsmOp kernel_op;
+    std::uint32_t payload_size;  // exactly this many bytes
+    TdiNeed needs;
+    bool snp_only;       // SEV-TIO's ops; the TSM refuses them for other architectures
+    bool changes_state;  // an uncertain outcome quarantines the TDI
+    std::uint32_t response_capacity;
+};
+
+// The one table of the guest's TSM requests. Payloads are relayed unchanged; sizes
+// are those of iommufd_tsm_proposed.hpp's structs.
+inline constexpr std::uint32_t kTsmSmallResponse = 64;
+inline constexpr std::uint32_t kTsmReadChunk = 64U * 1024U;  // the kernel's cap on one buffer
+inline constexpr TsmOpRule kTsmOpRules[] = {
+    {TsmRequestOp::SetTdiState, "set-tdi-state", kernel::TsmOp::SetTdiState, 1, TdiNeed::Bound, false, true,
+     kTsmSmallResponse},
+    {TsmRequestOp::ValidateMmio, "validate-mmio", kernel::TsmOp::ValidateMmio, 16, TdiNeed::LockedOrRun, false, true,
+     kTsmSmallResponse},
+    {TsmRequestOp::ObjectInfo, "object-info", kernel::TsmOp::ObjectInfo, 4, TdiNeed::Bound, false, false,
+     kTsmSmallResponse},
+    {TsmRequestOp::ObjectRead, "object-read", kernel::TsmOp::ObjectRead, 16, TdiNeed::Bound, false, false,
+     kTsmReadChunk},
+    {TsmRequestOp::ObjectRegenerate, "object-regenerate", kernel::TsmOp::ObjectRegenerate, 4, TdiNeed::Bound, false,
+     true, kTsmSmallResponse},
+    {TsmRequestOp::EnableDma, "enable-dma", kernel::TsmOp::SevEnableDma, 0, TdiNeed::Run, true, true,
+     kTsmSmallResponse},
+    {TsmRequestOp::DisableDma, "disable-dma", kernel::TsmOp::SevDisableDma, 0, TdiNeed::Run, true, true,
+     kTsmSmallResponse},
+};
+
+// The daemon's own request: the TDISP interface state, a 16-byte TDISP message.
+inline constexpr TsmOpRule kGetTdiStateRule{
+    TsmRequestOp::GetTdiState, "get-tdi-state", kernel::TsmOp::GetTdiState, 16, TdiNeed::Bound, false, false,
+    kTsmSmallResponse};
+
+// The guest's op called `name` (never the daemon's own), or null.
+[[nodiscard]] const TsmOpRule* findTsmOp(std::string_view name);
+[[nodiscard]] constexpr const TsmOpRule& tsmRule(TsmRequestOp op) {
+    for (const auto& rule : kTsmOpRules)
+        if (rule.op == op) return rule;
+    return kGetTdiStateRule;
+}
+
+// The TSM's answer to a relayed request.
+struct TsmReply {
+    std::vector<std::uint8_t> response;
+    std::uint64_t tsm_code = 0;
+};
+
+// The evidence objects a TSM keeps per TDI (tsm_object).
+enum class EvidenceKind : std::uint32_t { Certificates = 1, Measurements = 2, InterfaceReport = 3 };
+[[nodiscard]] std::optional<EvidenceKind> parseEvidenceKind(std::string_view name);
+// No object the daemon hands out is larger (the TSM says how large; it is not trusted).
+inline constexpr std::uint64_t kMaxEvidenceBytes = 16ULL << 20U;
+
+// One whole object, all of it from `generation`.
+struct Evidence {
+    std::vector<std::uint8_t> blob;
+    std::uint64_t generation = 0;
+};
+
+// Something the VMM must hear about that it did not ask for (Guest1.Fault).
+struct DeviceFault {
+    ObjectId device = 0;
+    std::string kind;  // "quarantined", "tdi-changed"
+    std::string detail;
+};
 
 }  // namespace tio::core

@@ -15,6 +15,22 @@ Result<core::ObjectId> target(GuestService& svc, sd_bus_message* m) {
     return *id;
 }
 
+// A byte array argument as a span over the message's own copy.
+Result<std::span<const std::uint8_t>> readBytes(sd_bus_message* m) {
+    const void* data = nullptr;
+    std::size_t size = 0;
+    if (sd_bus_message_read_array(m, 'y', &data, &size) < 0) return std::unexpected(malformed());
+    return std::span<const std::uint8_t>(static_cast<const std::uint8_t*>(data), size);
+}
+
+Result<> appendBytesAnd(sd_bus_message* reply, std::span<const std::uint8_t> bytes, std::uint64_t number) {
+    if (sd_bus_message_append_array(reply, 'y', bytes.data(), bytes.size()) < 0 ||
+        sd_bus_message_append(reply, "t", number) < 0) {
+        return fail(Code::LimitExceeded, "the answer does not fit in a message");
+    }
+    return {};
+}
+
 // A method on the device's path with no arguments and nothing to reply: `op` is the
 // core method, the event what the audit calls its success.
 template <typename Op>
@@ -60,29 +76,58 @@ int createVdevice(sd_bus_message* m, void* userdata, sd_bus_error* err) {
 }
 
 int guestRequest(sd_bus_message* m, void* userdata, sd_bus_error* err) {
-    return runMethod(
-        m, userdata, err, Access::Mutate, "GuestRequest",
-        [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message* reply) -> Result<> {
-            const char* scope = nullptr;
-            const void* data = nullptr;
-            std::size_t size = 0;
-            if (sd_bus_message_read(m, "s", &scope) < 0 || sd_bus_message_read_array(m, 'y', &data, &size) < 0) {
-                return std::unexpected(malformed());
-            }
-            core::GuestRequestScope s;
-            if (std::string_view(scope) == "info") s = core::GuestRequestScope::Info;
-            else if (std::string_view(scope) == "state-change") s = core::GuestRequestScope::StateChange;
-            else return fail(Code::InvalidArgument, "scope is 'info' or 'state-change'");
-            auto id = target(svc, m);
-            if (!id) return std::unexpected(id.error());
-            auto resp = svc.guest().guestRequest(
-                who, *id, s, std::span<const std::uint8_t>(static_cast<const std::uint8_t*>(data), size));
-            if (!resp) return std::unexpected(resp.error());
-            if (sd_bus_message_append_array(reply, 'y', resp->data(), resp->size()) < 0) {
-                return std::unexpected(malformed());
-            }
-            return {};
-        });
+    return runMethod(m, userdata, err, Access::Mutate, "GuestRequest",
+                     [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message* reply) -> Result<> {
+                         const char* scope = nullptr;
+                         if (sd_bus_message_read(m, "s", &scope) < 0) return std::unexpected(malformed());
+                         auto request = readBytes(m);
+                         if (!request) return std::unexpected(request.error());
+                         core::GuestRequestScope s;
+                         if (std::string_view(scope) == "info") s = core::GuestRequestScope::Info;
+                         else if (std::string_view(scope) == "state-change") s = core::GuestRequestScope::StateChange;
+                         else return fail(Code::InvalidArgument, "scope is 'info' or 'state-change'");
+                         auto id = target(svc, m);
+                         if (!id) return std::unexpected(id.error());
+                         auto resp = svc.guest().guestRequest(who, *id, s, *request);
+                         if (!resp) return std::unexpected(resp.error());
+                         if (sd_bus_message_append_array(reply, 'y', resp->data(), resp->size()) < 0) {
+                             return std::unexpected(malformed());
+                         }
+                         return {};
+                     });
+}
+
+int tsmRequest(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Mutate, "TsmRequest",
+                     [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message* reply) -> Result<> {
+                         const char* op = nullptr;
+                         if (sd_bus_message_read(m, "s", &op) < 0) return std::unexpected(malformed());
+                         auto payload = readBytes(m);
+                         if (!payload) return std::unexpected(payload.error());
+                         auto id = target(svc, m);
+                         if (!id) return std::unexpected(id.error());
+                         auto r = svc.guest().tsmRequest(who, *id, op, *payload);
+                         if (!r) return std::unexpected(r.error());
+                         return appendBytesAnd(reply, r->response, r->tsm_code);
+                     });
+}
+
+int getEvidence(sd_bus_message* m, void* userdata, sd_bus_error* err) {
+    return runMethod(m, userdata, err, Access::Read, "GetEvidence",
+                     [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message* reply) -> Result<> {
+                         const char* kind = nullptr;
+                         if (sd_bus_message_read(m, "s", &kind) < 0) return std::unexpected(malformed());
+                         const auto k = core::parseEvidenceKind(kind);
+                         if (!k) {
+                             return fail(Code::InvalidArgument,
+                                         "kind is 'certificates', 'measurements' or 'interface-report'");
+                         }
+                         auto id = target(svc, m);
+                         if (!id) return std::unexpected(id.error());
+                         auto e = svc.guest().evidence(who, *id, *k);
+                         if (!e) return std::unexpected(e.error());
+                         return appendBytesAnd(reply, e->blob, e->generation);
+                     });
 }
 
 int destroyVdevice(sd_bus_message* m, void* u, sd_bus_error* e) {
@@ -116,7 +161,11 @@ const sd_bus_vtable kVtable[] = {
     SD_BUS_METHOD("DestroyVDevice", "", "", destroyVdevice, kCall),
     SD_BUS_METHOD("Bind", "", "", bind, kCall),
     SD_BUS_METHOD_WITH_NAMES("GuestRequest", "say", SD_BUS_PARAM(scope) SD_BUS_PARAM(request), "ay",
-                             SD_BUS_PARAM(response), guestRequest, kCall),
+                             SD_BUS_PARAM(response), guestRequest, kCall | SD_BUS_VTABLE_DEPRECATED),
+    SD_BUS_METHOD_WITH_NAMES("TsmRequest", "say", SD_BUS_PARAM(op) SD_BUS_PARAM(request), "ayt",
+                             SD_BUS_PARAM(response) SD_BUS_PARAM(tsm_code), tsmRequest, kCall),
+    SD_BUS_METHOD_WITH_NAMES("GetEvidence", "s", SD_BUS_PARAM(kind), "ayt", SD_BUS_PARAM(blob) SD_BUS_PARAM(generation),
+                             getEvidence, kCall),
     SD_BUS_METHOD("Unbind", "", "", unbind, kCall),
     SD_BUS_METHOD("Reset", "", "", reset, kCall),
     SD_BUS_METHOD("Remove", "", "", remove, kCall),

@@ -101,16 +101,36 @@ Result<core::AuthorizedCaller> GuestService::authorize(sd_bus_message* m, core::
     return authorizer_.authorize(m, door, access, method);
 }
 
-void GuestService::publish() { publisher_.publish(buildViews(guest_, facts()), connections_); }
+void GuestService::publish() {
+    publisher_.publish(buildViews(guest_, facts()), connections_);
+    // After the properties: a client that hears the Fault reads the new state.
+    for (const core::DeviceFault& f : guest_.takeFaults()) {
+        auto it = guest_.devices().find(f.device);
+        const std::string path = it != guest_.devices().end() ? devicePath(it->second) : std::string(kRootPath);
+        audit_.record(f.kind, {}, nullptr, it != guest_.devices().end() ? it->second.bdf.toString() : path, f.detail);
+        emitFault(path, f.kind, f.detail);
+    }
+}
 
 void GuestService::watchTdis() {
     if (shutting_down_) return;
-    for (const core::ObjectId id : guest_.watchTdis()) {
-        const auto& d = guest_.devices().at(id);
-        audit_.record("tdi-error", {}, nullptr, d.bdf.toString(), "host config write or reset");
-        emitFault(devicePath(d), "tdi-error",
-                  "the TDI of " + d.bdf.toString() + " went to error (host config write or reset); Unbind it");
-    }
+    guest_.watchTdis();  // what changed is published, and its faults sent, by publish()
+}
+
+void GuestService::refreshForRead(sd_bus_message* reply, core::ObjectId device) {
+    // One kernel call per device and message: GetAll and GetManagedObjects read both
+    // TdiState and TsmConnected of a device from the same look.
+    // Only a client's read asks the kernel; the signals that publish() emits read the
+    // model that the look just brought up to date.
+    std::uint8_t type = 0;
+    if (sd_bus_message_get_type(reply, &type) < 0 || type != SD_BUS_MESSAGE_METHOD_RETURN) return;
+    std::uint64_t cookie = 0;
+    (void)sd_bus_message_get_reply_cookie(reply, &cookie);
+    const ReadStamp stamp{sd_bus_message_get_bus(reply), cookie, device};
+    if (cookie != 0 && stamp == last_read_) return;
+    last_read_ = stamp;
+    // A failed look leaves the last known state; the next read asks again.
+    if (auto r = guest_.refreshDevice(device); !r) spdlog::debug("re-reading {}: {}", device, r.error().message);
 }
 
 void GuestService::setPolicy(core::Policy policy) {
@@ -133,6 +153,11 @@ void GuestService::emitMemoryRevoked(std::uint64_t gpa, std::uint64_t size, cons
 int getProperty(sd_bus*, const char* path, const char* iface, const char* property, sd_bus_message* reply,
                 void* userdata, sd_bus_error* err) {
     auto* svc = static_cast<GuestService*>(userdata);
+    // These two are what the kernel says at the time of the read, not a cached guess.
+    const std::string_view name(property);
+    if (std::string_view(iface) == kDeviceIface && (name == "TdiState" || name == "TsmConnected")) {
+        if (const auto id = deviceFromPath(svc->guest(), path)) svc->refreshForRead(reply, *id);
+    }
     const ObjectView* v = svc->publisher().view(path);
     if (v == nullptr || v->iface != iface) return setError(err, Error{Code::NotFound, "no such object"});
     auto it = v->properties.find(property);

@@ -51,9 +51,12 @@ public:
     void publish();
     void emitFault(const std::string& object_path, const std::string& kind, const std::string& detail);
     void emitMemoryRevoked(std::uint64_t gpa, std::uint64_t size, const std::string& reason);
-    // One look at the bound TDIs: a TDI that went to error is reported with a Fault
-    // signal (the VMM did not ask for it).
+    // One look at the bound TDIs: what changed behind the daemon's back is published
+    // and reported with a Fault signal (the VMM did not ask for it).
     void watchTdis();
+    // Re-reads `device` from the kernel for a property read answered by `reply`, once
+    // per message.
+    void refreshForRead(sd_bus_message* reply, core::ObjectId device);
     [[nodiscard]] const Publisher& publisher() const { return publisher_; }
 
 private:
@@ -66,6 +69,13 @@ private:
     AuditTrail audit_;
     Authorizer authorizer_;
     Publisher publisher_;
+    struct ReadStamp {
+        sd_bus* bus = nullptr;
+        std::uint64_t cookie = 0;
+        core::ObjectId device = 0;
+        bool operator==(const ReadStamp&) const = default;
+    };
+    ReadStamp last_read_;
 };
 
 }  // namespace tio::dbus

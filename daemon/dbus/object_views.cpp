@@ -20,7 +20,7 @@ FeatureMap kernelFeatures(const core::VmContext* vm) {
                    {"ioas-reshape", f.reshape},
                    {"viommu", f.viommu},
                    {"vdevice", f.vdevice},
-                   {"tsm-bind", f.tsm_op},
+                   {"tsm-bind", f.tsm_request},  // RFC v7 binds with the vDEVICE: one feature
                    {"tsm-request", f.tsm_request}};
     if (vm->gmem_map_file) out.emplace("guest-memfd-map-file", *vm->gmem_map_file);
     return out;

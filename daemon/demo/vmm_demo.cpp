@@ -11,6 +11,7 @@
 
 #include <sdbus-c++/sdbus-c++.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -71,16 +72,6 @@ T must(tio::Result<T> r, const char* what) {
 }
 void must(tio::Result<> r, const char* what) {
     if (!r) throw std::runtime_error(std::string(what) + ": " + r.error().message);
-}
-
-std::string hex(const std::vector<uint8_t>& v) {
-    std::string s;
-    for (auto b : v) {
-        char buf[4];
-        std::snprintf(buf, sizeof buf, "%02x", b);
-        s += buf;
-    }
-    return s;
 }
 
 }  // namespace
@@ -160,13 +151,17 @@ int main(int argc, char** argv) {
         Child<org::tio::VIommu1_proxy> viommu(*conn, viommu_path);
         say("CreateVIommu: " + std::string(viommu_path) + " type " + viommu.Type());
         dev.CreateVDevice(viommu_path, 0x42);
-        say("CreateVDevice(virtual id 0x42): HasVDevice " + std::to_string(dev.HasVDevice()));
+        say("CreateVDevice(virtual id 0x42), which binds on a TSM vIOMMU: HasVDevice " +
+            std::to_string(dev.HasVDevice()) + ", TSM connected " + std::to_string(dev.TsmConnected()) + ", TDI " +
+            dev.TdiState());
         dev.Bind();
-        say("Bind: TDI " + dev.TdiState() + ", TSM connected " + std::to_string(dev.TsmConnected()));
-        auto report = dev.GuestRequest("info", {0x82});
-        say("GuestRequest(info, GET_DEVICE_INTERFACE_REPORT): \"" + std::string(report.begin(), report.end()) + "\"");
-        auto ran = dev.GuestRequest("state-change", {0x02});
-        say("GuestRequest(state-change, RUN): response " + hex(ran) + ", TDI " + dev.TdiState());
+        say("Bind (TDISP LOCK through the TSM): TDI " + dev.TdiState());
+        const auto [report, generation] = dev.GetEvidence("interface-report");
+        const std::string head(report.begin(), std::find(report.begin(), report.end(), '\n'));
+        say("GetEvidence(interface-report): " + std::to_string(report.size()) + " bytes, generation " +
+            std::to_string(generation) + ": \"" + head + "\"");
+        const auto tsm_code = std::get<1>(dev.TsmRequest("set-tdi-state", {0x02}));
+        say("TsmRequest(set-tdi-state, RUN): tsm_code " + std::to_string(tsm_code) + ", TDI " + dev.TdiState());
         dma((kGpa + 4096) | shared_bit, 64ULL * 1024);
         dma(kGpa + (40ULL << 20U), 4096);  // private memory, by the TDI in RUN
         // The guest converts: 2 MiB of private memory to shared, 8 KiB of shared to

@@ -31,23 +31,25 @@ Result<bool> present(Syscalls& sys, int fd, unsigned long request) {
     }
 }
 
-// A proposed ioctl may sit on a number a merged one took (0x95 is
-// IOMMU_IOAS_NOIOMMU_GET_PA since 7.3, which answers EINVAL to a struct of the
-// proposal's size). Only the proposal's own answer counts: ENOENT for object id 0
-// (kernel-as-it-is.md 5: a positive fingerprint, never "not ENOTTY").
-template <typename T>
-Result<bool> proposedPresent(Syscalls& sys, int fd, unsigned long request) {
-    T arg{};
-    arg.size = sizeof(T);
-    auto r = sys.ioctl(fd, request, reinterpret_cast<unsigned long>(&arg));
-    if (r) return fail(Code::Kernel, "probe iommufd: an ioctl accepted object id 0");
-    switch (r.error()) {
-        case ENOENT: return true;
-        case ENOTTY:
-        case EINVAL:
-        case EOPNOTSUPP: return false;  // absent, or another ioctl on the number
-        default: return std::unexpected(kernelError("probe iommufd", r.error()));
-    }
+// The TSM request of RFC v7. A proposed ioctl may sit on a number a merged one takes
+// (the obsolete v5 bind sat at 0x95, IOMMU_IOAS_NOIOMMU_GET_PA since 7.3, which
+// answers EINVAL to a struct too small for it), so only the proposal's own answers
+// count (kernel-as-it-is.md 5): its zeroed 48-byte request names vDEVICE 0 (ENOENT),
+// and a 40-byte one (v5's size) is below its minimum (EINVAL). Both, or it is not v7.
+Result<bool> tsmRequestPresent(Syscalls& sys, int fd) {
+    iommu_vdevice_tsm_req arg{};
+    arg.size = sizeof arg;
+    auto full = sys.ioctl(fd, IOMMU_VDEVICE_TSM_REQ, reinterpret_cast<unsigned long>(&arg));
+    if (full) return fail(Code::Kernel, "probe iommufd: IOMMU_VDEVICE_TSM_REQ accepted vDEVICE 0");
+    if (full.error() == ENOTTY || full.error() == EINVAL || full.error() == EOPNOTSUPP) return false;
+    if (full.error() != ENOENT) return std::unexpected(kernelError("probe IOMMU_VDEVICE_TSM_REQ", full.error()));
+    arg = {};
+    arg.size = 40;
+    auto v5 = sys.ioctl(fd, IOMMU_VDEVICE_TSM_REQ, reinterpret_cast<unsigned long>(&arg));
+    if (v5) return fail(Code::Kernel, "probe iommufd: IOMMU_VDEVICE_TSM_REQ accepted vDEVICE 0");
+    if (v5.error() == EINVAL) return true;
+    if (v5.error() == ENOENT || v5.error() == ENOTTY || v5.error() == EOPNOTSUPP) return false;
+    return std::unexpected(kernelError("probe IOMMU_VDEVICE_TSM_REQ", v5.error()));
 }
 
 }  // namespace
@@ -61,9 +63,7 @@ Result<IommuFeatures> probeFeatures(Syscalls& sys, const Iommufd& iommufd) {
     if (!viommu) return std::unexpected(viommu.error());
     auto vdevice = present<iommu_vdevice_alloc>(sys, fd, IOMMU_VDEVICE_ALLOC);
     if (!vdevice) return std::unexpected(vdevice.error());
-    auto tsm_op = proposedPresent<iommu_vdevice_tsm_op>(sys, fd, IOMMU_VDEVICE_TSM_OP);
-    if (!tsm_op) return std::unexpected(tsm_op.error());
-    auto tsm_req = proposedPresent<iommu_vdevice_tsm_req>(sys, fd, IOMMU_VDEVICE_TSM_REQ);
+    auto tsm_req = tsmRequestPresent(sys, fd);
     if (!tsm_req) return std::unexpected(tsm_req.error());
     auto reshape = present<iommu_ioas_reshape>(sys, fd, IOMMU_IOAS_RESHAPE);
     if (!reshape) return std::unexpected(reshape.error());
@@ -71,7 +71,6 @@ Result<IommuFeatures> probeFeatures(Syscalls& sys, const Iommufd& iommufd) {
     f.reshape = *reshape;
     f.viommu = *viommu;
     f.vdevice = *vdevice;
-    f.tsm_op = *tsm_op;
     f.tsm_request = *tsm_req;
     return f;
 }

@@ -11,12 +11,13 @@
 namespace tio::kernel {
 
 struct IommuFeatures {
-    bool map_file = false;     // IOMMU_IOAS_MAP_FILE (v6.13)
-    bool viommu = false;       // IOMMU_VIOMMU_ALLOC (v6.13)
-    bool vdevice = false;      // IOMMU_VDEVICE_ALLOC (v6.13)
-    bool tsm_op = false;       // IOMMU_VDEVICE_TSM_OP (proposed)
-    bool tsm_request = false;  // IOMMU_VDEVICE_TSM_REQ (proposed)
-    bool reshape = false;      // IOMMU_IOAS_RESHAPE (proposed): hitless split/join/limit
+    bool map_file = false;  // IOMMU_IOAS_MAP_FILE (v6.13)
+    bool viommu = false;    // IOMMU_VIOMMU_ALLOC (v6.13)
+    bool vdevice = false;   // IOMMU_VDEVICE_ALLOC (v6.13)
+    // The TSM series (RFC v7, iommufd_tsm_proposed.hpp): TSM vIOMMU types, vDEVICE
+    // bind, IOMMU_VDEVICE_TSM_REQ. Found by its fingerprint, never by "not ENOTTY".
+    bool tsm_request = false;
+    bool reshape = false;  // IOMMU_IOAS_RESHAPE (proposed): hitless split/join/limit
 };
 
 [[nodiscard]] Result<IommuFeatures> probeFeatures(Syscalls& sys, const Iommufd& iommufd);

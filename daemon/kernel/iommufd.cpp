@@ -13,22 +13,37 @@ namespace tio::kernel {
 
 using namespace tio::uapi;
 
-std::uint32_t viommuTypeFor(Platform platform) {
+std::uint32_t viommuTypeFor(Platform platform, bool tsm) {
     switch (platform) {
-        case Platform::Tdx: return kViommuTypeTdxPlaceholder;
-        case Platform::Snp: return IOMMU_VIOMMU_TYPE_AMD_PROPOSED;
-        case Platform::Cca: return IOMMU_VIOMMU_TYPE_ARM_SMMUV3;
+        case Platform::Tdx: return tsm ? kViommuTypeTdxPlaceholder : IOMMU_VIOMMU_TYPE_DEFAULT;
+        case Platform::Snp: return tsm ? kViommuTypeSevPlaceholder : IOMMU_VIOMMU_TYPE_DEFAULT;
+        case Platform::Cca: return tsm ? IOMMU_VIOMMU_TYPE_ARM_REALM_SMMUV3 : IOMMU_VIOMMU_TYPE_ARM_SMMUV3;
     }
     return IOMMU_VIOMMU_TYPE_DEFAULT;
+}
+
+bool isTsmViommuType(std::uint32_t type) {
+    return type == kViommuTypeTdxPlaceholder || type == kViommuTypeSevPlaceholder ||
+           type == IOMMU_VIOMMU_TYPE_ARM_REALM_SMMUV3;
 }
 
 std::string_view viommuTypeName(std::uint32_t type) {
     switch (type) {
         case kViommuTypeTdxPlaceholder: return "tdx-connect";
-        case IOMMU_VIOMMU_TYPE_AMD_PROPOSED: return "amd";
+        case kViommuTypeSevPlaceholder: return "sev-tio";
+        case IOMMU_VIOMMU_TYPE_ARM_REALM_SMMUV3: return "arm-realm-smmuv3";
         case IOMMU_VIOMMU_TYPE_ARM_SMMUV3: return "arm-smmuv3";
         default: return "unknown";
     }
+}
+
+std::uint32_t tvmArchFor(Platform platform) {
+    switch (platform) {
+        case Platform::Tdx: return kTvmArchTdxPlaceholder;
+        case Platform::Snp: return kTvmArchSevPlaceholder;
+        case Platform::Cca: return IOMMU_TVM_ARCH_CCA;
+    }
+    return 0;
 }
 
 template <typename T>
@@ -192,59 +207,31 @@ Result<std::uint32_t> Iommufd::allocVdevice(std::uint32_t viommu, std::uint32_t 
     return v.out_vdevice_id;
 }
 
-Result<> Iommufd::tsmOp(std::uint32_t vdevice, std::uint32_t type) {
-    auto op = sized<iommu_vdevice_tsm_op>();
-    op.type = type;
-    op.vdevice_id = vdevice;
-    if (auto r = ioctlStruct(*sys_, fd(), IOMMU_VDEVICE_TSM_OP, op); !r) return std::unexpected(r.error());
-    return {};
-}
-
-Result<> Iommufd::tsmBind(std::uint32_t vdevice) {
-    auto r = tsmOp(vdevice, IOMMU_VDEVICE_TSM_BIND);
-    // ENODEV: the TSM found no VM behind the device, which VFIO hands it at bind time
-    // from the VMM's KVM-VFIO device.
-    if (!r && r.error().sys_errno == ENODEV) {
-        return fail(Code::InvalidState,
-                    "the device has no VM (the VMM's KVM_DEV_VFIO_FILE_ADD must come before Device.Attach)", ENODEV);
-    }
-    return r;
-}
-Result<> Iommufd::tsmUnbind(std::uint32_t vdevice) { return tsmOp(vdevice, IOMMU_VDEVICE_TSM_UNBIND); }
-
-Result<std::vector<std::uint8_t>> Iommufd::tsmRequest(std::uint32_t vdevice, TsmRequestScope scope,
-                                                      std::span<const std::uint8_t> request,
-                                                      std::uint32_t response_capacity) {
-    std::vector<std::uint8_t> response(response_capacity);
+Result<TsmAnswer> Iommufd::tsmRequest(std::uint32_t vdevice, TsmOp op, std::uint32_t tvm_arch,
+                                      std::span<const std::uint8_t> request, std::uint32_t response_capacity) {
+    TsmAnswer answer;
+    answer.response.resize(response_capacity);
     auto q = sized<iommu_vdevice_tsm_req>();
     q.vdevice_id = vdevice;
-    q.scope = static_cast<std::uint32_t>(scope);
+    q.op = static_cast<std::uint32_t>(op);
+    q.tvm_arch = tvm_arch;
     q.req_len = static_cast<std::uint32_t>(request.size());
     q.resp_len = response_capacity;
     q.req_uptr = reinterpret_cast<std::uint64_t>(request.data());
-    q.resp_uptr = reinterpret_cast<std::uint64_t>(response.data());
-    auto r = ioctlStruct(*sys_, fd(), IOMMU_VDEVICE_TSM_REQ, q);
-    if (!r) return std::unexpected(r.error());
-    // A positive return is the residue: response bytes left unused.
-    if (*r < 0 || static_cast<std::uint64_t>(*r) > response_capacity) {
-        return fail(Code::Internal, "IOMMU_VDEVICE_TSM_REQ returned an implausible residue");
+    q.resp_uptr = reinterpret_cast<std::uint64_t>(answer.response.data());
+    auto r = sys_->ioctl(fd(), IOMMU_VDEVICE_TSM_REQ, reinterpret_cast<unsigned long>(&q));
+    answer.tsm_code = q.tsm_code;  // copied back on every path
+    if (!r) {
+        answer.error = r.error();
+        answer.response.clear();
+        return answer;
     }
-    response.resize(response_capacity - static_cast<std::uint32_t>(*r));
-    return response;
-}
-
-}  // namespace tio::kernel
-
-namespace tio::kernel {
-
-Result<TdispState> Iommufd::tdiState(std::uint32_t vdevice) {
-    const std::uint8_t query[] = {kTdispGetDeviceInterfaceState};
-    auto resp = tsmRequest(vdevice, TsmRequestScope::Info, query, 1);
-    if (!resp) return std::unexpected(resp.error());
-    if (resp->size() != 1 || (*resp)[0] > kTdispError) {
-        return fail(Code::Kernel, "IOMMU_VDEVICE_TSM_REQ returned a malformed interface state");
-    }
-    return static_cast<TdispState>((*resp)[0]);
+    // A negative residue cannot come back as success; more than was offered is the
+    // caller's to judge (residuePlausible), with nothing of the buffer trusted.
+    answer.residue = static_cast<std::uint64_t>(*r);
+    if (answer.residue > response_capacity) answer.response.clear();
+    else answer.response.resize(response_capacity - answer.residue);
+    return answer;
 }
 
 }  // namespace tio::kernel

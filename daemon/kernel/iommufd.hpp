@@ -22,14 +22,40 @@ struct HwInfo {
     std::uint64_t capabilities = 0;
 };
 
-// The vIOMMU type a confidential vIOMMU uses on `platform` (see iommufd_tsm_proposed.hpp).
-[[nodiscard]] std::uint32_t viommuTypeFor(Platform platform);
+// The vIOMMU type a guest's vIOMMU gets on `platform`. With the TSM series (`tsm`):
+// the type the platform's TSM backend supplies, on which a vDEVICE binds. Without:
+// the merged type the platform's IOMMU has (Arm SMMUv3 only), or 0 when it has none
+// (upstream VT-d and AMD have no vIOMMU type; see iommufd_tsm_proposed.hpp).
+[[nodiscard]] std::uint32_t viommuTypeFor(Platform platform, bool tsm);
+[[nodiscard]] bool isTsmViommuType(std::uint32_t type);
 [[nodiscard]] std::string_view viommuTypeName(std::uint32_t type);
+// The TSM request's tvm_arch for a guest on `platform`.
+[[nodiscard]] std::uint32_t tvmArchFor(Platform platform);
 
-enum class TsmRequestScope : std::uint32_t { Info = 0, StateChange = 1 };
+// The TSM request ops (iommu_vdevice_tsm_req_op).
+enum class TsmOp : std::uint32_t {
+    SetTdiState = 1,
+    ValidateMmio = 2,
+    ObjectInfo = 3,
+    ObjectRead = 4,
+    ObjectRegenerate = 5,
+    SevEnableDma = 6,
+    SevDisableDma = 7,
+    GetTdiState = 8,
+};
 
-// TDISP DEVICE_INTERFACE_STATE values, also the one-byte state-change request payload.
+// TDISP DEVICE_INTERFACE_STATE values, also the one-byte SET_TDI_STATE payload.
 enum class TdispState : std::uint8_t { ConfigUnlocked = 0x00, ConfigLocked = 0x01, Run = 0x02, Error = 0x03 };
+
+// What the kernel answered to one TSM request, uninterpreted: whether the outcome
+// is certain is the caller's judgement (it knows whether the op changes state).
+struct TsmAnswer {
+    int error = 0;                       // the ioctl's errno; 0 when it returned a residue
+    std::uint64_t tsm_code = 0;          // the TSM's own status, copied back on every path
+    std::uint64_t residue = 0;           // response bytes left unused (when error == 0)
+    std::vector<std::uint8_t> response;  // what the TSM wrote: capacity - residue bytes, when plausible
+    [[nodiscard]] bool residuePlausible(std::uint32_t capacity) const { return error != 0 || residue <= capacity; }
+};
 
 class Iommufd {
 public:
@@ -62,18 +88,13 @@ public:
     [[nodiscard]] Result<HwInfo> hwInfo(std::uint32_t dev_id);
     [[nodiscard]] Result<std::uint32_t> allocViommu(std::uint32_t dev_id, std::uint32_t hwpt, std::uint32_t type);
     [[nodiscard]] Result<std::uint32_t> allocVdevice(std::uint32_t viommu, std::uint32_t dev_id, std::uint64_t virt_id);
-    // Proposed uAPI (iommufd_tsm_proposed.hpp).
-    [[nodiscard]] Result<> tsmBind(std::uint32_t vdevice);
-    [[nodiscard]] Result<> tsmUnbind(std::uint32_t vdevice);
-    [[nodiscard]] Result<std::vector<std::uint8_t>> tsmRequest(std::uint32_t vdevice, TsmRequestScope scope,
-                                                               std::span<const std::uint8_t> request,
-                                                               std::uint32_t response_capacity);
-    // GET_DEVICE_INTERFACE_STATE through the TSM request tunnel.
-    [[nodiscard]] Result<TdispState> tdiState(std::uint32_t vdevice);
+    // Proposed uAPI (iommufd_tsm_proposed.hpp): one IOMMU_VDEVICE_TSM_REQ. Every
+    // answer of the kernel is a TsmAnswer; an Error only when no request was made.
+    [[nodiscard]] Result<TsmAnswer> tsmRequest(std::uint32_t vdevice, TsmOp op, std::uint32_t tvm_arch,
+                                               std::span<const std::uint8_t> request, std::uint32_t response_capacity);
 
 private:
     Iommufd(Syscalls& sys, UniqueFd fd) : sys_(&sys), fd_(std::move(fd)) {}
-    Result<> tsmOp(std::uint32_t vdevice, std::uint32_t type);
     Result<> reshape(std::uint32_t ioas, std::uint32_t op, std::uint64_t iova, std::uint64_t length,
                      std::uint64_t max_pgsize);
 

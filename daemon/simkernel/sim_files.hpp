@@ -225,9 +225,10 @@ private:
     long hwInfo(IoctlCall& c);
     long viommuAlloc(IoctlCall& c);
     long vdeviceAlloc(IoctlCall& c);
-    long tsmOp(IoctlCall& c);
     long noiommuGetPa(IoctlCall& c);
+    // IOMMU_VDEVICE_TSM_REQ (sim_tsm.cpp): tsmReq copies tsm_code back on every path.
     long tsmReq(IoctlCall& c);
+    long tsmReqBody(IoctlCall& c, std::uint64_t& tsm_code);
 
     std::map<std::uint32_t, IommuObj> objects_;
     std::set<std::uint32_t> tombstones_;

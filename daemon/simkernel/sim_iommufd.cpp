@@ -54,9 +54,9 @@ long IommufdFile::ioctl(IoctlCall& c) {
     if (req == IOMMU_GET_HW_INFO) return hwInfo(c);
     if (req == IOMMU_VIOMMU_ALLOC) return viommuAlloc(c);
     if (req == IOMMU_VDEVICE_ALLOC) return vdeviceAlloc(c);
-    // 0x95 is IOMMU_IOAS_NOIOMMU_GET_PA since 7.3; the obsolete v5 TSM proposal used it
-    // too, and only the proposed profile still carries that (issue 11 moves it).
-    if (req == IOMMU_VDEVICE_TSM_OP) return kernel_.proposedSeries() ? tsmOp(c) : noiommuGetPa(c);
+    // 0x95 is IOMMU_IOAS_NOIOMMU_GET_PA on every profile (merged for 7.3); the TSM
+    // request (RFC v7, 0x96) exists only with the proposed series.
+    if (req == IOMMU_IOAS_NOIOMMU_GET_PA) return noiommuGetPa(c);
     if (req == IOMMU_VDEVICE_TSM_REQ && kernel_.proposedSeries()) return tsmReq(c);
     // The project's own proposal: only a kernel with the proposed series has it.
     if (req == IOMMU_IOAS_RESHAPE && kernel_.proposedSeries()) return reshape(c);
@@ -86,10 +86,9 @@ void IommufdFile::destroyObject(std::uint32_t id) {
             break;
         case ObjType::Viommu: --objects_.at(o.hwpt).users; break;
         case ObjType::Vdevice: {
-            // Destroying a vDEVICE unbinds its TDI (proposed TSM series).
+            // Destroying a vDEVICE unbinds its TDI (TSM series).
             IommuObj& dev = objects_.at(o.dev);
-            PciFunction& fn = dev.device->function();
-            if (fn.tdi != TdiState::Unlocked) kernel_.setTdi(fn, TdiState::Unlocked);
+            if (kernel::isTsmViommuType(objects_.at(o.viommu).viommu_type)) kernel_.unbindTdi(dev.device->function());
             dev.vdevice = 0;
             --objects_.at(o.viommu).users;
             break;

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "kernel/uapi/ioctl_encoding.hpp"
+#include "kernel/uapi/iommufd_tsm_proposed.hpp"
 #include "kernel/uapi/kvm.hpp"
 #include "simkernel/sim_files.hpp"
 
@@ -75,6 +76,9 @@ SimKernel::SimKernel(Platform platform, KernelProfile profile, std::vector<PciFu
                              "gen_dma",
                              "gen_faults",
                              "tdi_errors",
+                             "tsm_requests",
+                             "tsm_state_changes",
+                             "tsm_mmio_validated",
                              "syscalls",
                              "failures_injected"}) {
         counters_[name] = 0;
@@ -300,7 +304,10 @@ void SimKernel::serveIoctl(int sock, SimFile& file, const Request& rq, kernel::w
     // stopped. Any other injected failure happens before the call does anything.
     const int injected = shouldFail(desc->name);
     const bool partial = injected == EAGAIN && desc->request == uapi::KVM_SET_MEMORY_ATTRIBUTES2;
-    if (const int e = partial ? 0 : injected) {
+    // An injected EFAULT on a TSM request is a copy-back that fails after the TSM
+    // committed: the call runs, and nothing of its answer reaches the caller.
+    const bool commit_then_fault = injected == EFAULT && desc->request == uapi::IOMMU_VDEVICE_TSM_REQ;
+    if (const int e = partial || commit_then_fault ? 0 : injected) {
         // The struct goes back unchanged: an injected failure happens before any copy-out.
         const std::span<const std::uint8_t> payload(msg.bytes.data() + sizeof rq, msg.bytes.size() - sizeof rq);
         std::uint32_t size = 0;
@@ -372,6 +379,10 @@ void SimKernel::serveIoctl(int sock, SimFile& file, const Request& rq, kernel::w
     call.fds = std::move(msg.fds);
 
     const long r = file.ioctl(call);
+    if (commit_then_fault) {
+        reply(sock, EFAULT, -1);
+        return;
+    }
     std::vector<std::uint8_t> out(call.arg.begin(), call.arg.begin() + user_size);
     for (std::size_t i = 0; i < desc->pointers.size() && i < call.bufs.size(); ++i) {
         const auto& p = desc->pointers[i];

@@ -3,6 +3,7 @@
 // the platform, counters, and fail-nth injection. Single-threaded (one sd-event loop).
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -40,6 +41,11 @@ struct PciFunction {
     unsigned vfio_index = 0;     // /dev/vfio/devices/vfioN
     bool tsm_connected = false;  // meaningful on function 0 (the DSM)
     TdiState tdi = TdiState::Unlocked;
+    bool tsm_bound = false;  // the TSM holds a device context (a vDEVICE on a TSM vIOMMU)
+    // Evidence generations (certificates, measurements, interface report): LOCK,
+    // a reset and REGENERATE advance them, and with them the objects' bytes.
+    std::array<std::uint64_t, 3> evidence_generation{1, 1, 1};
+    bool sev_dma = false;             // SEV: the guest enabled the TDI's trusted DMA
     VfioDeviceFile* bound = nullptr;  // the cdev file bound to an iommufd, if any
 };
 
@@ -132,6 +138,10 @@ public:
     // A host config-space write: breaks a locked/running TDI (TDISP: -> ERROR).
     void configWrite(PciFunction& fn);
     void setTdi(PciFunction& fn, TdiState to);
+    // Ends the TSM's device context of `fn` (vDEVICE destroyed, DSM disconnected).
+    void unbindTdi(PciFunction& fn);
+    // The TSM's evidence object `object` (tsm_object) of `fn` at its generation.
+    [[nodiscard]] std::vector<std::uint8_t> evidence(const PciFunction& fn, std::uint32_t object) const;
 
 private:
     void serveBroker(int sock, const kernel::wire::Request& rq, std::span<const std::uint8_t> payload);

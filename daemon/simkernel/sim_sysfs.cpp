@@ -96,7 +96,7 @@ kernel::SysResult<std::string> SimKernel::readAttr(const std::string& path) {
     if (p.size() != 7 || p[5] != "tsm" || !fn->tdisp) return std::unexpected(ENOENT);
     PciFunction* dsm = function(fn->bdf.dsm());
     if (p[6] == "dsm") return fn->bdf.dsm().toString() + "\n";
-    if (p[6] == "bound") return fn->tdi == TdiState::Unlocked ? std::string("\n") : std::string(kTsmName) + "\n";
+    if (p[6] == "bound") return fn->tsm_bound ? std::string(kTsmName) + "\n" : std::string("\n");
     if (p[6] == "connect" && fn->bdf.function == 0)
         return (dsm != nullptr && dsm->tsm_connected) ? std::string(kTsmName) + "\n" : std::string("\n");
     if (p[6] == "disconnect" && fn->bdf.function == 0) return std::unexpected(EACCES);  // write-only
@@ -122,7 +122,7 @@ int SimKernel::writeAttr(const std::string& path, const std::string& raw) {
         if (!fn->tsm_connected) return ENXIO;
         // Disconnect first unbinds every bound TDI of the DSM (kernel-uapi.md 4.1).
         for (auto& f : functions_)
-            if (f.bdf.dsm() == fn->bdf) setTdi(f, TdiState::Unlocked);
+            if (f.bdf.dsm() == fn->bdf) unbindTdi(f);
         fn->tsm_connected = false;
         return 0;
     }

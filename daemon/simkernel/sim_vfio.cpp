@@ -55,8 +55,10 @@ long VfioDeviceFile::ioctl(IoctlCall& c) {
         return 0;
     }
     if (req == VFIO_DEVICE_RESET) {
-        // An FLR on a bound TDI destroys its TDISP state (kernel-uapi.md 2.5).
+        // An FLR on a bound TDI destroys its TDISP state (kernel-uapi.md 2.5), and the
+        // device's evidence is regenerated.
         kernel_.configWrite(*fn_);
+        for (auto& g : fn_->evidence_generation) ++g;
         return 0;
     }
     return -ENOTTY;

@@ -1,5 +1,7 @@
 // Simulated /dev/iommu, the vIOMMU and vDEVICE objects (viommu.c): one vDEVICE per
-// device, virt_id unique per vIOMMU, and the proposed TSM ioctls with the TDISP state.
+// device, virt_id unique per vIOMMU. With the TSM series (RFC v7, the proposed
+// profile) a TSM backend supplies the vIOMMU type, and a vDEVICE on such a vIOMMU
+// binds its TDI (sim_tsm.cpp serves the requests).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -13,7 +15,6 @@
 #include "kernel/iommufd.hpp"
 #include "kernel/uapi/iommufd.hpp"
 #include "kernel/uapi/iommufd_reshape_proposed.hpp"
-#include "kernel/uapi/iommufd_tsm_proposed.hpp"
 #include "simkernel/sim_files.hpp"
 
 namespace tio::sim {
@@ -23,14 +24,17 @@ using namespace tio::uapi;
 long IommufdFile::viommuAlloc(IoctlCall& c) {
     auto v = c.get<iommu_viommu_alloc>();
     if (v.flags != 0 || v.type == IOMMU_VIOMMU_TYPE_DEFAULT) return -EOPNOTSUPP;
-    if (v.type != kernel::viommuTypeFor(kernel_.platform())) return -EOPNOTSUPP;
+    // The platform's IOMMU driver knows its merged type; the TSM backend's type exists
+    // only with the series. Any other type: the driver has no such vIOMMU.
+    const bool tsm_type = kernel_.proposedSeries() && v.type == kernel::viommuTypeFor(kernel_.platform(), true);
+    if (!tsm_type && v.type != kernel::viommuTypeFor(kernel_.platform(), false)) return -EOPNOTSUPP;
     if (v.data_len != 0 || v.__reserved != 0) return -EINVAL;
     IommuObj* dev = find(v.dev_id, ObjType::Device);
     IommuObj* hwpt = find(v.hwpt_id, ObjType::HwptPaging);
     if (dev == nullptr || hwpt == nullptr) return -ENOENT;
     if (!hwpt->nest_parent) return -EINVAL;
     ++hwpt->users;
-    // Proposed TSM series: the vIOMMU captures the VM its device was FILE_ADDed to.
+    // TSM series: the vIOMMU captures the VM its device was FILE_ADDed to.
     v.out_viommu_id = add(IommuObj{.type = ObjType::Viommu, .hwpt = v.hwpt_id, .kvm = dev->kvm, .viommu_type = v.type});
     c.put(v);
     return 0;
@@ -44,34 +48,23 @@ long IommufdFile::vdeviceAlloc(IoctlCall& c) {
     if (dev->vdevice != 0) return -EEXIST;
     for (const auto& [id, o] : objects_)
         if (o.type == ObjType::Vdevice && o.viommu == v.viommu_id && o.virt_id == v.virt_id) return -EEXIST;
+    PciFunction& fn = dev->device->function();
+    // On a TSM vIOMMU the vDEVICE binds a TDISP function: the TSM's device context for
+    // the TDI, in the VM the vIOMMU captured (pci_tsm_bind). That is not LOCK.
+    const bool binds = kernel::isTsmViommuType(viommu->viommu_type) && fn.tdisp;
+    if (binds) {
+        if (!viommu->kvm) return -ENODEV;  // no VM: FILE_ADD did not precede BIND
+        const PciFunction* dsm = kernel_.function(fn.bdf.dsm());
+        if (dsm == nullptr || !dsm->tsm_connected) return -EINVAL;  // no TSM link (pci_tsm_bind)
+        if (fn.tsm_bound) return -EBUSY;
+    }
     ++viommu->users;
     v.out_vdevice_id =
         add(IommuObj{.type = ObjType::Vdevice, .viommu = v.viommu_id, .dev = v.dev_id, .virt_id = v.virt_id});
     objects_.at(v.dev_id).vdevice = v.out_vdevice_id;
+    if (binds) fn.tsm_bound = true;
     c.put(v);
     return 0;
-}
-
-long IommufdFile::tsmOp(IoctlCall& c) {
-    const auto op = c.get<iommu_vdevice_tsm_op>();
-    if (op.flags != 0) return -EOPNOTSUPP;
-    IommuObj* vdev = find(op.vdevice_id, ObjType::Vdevice);
-    if (vdev == nullptr) return -ENOENT;
-    const IommuObj& viommu = objects_.at(vdev->viommu);
-    if (!viommu.kvm) return -ENODEV;  // no VM: FILE_ADD did not precede BIND
-    PciFunction& fn = objects_.at(vdev->dev).device->function();
-    if (op.type == IOMMU_VDEVICE_TSM_BIND) {
-        if (!fn.tdisp) return -ENXIO;
-        const PciFunction* dsm = kernel_.function(fn.bdf.dsm());
-        if (dsm == nullptr || !dsm->tsm_connected) return -EINVAL;  // no TSM context (pci_tsm_bind)
-        if (fn.tdi == TdiState::Unlocked) kernel_.setTdi(fn, TdiState::Locked);
-        return 0;  // already bound to this VM: idempotent
-    }
-    if (op.type == IOMMU_VDEVICE_TSM_UNBIND) {
-        kernel_.setTdi(fn, TdiState::Unlocked);  // pci_tsm_unbind always succeeds
-        return 0;
-    }
-    return -EINVAL;
 }
 
 long IommufdFile::noiommuGetPa(IoctlCall& c) {
@@ -83,48 +76,6 @@ long IommufdFile::noiommuGetPa(IoctlCall& c) {
     if (q.flags != 0) return -EOPNOTSUPP;
     if (find(q.ioas_id, ObjType::Ioas) == nullptr) return -ENOENT;
     return -EOPNOTSUPP;
-}
-
-long IommufdFile::tsmReq(IoctlCall& c) {
-    const auto q = c.get<iommu_vdevice_tsm_req>();
-    if (q.__reserved != 0) return -EOPNOTSUPP;
-    IommuObj* vdev = find(q.vdevice_id, ObjType::Vdevice);
-    if (vdev == nullptr) return -ENOENT;
-    PciFunction& fn = objects_.at(vdev->dev).device->function();
-    const auto& req = c.bufs[0];
-    auto& resp = c.bufs[1];
-    if (req.empty()) return -EINVAL;
-    std::vector<std::uint8_t> answer;
-    if (q.scope == IOMMU_VDEVICE_TSM_REQ_PCI_STATE_CHANGE) {
-        if (req[0] == kTdispRun) {
-            // START_INTERFACE is legal only from CONFIG_LOCKED (TDISP).
-            if (fn.tdi != TdiState::Locked) return -EINVAL;
-            kernel_.setTdi(fn, TdiState::Run);
-        } else if (req[0] == kTdispConfigUnlocked) {
-            kernel_.setTdi(fn, TdiState::Unlocked);
-        } else {
-            return -EINVAL;
-        }
-        answer.push_back(req[0]);
-    } else if (q.scope == IOMMU_VDEVICE_TSM_REQ_PCI_INFO) {
-        if (req[0] == kTdispGetDeviceInterfaceState) {
-            answer.push_back(static_cast<std::uint8_t>(fn.tdi));
-        } else if (req[0] == kTdispGetDeviceInterfaceReport) {
-            if (fn.tdi != TdiState::Locked && fn.tdi != TdiState::Run) return -EINVAL;
-            const std::string report =
-                "TDISP interface report: " + fn.bdf.toString() + " tdi " + std::to_string(vdev->virt_id);
-            answer.assign(report.begin(), report.end());
-        } else {
-            return -EINVAL;
-        }
-    } else if (q.scope == IOMMU_VDEVICE_TSM_REQ_PCI_DEBUG_READ || q.scope == IOMMU_VDEVICE_TSM_REQ_PCI_DEBUG_WRITE) {
-        return -EPERM;
-    } else {
-        return -EINVAL;
-    }
-    if (answer.size() > resp.size()) return -EMSGSIZE;
-    std::copy(answer.begin(), answer.end(), resp.begin());
-    return static_cast<long>(resp.size() - answer.size());  // residue
 }
 
 }  // namespace tio::sim

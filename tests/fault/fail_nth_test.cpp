@@ -24,6 +24,7 @@
 namespace tio::test {
 namespace {
 
+using core::EvidenceKind;
 using core::Guest;
 using core::MemoryState;
 using core::ObjectId;
@@ -53,15 +54,29 @@ std::string modelBesidesBinds(const Guest& g) {
     return snapshot.DebugString();
 }
 
-// A step of the TSM (bind, the guest's requests, unbind): merged kernels have none
-// of it, and the guest says NotSupported up front (features_test checks that); the
-// sweep skips those steps there.
+// A step of the TSM (bind, the guest's requests, evidence, unbind): merged kernels
+// have none of it, and the guest says NotSupported up front (features_test checks
+// that); the sweep skips those steps there.
 template <typename F>
 std::function<Result<>(Guest&, Context&)> withTsm(F step) {
     return [step](Guest& g, Context& c) -> Result<> {
-        if (!g.vm()->features.tsm_op) return {};
+        if (!g.vm()->features.tsm_request) return {};
         return step(g, c);
     };
+}
+
+// A vIOMMU step: merged kernels have a vIOMMU type only for Arm SMMUv3.
+template <typename F>
+std::function<Result<>(Guest&, Context&)> withViommu(F step) {
+    return [step](Guest& g, Context& c) -> Result<> {
+        if (kernel::viommuTypeFor(g.config().platform, g.vm()->features.tsm_request) == 0) return {};
+        return step(g, c);
+    };
+}
+
+template <typename T>
+Result<> done(const Result<T>& r) {
+    return r ? Result<>{} : Result<>{std::unexpected(r.error())};
 }
 
 template <typename T>
@@ -83,7 +98,8 @@ std::optional<core::SharedBacking> sharedBackingFor(const Guest& g, const Contex
 // sweep over every call stays short.
 std::vector<Step> lifecycle(std::uint64_t region) {
     const std::uint8_t run[] = {0x02};
-    const std::uint8_t state_query[] = {0x81};
+    const std::uint8_t state_query[] = {0x85};                           // TDISP GET_DEVICE_INTERFACE_STATE
+    const std::uint8_t mmio[16] = {0, 0, 0, 0xe0, 0, 0, 0, 0, 0, 0x10};  // 4 KiB at 0xe0000000
     return {
         {"the VMM's KVM_CREATE_VM",
          [](Guest&, Context& c) {
@@ -130,20 +146,26 @@ std::vector<Step> lifecycle(std::uint64_t region) {
          }},
         {"AddDevice(no TDISP)",
          [](Guest& g, Context& c) { return keep(g.addDevice(trusted(), *Bdf::parse(kDevPlain)), c.plain); }},
-        {"CreateVIommu", [](Guest& g, Context& c) { return keep(g.createViommu(trusted(), c.dev), c.viommu); }},
-        {"CreateVDevice", [](Guest& g, Context& c) { return g.createVdevice(trusted(), c.dev, c.viommu, 0x42); }},
+        {"CreateVIommu",
+         withViommu([](Guest& g, Context& c) { return keep(g.createViommu(trusted(), c.dev), c.viommu); })},
+        {"CreateVDevice",
+         withViommu([](Guest& g, Context& c) { return g.createVdevice(trusted(), c.dev, c.viommu, 0x42); })},
         {"Bind", withTsm([](Guest& g, Context& c) { return g.bind(trusted(), c.dev); })},
+        {"GetEvidence(certificates)",
+         withTsm([](Guest& g, Context& c) { return done(g.evidence(trusted(), c.dev, EvidenceKind::Certificates)); })},
+        {"GetEvidence(interface-report)", withTsm([](Guest& g, Context& c) {
+             return done(g.evidence(trusted(), c.dev, EvidenceKind::InterfaceReport));
+         })},
+        {"TsmRequest(validate-mmio)",
+         withTsm([mmio](Guest& g, Context& c) { return done(g.tsmRequest(trusted(), c.dev, "validate-mmio", mmio)); })},
         {"GuestRequest(info)", withTsm([state_query](Guest& g, Context& c) {
-             auto r = g.guestRequest(trusted(), c.dev, core::GuestRequestScope::Info, state_query);
-             return r ? Result<>{} : Result<>{std::unexpected(r.error())};
+             return done(g.guestRequest(trusted(), c.dev, core::GuestRequestScope::Info, state_query));
          })},
-        {"GuestRequest(RUN)", withTsm([run](Guest& g, Context& c) {
-             auto r = g.guestRequest(trusted(), c.dev, core::GuestRequestScope::StateChange, run);
-             return r ? Result<>{} : Result<>{std::unexpected(r.error())};
-         })},
+        {"TsmRequest(RUN)",
+         withTsm([run](Guest& g, Context& c) { return done(g.tsmRequest(trusted(), c.dev, "set-tdi-state", run)); })},
         {"Unbind", withTsm([](Guest& g, Context& c) { return g.unbind(trusted(), c.dev); })},
-        {"DestroyVDevice", [](Guest& g, Context& c) { return g.destroyVdevice(trusted(), c.dev); }},
-        {"DestroyVIommu", [](Guest& g, Context& c) { return g.destroyViommu(trusted(), c.viommu); }},
+        {"DestroyVDevice", withViommu([](Guest& g, Context& c) { return g.destroyVdevice(trusted(), c.dev); })},
+        {"DestroyVIommu", withViommu([](Guest& g, Context& c) { return g.destroyViommu(trusted(), c.viommu); })},
         {"RemoveDevice(no TDISP)", [](Guest& g, Context& c) { return g.removeDevice(trusted(), c.plain); }},
         {"RemoveDevice", [](Guest& g, Context& c) { return g.removeDevice(trusted(), c.dev); }},
         {"RemoveMemory(shared)", [](Guest& g, Context& c) { return g.removeMemory(trusted(), c.shared); }},

@@ -219,8 +219,33 @@ TEST_F(BadInputTest, DeviceAndTdiArgumentsAreChecked) {
     refused("unknown target state", Code::InvalidArgument,
             [&] { return g.guestRequest(trusted(), dev_, core::GuestRequestScope::StateChange, bogus); });
     const std::uint8_t unknown_info[] = {0x10};
-    refused("unknown info request", Code::Kernel,
+    refused("unknown info request", Code::InvalidArgument,
             [&] { return g.guestRequest(trusted(), dev_, core::GuestRequestScope::Info, unknown_info); });
+}
+
+// TsmRequest checks the op, the payload size each op takes and the state it needs
+// before anything reaches the TSM; what the TSM itself refuses is Kernel.
+TEST_F(BadInputTest, TsmRequestsAreCheckedBeforeTheTsm) {
+    const auto request = [&](std::string_view op, std::vector<std::uint8_t> payload) {
+        return [this, op, payload = std::move(payload)] { return g.tsmRequest(trusted(), dev_, op, payload); };
+    };
+    refused("unknown op", Code::InvalidArgument, request("lock", {0x01}));
+    refused("the daemon's own op", Code::InvalidArgument, request("get-tdi-state", std::vector<std::uint8_t>(16)));
+    refused("empty set-tdi-state", Code::InvalidArgument, request("set-tdi-state", {}));
+    refused("LOCK is Bind's, not the guest's", Code::InvalidArgument, request("set-tdi-state", {0x01}));
+    refused("unknown state", Code::InvalidArgument, request("set-tdi-state", {0x07}));
+    refused("short validate-mmio", Code::InvalidArgument, request("validate-mmio", std::vector<std::uint8_t>(8)));
+    refused("long object-info", Code::InvalidArgument, request("object-info", std::vector<std::uint8_t>(5)));
+    refused("object-read without offset", Code::InvalidArgument, request("object-read", {1, 0, 0, 0}));
+    refused("enable-dma with a payload", Code::InvalidArgument, request("enable-dma", {0x01}));
+    refused("SEV-TIO's op on TDX", Code::NotSupported, request("enable-dma", {}));
+    refused("unaligned MMIO, refused by the TSM", Code::Kernel,
+            request("validate-mmio", {1, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0}));
+    refused("unknown object, refused by the TSM", Code::Kernel, request("object-info", {9, 0, 0, 0}));
+    refused("read past the end, refused by the TSM", Code::Kernel,
+            request("object-read", {1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0}));
+    refused("an unknown device", Code::NotFound,
+            [&] { return g.tsmRequest(trusted(), 999, "set-tdi-state", std::vector<std::uint8_t>{0}); });
 }
 
 }  // namespace

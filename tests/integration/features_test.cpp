@@ -43,7 +43,7 @@ TEST(Features, TheProposedProfileOffersEverything) {
     GuestRig rig("tdx");
     ASSERT_OK(rig.vmm.attachTo(*rig.guest));
     const auto& f = rig.guest->vm()->features;
-    EXPECT_TRUE(f.map_file && f.viommu && f.vdevice && f.tsm_op && f.tsm_request && f.reshape);
+    EXPECT_TRUE(f.map_file && f.viommu && f.vdevice && f.tsm_request && f.reshape);
     EXPECT_EQ(rig.guest->vm()->model, core::MemoryModel::InPlace);
     EXPECT_FALSE(rig.guest->vm()->gmem_map_file) << "probed with the first guest_memfd, not before";
     auto gmem = rig.vmm.guestMemory(kGuestRamGpa, 4 * kMiB);
@@ -71,8 +71,7 @@ TEST(Features, EachProfileIsProbedForWhatItHas) {
         EXPECT_EQ(g.vm()->model, e.model);
         EXPECT_EQ(g.vm()->features.reshape, e.reshape);
         // 0x95 is IOMMU_IOAS_NOIOMMU_GET_PA on merged kernels: never taken for the TSM.
-        EXPECT_EQ(g.vm()->features.tsm_op, e.reshape) << "the TSM proposal only with the proposed series";
-        EXPECT_EQ(g.vm()->features.tsm_request, e.reshape);
+        EXPECT_EQ(g.vm()->features.tsm_request, e.reshape) << "the TSM series only with the proposed profile";
         EXPECT_TRUE(g.vm()->features.map_file) << "merged in 6.13";
         auto gmem = rig.vmm.guestMemory(kGuestRamGpa, 4 * kMiB);
         ASSERT_OK(gmem);
@@ -92,24 +91,27 @@ TEST(Features, EachProfileIsProbedForWhatItHas) {
 
 TEST(Features, KernelWithoutTsmIoctlsRefusesBindUpFront) {
     GuestRig rig("snp");
-    KernelWithout old(*rig.sys, {"IOMMU_VDEVICE_TSM_OP", "IOMMU_VDEVICE_TSM_REQ"});
+    KernelWithout old(*rig.sys, {"IOMMU_VDEVICE_TSM_REQ"});
     core::Guest g({.name = "old", .platform = Platform::Snp, .claim_dir = rig.claim_dir}, old, anyDevice("old"));
     TestVmm vmm(*rig.sys);
     ASSERT_OK(vmm.attachTo(g));
-    EXPECT_FALSE(g.vm()->features.tsm_op);
     EXPECT_FALSE(g.vm()->features.tsm_request);
     EXPECT_TRUE(g.vm()->features.viommu);
     const auto probes = old.refused;
-    EXPECT_EQ(probes, 2U) << "each missing ioctl was probed once";
+    EXPECT_EQ(probes, 1U) << "the missing ioctl was probed once";
 
-    auto up = bringUp(g, vmm, kDevA, Stage::VDevice, 1);
+    auto up = bringUp(g, vmm, kDevA, Stage::Device);
     ASSERT_OK(up);
     const auto dev = &up->device;
+    auto viommu = g.createViommu(trusted(), *dev);
+    ASSERT_FALSE(viommu);
+    EXPECT_EQ(viommu.error().code, Code::NotSupported) << "upstream AMD has no vIOMMU type; the TSM supplies one";
     auto bind = g.bind(trusted(), *dev);
     ASSERT_FALSE(bind);
     EXPECT_EQ(bind.error().code, Code::NotSupported);
+    EXPECT_NE(bind.error().message.find("IOMMU_VDEVICE_TSM_REQ"), std::string::npos) << bind.error().message;
     const std::uint8_t run[] = {0x02};
-    auto req = g.guestRequest(trusted(), *dev, core::GuestRequestScope::StateChange, run);
+    auto req = g.tsmRequest(trusted(), *dev, "set-tdi-state", run);
     ASSERT_FALSE(req);
     EXPECT_EQ(req.error().code, Code::NotSupported);
     EXPECT_EQ(old.refused, probes) << "refused before reaching the kernel";
@@ -118,28 +120,69 @@ TEST(Features, KernelWithoutTsmIoctlsRefusesBindUpFront) {
 }
 
 // A merged kernel answers 0x95 (IOMMU_IOAS_NOIOMMU_GET_PA) with EINVAL to a struct
-// of the TSM proposal's size: "not ENOTTY" would read that as the TSM. Bind then
-// answers NotSupported before any kernel call or sysfs write.
+// too small for it: "not ENOTTY" would read that as a TSM ioctl. Bind and TsmRequest
+// then answer NotSupported, naming what is missing, before any kernel call or sysfs
+// access.
 TEST(Features, NoiommuGetPaIsNeverMistakenForTheTsm) {
     for (const char* profile : {"7.3", "7.4"}) {
         SCOPED_TRACE(profile);
-        GuestRig rig("tdx", profile);
+        GuestRig rig("cca", profile);  // CCA: a merged vIOMMU type, so a vDEVICE exists
         core::Guest& g = *rig.guest;
         ASSERT_OK(rig.vmm.attachTo(g));
-        uapi::iommu_vdevice_tsm_op probe{
-            .size = sizeof(uapi::iommu_vdevice_tsm_op), .type = 0, .flags = 0, .vdevice_id = 0};
+        uapi::iommu_vdevice_tsm_req probe{};
+        probe.size = 16;  // the obsolete v5 bind's size, too small for NOIOMMU_GET_PA
         auto answer = rig.sys->ioctl(g.vm()->iommufd.fd(), uapi::IOMMU_IOAS_NOIOMMU_GET_PA,
                                      reinterpret_cast<unsigned long>(&probe));
         ASSERT_FALSE(answer);
         EXPECT_EQ(answer.error(), EINVAL) << "something answers at 0x95, and not with ENOTTY";
-        EXPECT_FALSE(g.vm()->features.tsm_op);
+        EXPECT_FALSE(g.vm()->features.tsm_request);
         auto up = bringUp(g, rig.vmm, kDevA, Stage::VDevice, 1);
         ASSERT_OK(up);
+        EXPECT_EQ(rig.sim.counter("objects"), 5U) << "IOAS, HWPT, device, plain vIOMMU, vDEVICE";
         const auto calls = rig.sim.counter("syscalls");
         auto bind = g.bind(trusted(), up->device);
         ASSERT_FALSE(bind);
         EXPECT_EQ(bind.error().code, Code::NotSupported);
-        EXPECT_EQ(rig.sim.counter("syscalls"), calls) << "no kernel call, no sysfs write";
+        EXPECT_NE(bind.error().message.find("IOMMU_VDEVICE_TSM_REQ"), std::string::npos) << bind.error().message;
+        const std::uint8_t run[] = {0x02};
+        auto req = g.tsmRequest(trusted(), up->device, "set-tdi-state", run);
+        ASSERT_FALSE(req);
+        EXPECT_EQ(req.error().code, Code::NotSupported);
+        EXPECT_EQ(rig.sim.counter("syscalls"), calls) << "no kernel call, no sysfs access";
+        EXPECT_FALSE(g.devices().at(up->device).tsm_connected) << "the DSM was never connected";
+    }
+}
+
+// The fingerprint is the proposal's own pair of answers at 0x96: ENOENT for vDEVICE 0
+// in a 48-byte request, EINVAL for a 40-byte one. A kernel that answers otherwise
+// there (another ioctl took the number, or an older shape) has no TSM for the daemon.
+TEST(Features, TheTsmIsFoundOnlyByItsFingerprint) {
+    struct Answers {
+        int full;
+        int v5_size;
+        bool present;
+    };
+    for (const Answers a :
+         {Answers{ENOENT, EINVAL, true}, Answers{EINVAL, EINVAL, false}, Answers{ENOENT, ENOENT, false},
+          Answers{ENOTTY, ENOTTY, false}, Answers{EOPNOTSUPP, EINVAL, false}}) {
+        SCOPED_TRACE(std::to_string(a.full) + "/" + std::to_string(a.v5_size));
+        GuestRig rig("tdx");
+        class Answering final : public kernel::ForwardingSyscalls {
+        public:
+            Answering(kernel::Syscalls& inner, Answers answers) : ForwardingSyscalls(inner), answers_(answers) {}
+            kernel::SysResult<long> ioctl(int fd, unsigned long req, unsigned long arg) override {
+                if (req != uapi::IOMMU_VDEVICE_TSM_REQ) return inner().ioctl(fd, req, arg);
+                const auto size = reinterpret_cast<const uapi::iommu_vdevice_tsm_req*>(arg)->size;
+                return std::unexpected(size == 48 ? answers_.full : answers_.v5_size);
+            }
+
+        private:
+            Answers answers_;
+        } kernel(*rig.sys, a);
+        core::Guest g({.name = "fp", .platform = Platform::Tdx, .claim_dir = rig.claim_dir}, kernel, anyDevice("fp"));
+        TestVmm vmm(*rig.sys);
+        ASSERT_OK(vmm.attachTo(g));
+        EXPECT_EQ(g.vm()->features.tsm_request, a.present);
     }
 }
 

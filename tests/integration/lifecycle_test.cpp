@@ -60,12 +60,12 @@ TEST_P(LifecycleTest, WholeSequenceThenNothingLeft) {
         auto viommu = g.createViommu(trusted(), *dev);
         ASSERT_OK(viommu);
         ASSERT_OK(g.createVdevice(trusted(), *dev, *viommu, 0x42));
-        EXPECT_EQ(rig.sim.tdiState(kDevA), "unlocked");
+        EXPECT_TRUE(g.devices().at(*dev).tsm_connected) << "the vDEVICE on a TSM vIOMMU connected the DSM";
+        EXPECT_EQ(rig.sim.tdiState(kDevA), "unlocked") << "binding is not LOCK";
         ASSERT_OK(g.bind(trusted(), *dev));
         EXPECT_EQ(rig.sim.tdiState(kDevA), "locked");
-        EXPECT_TRUE(g.devices().at(*dev).tsm_connected);
 
-        const std::uint8_t report_req[] = {0x82};
+        const std::uint8_t report_req[] = {0x84};  // TDISP GET_DEVICE_INTERFACE_REPORT
         auto report = g.guestRequest(trusted(), *dev, GuestRequestScope::Info, report_req);
         ASSERT_OK(report);
         EXPECT_NE(std::string(report->begin(), report->end()).find(kDevA), std::string::npos);
@@ -149,8 +149,8 @@ TEST_P(LifecycleTest, ConfigWriteBreaksTheTdiAndOnlyUnbindHelps) {
     EXPECT_EQ(rig.sim.tdiState(kDevB), "error");
     expectError(g.reset(trusted(), *dev), Code::InvalidState, "error");
     EXPECT_EQ(g.devices().at(*dev).tdi, TdiState::Error) << "the model follows the device";
-    const std::uint8_t info[] = {0x82};
-    expectError(g.guestRequest(trusted(), *dev, GuestRequestScope::Info, info), Code::InvalidState);
+    const std::uint8_t report[] = {0x84};
+    expectError(g.guestRequest(trusted(), *dev, GuestRequestScope::Info, report), Code::InvalidState);
     ASSERT_OK(g.unbind(trusted(), *dev));
     EXPECT_EQ(rig.sim.tdiState(kDevB), "unlocked");
     ASSERT_OK(g.reset(trusted(), *dev)) << "an unlocked function may be reset";

@@ -43,6 +43,12 @@ struct Vmm {
     std::vector<std::uint8_t> dump() { return guest.DumpState(); }
 };
 
+// After a restart the VMM finds its device by path, as it would.
+void rediscoverDevice(Vmm& v) {
+    const auto devices = v.guest.Devices();
+    if (!devices.empty()) v.device = devices.front();
+}
+
 std::string text(const std::vector<std::uint8_t>& bytes) {
     v1::GuestSnapshot s;
     if (!s.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return "unparsable";
@@ -344,6 +350,44 @@ TEST(RestartSeparateModel, TheSharedBackingIsKeptAndStillMapped) {
         ASSERT_TRUE(kvm.kvm().setAttributes(kGpa, 2 * kMiB, true));
         EXPECT_NE(dma(kGpa), "ok") << "unmapped from the kept memfd after the restart";
         EXPECT_EQ(sim.counter("machine_checks"), 0U);
+        vmm.guest.Teardown();
+    }
+    EXPECT_TRUE(eventually([&] { return manager.storedFds() == 0; }));
+    EXPECT_EQ(manager.stop(), 0);
+    kvm.exit();
+    EXPECT_TRUE(eventually([&] { return sim.counter("objects") == 0 && sim.counter("open_files") == 0; }));
+}
+
+// A quarantine is the daemon's own verdict on a TDI whose state nobody knows: a
+// restart keeps it (the TSM's answer now proves nothing about the lost one).
+TEST(RestartQuarantine, AQuarantinedTdiStaysQuarantined) {
+    SimProcess sim{"tdx", {kA}};
+    ServiceManager manager{sim, "vm1"};
+    VmmClient kvm{sim};
+    manager.start();
+    {
+        Vmm vmm(manager.address(), kvm);
+        kvm.attachVm(vmm.guest);
+        vmm.device = kvm.addDevice(*vmm.conn, vmm.guest, kA);
+        vmm.viommu = vmm.guest.CreateVIommu(vmm.device, {});
+        DeviceClient dev(*vmm.conn, vmm.device);
+        dev.CreateVDevice(vmm.viommu, 0x42);
+        sim.injectFailure("IOMMU_VDEVICE_TSM_REQ", 2, "EFAULT");  // LOCK commits, its answer is lost
+        EXPECT_EQ(errorName([&] { dev.Bind(); }), "org.tio.Error.Kernel");
+        EXPECT_EQ(dev.TdiState(), "quarantined");
+        EXPECT_EQ(sim.tdiState(kA), "locked");
+        manager.kill9();
+    }
+    manager.start();
+    {
+        Vmm vmm(manager.address(), kvm);
+        rediscoverDevice(vmm);
+        DeviceClient dev(*vmm.conn, vmm.device);
+        EXPECT_EQ(dev.TdiState(), "quarantined") << "the restart did not lift it";
+        EXPECT_EQ(errorName([&] { dev.Bind(); }), "org.tio.Error.InvalidState");
+        dev.Unbind();
+        EXPECT_EQ(dev.TdiState(), "unlocked");
+        EXPECT_EQ(sim.tdiState(kA), "unlocked");
         vmm.guest.Teardown();
     }
     EXPECT_TRUE(eventually([&] { return manager.storedFds() == 0; }));

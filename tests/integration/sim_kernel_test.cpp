@@ -6,10 +6,14 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cstring>
+
 #include "kernel/features.hpp"
 #include "kernel/iommufd.hpp"
 #include "kernel/kvm.hpp"
 #include "kernel/pci_sysfs.hpp"
+#include "kernel/tdisp.hpp"
 #include "kernel/tsm.hpp"
 #include "kernel/uapi/kvm.hpp"
 #include "kernel/vfio_device.hpp"
@@ -166,8 +170,11 @@ TEST_F(SimKernelTest, VdeviceRulesAndTombstoneOnDeviceClose) {
     const auto hwpt = *ictx->allocNestParentHwpt(da, ioas);
     ASSERT_TRUE(a.attach(hwpt));
     ASSERT_TRUE(b.attach(hwpt));
-    auto viommu = ictx->allocViommu(da, hwpt, viommuTypeFor(Platform::Tdx));
+    auto viommu = ictx->allocViommu(da, hwpt, viommuTypeFor(Platform::Tdx, true));
     ASSERT_TRUE(viommu) << viommu.error().message;
+    // A vDEVICE on a TSM vIOMMU binds, which needs each function's DSM connected.
+    ASSERT_TRUE(Tsm(*sys).connect(*Bdf::parse("0000:3a:00.0")));
+    ASSERT_TRUE(Tsm(*sys).connect(*Bdf::parse("0000:3b:00.0")));
     auto wrong_type = ictx->allocViommu(da, hwpt, 0);
     ASSERT_FALSE(wrong_type);
     EXPECT_EQ(wrong_type.error().code, Code::NotSupported) << "type DEFAULT is EOPNOTSUPP";
@@ -195,7 +202,9 @@ TEST_F(SimKernelTest, VdeviceRulesAndTombstoneOnDeviceClose) {
     ASSERT_TRUE(ictx->destroy(*viommu)) << "the vIOMMU is free again";
 }
 
-TEST_F(SimKernelTest, TsmBindNeedsTheVmAndAConnectedDsm) {
+// RFC v7: a vDEVICE on a TSM vIOMMU binds (the TSM's device context, not LOCK), which
+// needs the VM and a connected DSM; LOCK, RUN and STOP are SET_TDI_STATE requests.
+TEST_F(SimKernelTest, VdeviceOnATsmViommuBindsWithTheVmAndAConnectedDsm) {
     auto v = vm();
     auto kv = v.createVfioDevice();
     auto ictx = Iommufd::open(*sys);
@@ -208,17 +217,15 @@ TEST_F(SimKernelTest, TsmBindNeedsTheVmAndAConnectedDsm) {
     const auto hwpt = *ictx->allocNestParentHwpt(da, ioas);
     ASSERT_TRUE(a.attach(hwpt));
     ASSERT_TRUE(b.attach(hwpt));
-    const auto va_viommu = *ictx->allocViommu(da, hwpt, viommuTypeFor(Platform::Tdx));
-    const auto vb_viommu = *ictx->allocViommu(db, hwpt, viommuTypeFor(Platform::Tdx));
-    const auto va = *ictx->allocVdevice(va_viommu, da, 1);
-    const auto vb = *ictx->allocVdevice(vb_viommu, db, 2);
+    const auto va_viommu = *ictx->allocViommu(da, hwpt, viommuTypeFor(Platform::Tdx, true));
+    const auto vb_viommu = *ictx->allocViommu(db, hwpt, viommuTypeFor(Platform::Tdx, true));
 
-    auto no_vm = ictx->tsmBind(vb);
+    auto no_vm = ictx->allocVdevice(vb_viommu, db, 2);
     ASSERT_FALSE(no_vm);
     EXPECT_EQ(no_vm.error().sys_errno, ENODEV);
-    auto no_tsm = ictx->tsmBind(va);
+    auto no_tsm = ictx->allocVdevice(va_viommu, da, 1);
     ASSERT_FALSE(no_tsm);
-    EXPECT_EQ(no_tsm.error().sys_errno, EINVAL) << "no TSM context before tsm/connect";
+    EXPECT_EQ(no_tsm.error().sys_errno, EINVAL) << "no TSM link before tsm/connect";
 
     Tsm tsm(*sys);
     const Bdf bdf = *Bdf::parse("0000:3a:00.0");
@@ -229,23 +236,88 @@ TEST_F(SimKernelTest, TsmBindNeedsTheVmAndAConnectedDsm) {
     ASSERT_FALSE(again);
     EXPECT_EQ(again.error().code, Code::Busy);
 
-    ASSERT_TRUE(ictx->tsmBind(va));
+    const auto va = *ictx->allocVdevice(va_viommu, da, 1);
+    EXPECT_EQ(*tsm.bound(bdf), "tsm0") << "the vDEVICE bound";
+    EXPECT_EQ(sim.tdiState("0000:3a:00.0"), "unlocked") << "binding is not LOCK";
+
+    const auto arch = tvmArchFor(Platform::Tdx);
+    const auto setState = [&](std::uint8_t state) {
+        const std::uint8_t req[] = {state};
+        return *ictx->tsmRequest(va, TsmOp::SetTdiState, arch, req, 0);
+    };
+    const auto stateNow = [&] {
+        auto ans = *ictx->tsmRequest(va, TsmOp::GetTdiState, arch, tdispGetInterfaceState(bdf), 64);
+        EXPECT_EQ(ans.error, 0);
+        return parseInterfaceState(ans.response, bdf);
+    };
+    const std::uint8_t lock[] = {1};
+    auto wrong_arch = *ictx->tsmRequest(va, TsmOp::SetTdiState, tvmArchFor(Platform::Cca), lock, 0);
+    EXPECT_EQ(wrong_arch.error, EINVAL) << "the TSM refuses another architecture";
+    auto sev_only = *ictx->tsmRequest(va, TsmOp::SevEnableDma, arch, {}, 0);
+    EXPECT_EQ(sev_only.error, EOPNOTSUPP);
+    EXPECT_EQ(setState(1).error, 0);
     EXPECT_EQ(sim.tdiState("0000:3a:00.0"), "locked");
-    EXPECT_EQ(*tsm.bound(bdf), "tsm0");
-    EXPECT_EQ(*ictx->tdiState(va), TdispState::ConfigLocked);
-    const std::uint8_t run[] = {0x02};
-    ASSERT_TRUE(ictx->tsmRequest(va, TsmRequestScope::StateChange, run, 1));
+    EXPECT_EQ(*stateNow(), TdispState::ConfigLocked);
+    EXPECT_EQ(setState(2).error, 0);
     EXPECT_EQ(sim.tdiState("0000:3a:00.0"), "run");
-    auto run_again = ictx->tsmRequest(va, TsmRequestScope::StateChange, run, 1);
-    ASSERT_FALSE(run_again);
-    EXPECT_EQ(run_again.error().sys_errno, EINVAL) << "RUN only from LOCKED";
+    auto run_again = setState(2);
+    EXPECT_EQ(run_again.error, EINVAL) << "RUN only from LOCKED";
+    EXPECT_NE(run_again.tsm_code, 0U) << "the TSM says why";
 
     sim.configWrite("0000:3a:00.0");
-    EXPECT_EQ(*ictx->tdiState(va), TdispState::Error);
+    EXPECT_EQ(*stateNow(), TdispState::Error);
     EXPECT_EQ(sim.counter("tdi_errors"), 1U);
-    ASSERT_TRUE(ictx->tsmUnbind(va));
+    EXPECT_EQ(setState(0).error, 0);
     EXPECT_EQ(sim.tdiState("0000:3a:00.0"), "unlocked");
-    EXPECT_EQ(*tsm.bound(bdf), "");
+    EXPECT_EQ(*tsm.bound(bdf), "tsm0") << "STOP keeps the context";
+    ASSERT_TRUE(ictx->destroy(va));
+    EXPECT_EQ(*tsm.bound(bdf), "") << "destroying the vDEVICE unbinds";
+}
+
+// The evidence objects: whole objects in chunks, generations that LOCK and
+// regenerate advance, and a commit whose copy-back fails (InjectFailure EFAULT).
+TEST_F(SimKernelTest, TsmServesEvidenceAndCanLoseAnAnswerAfterCommitting) {
+    auto v = vm();
+    auto kv = v.createVfioDevice();
+    auto ictx = Iommufd::open(*sys);
+    const auto ioas = *ictx->allocIoas();
+    auto a = device("0000:3a:00.0");
+    ASSERT_TRUE(kv->addFile(a.fd()));
+    const auto da = *a.bindIommufd(ictx->fd());
+    const auto hwpt = *ictx->allocNestParentHwpt(da, ioas);
+    ASSERT_TRUE(a.attach(hwpt));
+    const Bdf bdf = *Bdf::parse("0000:3a:00.0");
+    ASSERT_TRUE(Tsm(*sys).connect(bdf));
+    const auto viommu = *ictx->allocViommu(da, hwpt, viommuTypeFor(Platform::Tdx, true));
+    const auto va = *ictx->allocVdevice(viommu, da, 1);
+    const auto arch = tvmArchFor(Platform::Tdx);
+    const auto info = [&](std::uint32_t object) {
+        std::uint8_t req[4];
+        std::memcpy(req, &object, 4);
+        auto ans = *ictx->tsmRequest(va, TsmOp::ObjectInfo, arch, req, 16);
+        std::uint64_t out[2] = {0, 0};
+        if (ans.error == 0 && ans.response.size() == 16) std::memcpy(out, ans.response.data(), 16);
+        return std::make_pair(ans.error, std::array<std::uint64_t, 2>{out[0], out[1]});
+    };
+    auto certs = info(1);
+    ASSERT_EQ(certs.first, 0);
+    EXPECT_GT(certs.second[0], 64U * 1024U) << "larger than one answer: readers must page";
+    EXPECT_EQ(info(3).first, EINVAL) << "no interface report before LOCK";
+
+    const std::uint8_t lock[] = {1};
+    const auto before = info(2).second[1];
+    ASSERT_EQ(ictx->tsmRequest(va, TsmOp::SetTdiState, arch, lock, 0)->error, 0);
+    EXPECT_EQ(info(2).second[1], before + 1) << "LOCK takes the measurements anew";
+    std::uint8_t regen[4] = {1, 0, 0, 0};
+    ASSERT_EQ(ictx->tsmRequest(va, TsmOp::ObjectRegenerate, arch, regen, 0)->error, 0);
+    EXPECT_EQ(info(1).second[1], certs.second[1] + 1);
+
+    // Commit, then lose the answer: the TSM ran (the TDI is in RUN), the caller saw EFAULT.
+    sim.injectFailure("IOMMU_VDEVICE_TSM_REQ", 1, "EFAULT");
+    const std::uint8_t run[] = {2};
+    auto lost = *ictx->tsmRequest(va, TsmOp::SetTdiState, arch, run, 0);
+    EXPECT_EQ(lost.error, EFAULT);
+    EXPECT_EQ(sim.tdiState("0000:3a:00.0"), "run");
 }
 
 TEST_F(SimKernelTest, SysfsNamesTheCdevAndRefusesUnknownFunctions) {

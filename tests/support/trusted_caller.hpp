@@ -16,9 +16,16 @@ struct TrustedCaller {
             core::Caller{.uid = 0, .pid = 0, .groups = {}, .door = core::Door::Vmm});
         return who;
     }
+    // Root on the admin door: an administrator.
+    static const core::AuthorizedCaller& admin() {
+        static const core::AuthorizedCaller who(
+            core::Caller{.uid = 0, .pid = 0, .groups = {}, .door = core::Door::Admin});
+        return who;
+    }
 };
 
 [[nodiscard]] inline const core::AuthorizedCaller& trusted() { return TrustedCaller::root(); }
+[[nodiscard]] inline const core::AuthorizedCaller& trustedAdmin() { return TrustedCaller::admin(); }
 
 // The development policy for `guest`: owned by the test's uid (and root), any device
 // allowed, the contract's default limits.
