@@ -23,7 +23,7 @@ std::uint32_t Guest::viommuType() const {
     return kernel::viommuTypeFor(config_.platform, vm_ && vm_->features.tsm_request);
 }
 
-Result<ObjectId> Guest::addDevice(Who, const Bdf& bdf) {
+Result<ObjectId> Guest::addDevice(Who, const Bdf& bdf, std::optional<kernel::VfToken> vf_token) {
     if (auto r = guard_.admitDevice(bdf, devices_.size()); !r) return std::unexpected(r.error());
     if (auto r = requireVm("AddDevice"); !r) return std::unexpected(r.error());
     if (findDevice(bdf)) return fail(Code::Busy, bdf.toString() + " is already a device of this guest");
@@ -33,8 +33,13 @@ Result<ObjectId> Guest::addDevice(Who, const Bdf& bdf) {
     kernel::PciSysfs sysfs(sys_);
     auto cdev = sysfs.vfioCdev(bdf);
     if (!cdev) return std::unexpected(cdev.error());
-    auto has_tsm = sysfs.hasTsm(bdf);
-    if (!has_tsm) return std::unexpected(has_tsm.error());
+    kernel::Tsm tsm(sys_);
+    auto dsm = tsm.dsmOf(bdf);
+    if (!dsm) return std::unexpected(dsm.error());
+    // A VF's own tsm/ group appears only once its DSM is connected: what the DSM
+    // offers decides, not whether the function shows a group yet.
+    auto tdisp = tsm.tdispCapable(*dsm);
+    if (!tdisp) return std::unexpected(tdisp.error());
     auto vfio = kernel::VfioDevice::open(sys_, cdev->path, cdev->rdev);
     if (!vfio) return std::unexpected(vfio.error());
 
@@ -44,7 +49,9 @@ Result<ObjectId> Guest::addDevice(Who, const Bdf& bdf) {
              .vfio_name = cdev->name,
              .claim = std::move(*claim),
              .vfio = std::move(*vfio),
-             .tdisp_capable = *has_tsm};
+             .tdisp_capable = *tdisp,
+             .dsm = *dsm,
+             .vf_token = vf_token};
     if (auto r = objects_.add({ObjectKind::Device, id}, 0, holdsOf(d)); !r) return std::unexpected(r.error());
     ++next_id_;
     devices_.emplace(id, std::move(d));
@@ -66,7 +73,7 @@ Result<> Guest::attachDevice(Who, ObjectId id) {
         // Only closing the cdev unbinds it, and the VMM holds a duplicate: a bind
         // cannot be undone. A failed attach leaves the device bound (its iommufd id in
         // the table), and Attach goes on from there when called again.
-        auto dev_id = d.vfio.bindIommufd(vm.iommufd.fd());
+        auto dev_id = d.vfio.bindIommufd(vm.iommufd.fd(), d.vf_token);
         if (!dev_id) return std::unexpected(dev_id.error());
         d.dev_id = *dev_id;
         if (auto r = objects_.replace(key, d.dev_id, holdsOf(d)); !r) return r;

@@ -122,7 +122,9 @@ public:
     // --- devices, vIOMMUs, vDEVICEs, TDIs ---
     // Claims the function and opens its cdev (opened); the VMM then adds the cdev to
     // its KVM-VFIO device and calls attachDevice (bind to iommufd, attach).
-    [[nodiscard]] Result<ObjectId> addDevice(Who who, const Bdf& bdf);
+    // `vf_token`: the token a VF shows at bind when its PF's driver set one.
+    [[nodiscard]] Result<ObjectId> addDevice(Who who, const Bdf& bdf,
+                                             std::optional<kernel::VfToken> vf_token = std::nullopt);
     [[nodiscard]] Result<> attachDevice(Who who, ObjectId id);
     [[nodiscard]] Result<> removeDevice(Who who, ObjectId id);
     [[nodiscard]] Result<ObjectId> createViommu(Who who, ObjectId device);

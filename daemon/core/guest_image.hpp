@@ -28,6 +28,8 @@ struct GuestImage {
         bool tdisp_capable = false;
         std::optional<TdiState> tdi;  // nullopt when the stored name was not a state
         bool tsm_connected = false;
+        std::string dsm;  // as stored; empty in snapshots from before it was kept
+        std::optional<kernel::VfToken> vf_token;
         UniqueFd vfio;   // empty when not kept
         UniqueFd claim;  // empty when not kept
     };

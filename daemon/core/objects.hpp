@@ -36,9 +36,13 @@ struct Device {
     std::uint32_t dev_id = 0;  // iommufd DEVICE id
     DeviceState state = DeviceState::Opened;
     std::optional<VDevice> vdevice;
-    bool tdisp_capable = false;  // the function has a TDISP capability (sysfs tsm/)
+    bool tdisp_capable = false;  // its DSM's tsm/ group has `bound` (kernel/tsm.hpp)
     TdiState tdi = TdiState::Unlocked;
     bool tsm_connected = false;
+    // Its device security manager as the kernel resolves it: the PF's function 0 for a
+    // VF before connect, tsm/dsm after.
+    Bdf dsm;
+    std::optional<kernel::VfToken> vf_token;  // shown at bind (AddDevice's vf-token)
     // Locked, running or in error: only Unbind may touch it (never a reset, a
     // re-attach or a vDEVICE destroy under a bound TDI).
     [[nodiscard]] bool tdiNeedsUnbind() const { return tdi != TdiState::Unlocked; }

@@ -227,7 +227,9 @@ Result<RestoreReport> Guest::restore(GuestImage image, const std::vector<Journal
                  .vfio = std::move(*vfio),
                  .dev_id = sd.dev_id,
                  .tdisp_capable = sd.tdisp_capable,
-                 .tsm_connected = sd.tsm_connected};
+                 .tsm_connected = sd.tsm_connected,
+                 .dsm = Bdf::parse(sd.dsm).value_or(bdf->dsm()),
+                 .vf_token = sd.vf_token};
         if (sd.attached) {
             report.notes.push_back(sd.bdf + " " + force(d.state, DeviceState::Attached, "from the snapshot"));
         }

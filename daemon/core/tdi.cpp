@@ -47,18 +47,26 @@ bool Guest::hasTsmContext(const Device& d) const {
 
 Result<> Guest::connectDsm(Device& d, Rollback& undo) {
     kernel::Tsm tsm(sys_);
-    auto connected = tsm.connectedTo(d.bdf);
+    auto connected = tsm.connectedTo(d.dsm);
     if (!connected) return std::unexpected(connected.error());
     const bool was_known = d.tsm_connected;
+    const Bdf was_dsm = d.dsm;
     if (connected->empty()) {
-        if (auto r = tsm.connect(d.bdf); !r) return r;
+        if (auto r = tsm.connect(d.dsm); !r) return r;
         // Undoing is safe: the DSM was not connected, so no TDI under it is bound.
-        undo.add([this, &d] {
+        undo.add([this, dsm = d.dsm] {
             kernel::Tsm t(sys_);
-            if (auto name = t.connectedTo(d.bdf); name && !name->empty()) (void)t.disconnect(d.bdf, *name);
+            if (auto name = t.connectedTo(dsm); name && !name->empty()) (void)t.disconnect(dsm, *name);
         });
     }
-    undo.add([&d, was_known] { d.tsm_connected = was_known; });
+    undo.add([&d, was_known, was_dsm] {
+        d.tsm_connected = was_known;
+        d.dsm = was_dsm;
+    });
+    // Connected, the kernel names the DSM itself (tsm/dsm): that is what holds from now.
+    auto named = tsm.dsmOf(d.bdf);
+    if (!named) return std::unexpected(named.error());
+    d.dsm = *named;
     d.tsm_connected = true;  // the DSM stays connected after Unbind (disconnect is an admin act)
     return {};
 }
@@ -116,7 +124,7 @@ Result<> Guest::refreshTdi(Device& d) {
     if (!d.tdisp_capable || !vm_) return {};
     if (!hasTsmContext(d)) {
         // No TDI to ask about: only whether the DSM's link is up (one sysfs read).
-        auto name = kernel::Tsm(sys_).connectedTo(d.bdf);
+        auto name = kernel::Tsm(sys_).connectedTo(d.dsm);
         if (!name) return std::unexpected(name.error());
         if (name->empty() == d.tsm_connected) {
             d.tsm_connected = !name->empty();

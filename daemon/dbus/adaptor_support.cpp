@@ -1,3 +1,6 @@
+#include <systemd/sd-id128.h>
+
+#include <array>
 #include <cstring>
 
 #include "dbus/adaptors.hpp"
@@ -48,6 +51,12 @@ Result<Options> readOptions(sd_bus_message* m, unsigned allowed) {
             std::uint64_t v = 0;
             if (auto read = readVariant(m, "t", k, &v); !read) return std::unexpected(read.error());
             o.shared_offset = v;
+        } else if (k == "vf-token" && allows(allowed, OptionKey::VfToken)) {
+            const char* text = nullptr;
+            if (auto read = readVariant(m, "s", k, &text); !read) return std::unexpected(read.error());
+            sd_id128_t id;
+            if (sd_id128_from_string(text, &id) < 0) return fail(Code::InvalidArgument, "vf-token is a UUID");
+            o.vf_token = std::to_array(id.bytes);
         } else {
             return fail(Code::InvalidArgument, "unknown option '" + k + "'");
         }

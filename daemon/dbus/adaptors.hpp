@@ -30,7 +30,7 @@ int getProperty(sd_bus* bus, const char* path, const char* iface, const char* pr
 
 // Known a{sv} options; a key the method does not take, or a known key with the
 // wrong type, is refused.
-enum class OptionKey : unsigned { Type = 1U, SharedFd = 2U, SharedOffset = 4U };
+enum class OptionKey : unsigned { Type = 1U, SharedFd = 2U, SharedOffset = 4U, VfToken = 8U };
 [[nodiscard]] constexpr unsigned operator|(OptionKey a, OptionKey b) {
     return static_cast<unsigned>(a) | static_cast<unsigned>(b);
 }
@@ -38,6 +38,7 @@ struct Options {
     std::optional<std::string> type;             // "type": s
     std::optional<UniqueFd> shared_fd;           // "shared-fd": h
     std::optional<std::uint64_t> shared_offset;  // "shared-offset": t
+    std::optional<kernel::VfToken> vf_token;     // "vf-token": s, a UUID
 };
 [[nodiscard]] Result<Options> readOptions(sd_bus_message* m, unsigned allowed = 0);
 

@@ -177,6 +177,7 @@ const sd_bus_vtable kVtable[] = {
     SD_BUS_PROPERTY("HasVDevice", "b", getProperty, 0, kProp),
     SD_BUS_PROPERTY("TdiState", "s", getProperty, 0, kProp),
     SD_BUS_PROPERTY("TsmConnected", "b", getProperty, 0, kProp),
+    SD_BUS_PROPERTY("Dsm", "s", getProperty, 0, kProp),
     SD_BUS_VTABLE_END,
 };
 

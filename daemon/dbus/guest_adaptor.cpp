@@ -140,11 +140,11 @@ int addDevice(sd_bus_message* m, void* userdata, sd_bus_error* err) {
                      [&](GuestService& svc, const AuthorizedCaller& who, sd_bus_message* reply) -> Result<> {
                          const char* text = nullptr;
                          if (sd_bus_message_read(m, "s", &text) < 0) return std::unexpected(malformed());
-                         auto opts = readOptions(m);
+                         auto opts = readOptions(m, static_cast<unsigned>(OptionKey::VfToken));
                          if (!opts) return std::unexpected(opts.error());
                          const auto bdf = Bdf::parse(text);
                          if (!bdf) return fail(Code::InvalidArgument, "a BDF looks like 0000:3a:00.0");
-                         auto id = svc.guest().addDevice(who, *bdf);
+                         auto id = svc.guest().addDevice(who, *bdf, opts->vf_token);
                          if (!id) {
                              // The guard's allowlist refusal is an authorization refusal: audited.
                              if (id.error().code == Code::AccessDenied) {

@@ -82,7 +82,8 @@ Views buildViews(const core::Guest& guest, const ServiceFacts& facts) {
                               {"VirtualId", std::uint64_t{d.vdevice ? d.vdevice->virtual_id : 0}},
                               {"HasVDevice", d.vdevice.has_value()},
                               {"TdiState", std::string(core::tdiStateName(d))},
-                              {"TsmConnected", d.tsm_connected}}};
+                              {"TsmConnected", d.tsm_connected},
+                              {"Dsm", d.dsm.toString()}}};
     }
     for (const auto& [id, vi] : guest.viommus()) {
         const std::string path = viommuPath(id);

@@ -26,6 +26,10 @@ SysResult<std::string> FaultInjectingSyscalls::readAttribute(const std::string& 
     if (const int e = nextCall()) return std::unexpected(e);
     return ForwardingSyscalls::readAttribute(path);
 }
+SysResult<std::string> FaultInjectingSyscalls::readLink(const std::string& path) {
+    if (const int e = nextCall()) return std::unexpected(e);
+    return ForwardingSyscalls::readLink(path);
+}
 SysResult<> FaultInjectingSyscalls::writeAttribute(const std::string& path, const std::string& value) {
     if (const int e = nextCall()) return std::unexpected(e);
     return ForwardingSyscalls::writeAttribute(path, value);

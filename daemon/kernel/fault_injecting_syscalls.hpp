@@ -24,6 +24,7 @@ public:
     SysResult<long> ioctl(int fd, unsigned long request, unsigned long arg) override;
     SysResult<> fallocate(int fd, int mode, std::uint64_t offset, std::uint64_t length) override;
     SysResult<std::string> readAttribute(const std::string& path) override;
+    SysResult<std::string> readLink(const std::string& path) override;
     SysResult<> writeAttribute(const std::string& path, const std::string& value) override;
     SysResult<std::vector<std::string>> listDirectory(const std::string& path) override;
     SysResult<FdIdentity> identify(int fd) override;

@@ -17,6 +17,7 @@ public:
         return inner_.fallocate(fd, mode, offset, length);
     }
     SysResult<std::string> readAttribute(const std::string& path) override { return inner_.readAttribute(path); }
+    SysResult<std::string> readLink(const std::string& path) override { return inner_.readLink(path); }
     SysResult<> writeAttribute(const std::string& path, const std::string& value) override {
         return inner_.writeAttribute(path, value);
     }

@@ -100,6 +100,10 @@ const std::array kTable = {
               .size_in_struct = true,
               .min_size = 16,
               .our_size = sz<vfio_device_bind_iommufd>(),
+              .pointers = {PointerField{.ptr_offset = TIO_OFF(vfio_device_bind_iommufd, token_uuid_ptr),
+                                        .fixed_len = 16,
+                                        .flag_offset = TIO_OFF(vfio_device_bind_iommufd, flags),
+                                        .flag_mask = VFIO_DEVICE_BIND_FLAG_TOKEN}},
               .fd_in = FdField{.offset = TIO_OFF(vfio_device_bind_iommufd, iommufd)}},
     IoctlDesc{.request = VFIO_DEVICE_ATTACH_IOMMUFD_PT, .name = "VFIO_DEVICE_ATTACH_IOMMUFD_PT",
               .size_in_struct = true, .min_size = 12, .our_size = sz<vfio_device_attach_iommufd_pt>()},
@@ -165,6 +169,8 @@ std::span<const IoctlDesc> allIoctls() noexcept { return kTable; }
 
 std::optional<std::uint32_t> pointerLength(const PointerField& p, std::span<const std::uint8_t> s) {
     if (p.ptr_offset == kNoField) return std::uint32_t{0};
+    if (p.flag_offset != kNoField && (p.flag_offset + 4U > s.size() || (readU32(s, p.flag_offset) & p.flag_mask) == 0))
+        return std::uint32_t{0};
     if (p.len_offset == kNoField) return p.fixed_len;
     if (p.len_offset + 4U > s.size()) return std::nullopt;
     const std::uint64_t len = std::uint64_t{readU32(s, p.len_offset)} * p.elem_size;

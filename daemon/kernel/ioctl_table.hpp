@@ -31,6 +31,9 @@ struct PointerField {
     std::uint32_t fixed_len = 0;
     Direction dir = Direction::In;
     bool holds_fd = false;  // the buffer is one int32 fd (KVM_DEV_VFIO_FILE_ADD's addr)
+    // Present only when the u32 flags word at flag_offset has flag_mask (else 0 bytes).
+    std::uint32_t flag_offset = kNoField;
+    std::uint32_t flag_mask = 0;
 };
 
 // An s32/u32 fd field inside the struct, optionally present only when a flag is set.

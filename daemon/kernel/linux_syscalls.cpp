@@ -61,6 +61,15 @@ SysResult<std::string> LinuxSyscalls::readAttribute(const std::string& path) {
     return out;
 }
 
+SysResult<std::string> LinuxSyscalls::readLink(const std::string& path) {
+    std::string out(PATH_MAX, '\0');
+    const ssize_t n = ::readlink(path.c_str(), out.data(), out.size());
+    if (n < 0) return std::unexpected(errno);
+    if (static_cast<std::size_t>(n) == out.size()) return std::unexpected(ENAMETOOLONG);
+    out.resize(static_cast<std::size_t>(n));
+    return out;
+}
+
 SysResult<> LinuxSyscalls::writeAttribute(const std::string& path, const std::string& value) {
     auto fd = open(path, O_WRONLY);
     if (!fd) return std::unexpected(fd.error());

@@ -51,11 +51,4 @@ Result<VfioCdev> PciSysfs::vfioCdev(const Bdf& bdf) {
     return fail(Code::NotSupported, bdf.toString() + " has no VFIO device cdev");
 }
 
-Result<bool> PciSysfs::hasTsm(const Bdf& bdf) {
-    auto r = sys_->listDirectory(devicePath(bdf) + "/tsm");
-    if (r) return true;
-    if (r.error() == ENOENT) return false;
-    return std::unexpected(kernelError("list tsm/", r.error()));
-}
-
 }  // namespace tio::kernel

@@ -1,6 +1,6 @@
 #pragma once
-// PCI sysfs: where a function's VFIO cdev is and whether it has a tsm/ directory
-// (kernel-uapi.md 2.1 and 4.1). Paths are built only from a parsed Bdf.
+// PCI sysfs: where a function's VFIO cdev is (kernel-uapi.md 2.1; its TSM group is
+// kernel/tsm.hpp's). Paths are built only from a parsed Bdf.
 #include <string>
 
 #include "common/bdf.hpp"
@@ -21,8 +21,6 @@ public:
 
     // NotFound when there is no such function; NotSupported when it is not bound to vfio-pci.
     [[nodiscard]] Result<VfioCdev> vfioCdev(const Bdf& bdf);
-    // Whether the function has a tsm/ directory (TDISP/IDE capable with a link TSM).
-    [[nodiscard]] Result<bool> hasTsm(const Bdf& bdf);
     [[nodiscard]] static std::string devicePath(const Bdf& bdf);
     // An attribute's value without the line end sysfs appends ("tsm0\n" -> "tsm0").
     [[nodiscard]] static std::string attributeValue(std::string raw);

@@ -46,6 +46,8 @@ public:
     // sysfs attributes: whole-value reads and writes.
     virtual SysResult<std::string> readAttribute(const std::string& path) = 0;
     virtual SysResult<> writeAttribute(const std::string& path, const std::string& value) = 0;
+    // The target of a sysfs symlink (readlink(2)), e.g. a VF's physfn: "../0000:3a:00.0".
+    virtual SysResult<std::string> readLink(const std::string& path) = 0;
     // Entry names of a sysfs directory, sorted, without "." and "..".
     virtual SysResult<std::vector<std::string>> listDirectory(const std::string& path) = 0;
     virtual SysResult<FdIdentity> identify(int fd) = 0;

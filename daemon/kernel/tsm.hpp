@@ -1,8 +1,13 @@
 #pragma once
-// The merged PCI/TSM sysfs ABI (v6.19, kernel-uapi.md 4.1): connect a function's
-// device security manager (DSM, always function 0) to the platform TSM, and read
-// whether its TDI is bound. TDI bind/unbind and guest requests themselves go through
-// the proposed iommufd vDEVICE ioctls (Iommufd::tsmBind/tsmRequest).
+// The PCI TSM as merged (6.19, drivers/pci/tsm.c; kernel-as-it-is.md 6): each function
+// has a device security manager (DSM): function 0 of its PF for a VF (sysfs physfn),
+// function 0 of its own slot otherwise; after connect, tsm/dsm names it. Connecting
+// the DSM to a link TSM sets up SPDM and IDE. A VF's tsm/ group (and a non-zero
+// function's) appears only once its DSM is connected; a DSM's appears when a link TSM
+// registers, also for an IDE-only PF0, whose group has no `bound` (it is not TDISP).
+// A switch upstream port as DSM is found only from tsm/dsm, after connect.
+// TDI bind and the guest's requests go through the proposed iommufd vDEVICE ioctls
+// (Iommufd::tsmRequest).
 #include <string>
 
 #include "common/bdf.hpp"
@@ -15,13 +20,19 @@ class Tsm {
 public:
     explicit Tsm(Syscalls& sys) : sys_(&sys) {}
 
-    // Name of the TSM the function's DSM is connected to, "" when not connected.
-    [[nodiscard]] Result<std::string> connectedTo(const Bdf& bdf);
-    // Connects the function's DSM to the first platform TSM (/sys/class/tsm).
-    [[nodiscard]] Result<> connect(const Bdf& bdf);
-    // Disconnects the DSM from `tsm` (the kernel unbinds every TDI under it first).
-    [[nodiscard]] Result<> disconnect(const Bdf& bdf, const std::string& tsm);
-    // The `bound` attribute: the TSM's name while the TDI is LOCKED, RUN or ERROR.
+    // The DSM of `bdf`: tsm/dsm when the group shows one, else its PF's function 0
+    // (physfn), else function 0 of its slot.
+    [[nodiscard]] Result<Bdf> dsmOf(const Bdf& bdf);
+    // Whether `dsm` can set up TDISP: its tsm/ group is there and has `bound`.
+    [[nodiscard]] Result<bool> tdispCapable(const Bdf& dsm);
+    // Name of the TSM `dsm` is connected to, "" when not connected.
+    [[nodiscard]] Result<std::string> connectedTo(const Bdf& dsm);
+    // Connects `dsm` to the first link TSM of /sys/class/tsm (a devsec TSM answers
+    // ENXIO and the next is tried). Already connected (EBUSY) counts as done.
+    [[nodiscard]] Result<> connect(const Bdf& dsm);
+    // Disconnects `dsm` from `tsm` (the kernel unbinds every TDI under it first).
+    [[nodiscard]] Result<> disconnect(const Bdf& dsm, const std::string& tsm);
+    // The function's `bound` attribute: the TSM's name while it holds a context for the TDI.
     [[nodiscard]] Result<std::string> bound(const Bdf& bdf);
 
 private:

@@ -27,10 +27,14 @@ Result<VfioDevice> VfioDevice::adopt(Syscalls& sys, UniqueFd fd, dev_t expected_
     return VfioDevice(sys, std::move(fd));
 }
 
-Result<std::uint32_t> VfioDevice::bindIommufd(int iommufd) {
+Result<std::uint32_t> VfioDevice::bindIommufd(int iommufd, const std::optional<VfToken>& token) {
     vfio_device_bind_iommufd b{};
     b.argsz = sizeof b;
     b.iommufd = iommufd;
+    if (token) {
+        b.flags = VFIO_DEVICE_BIND_FLAG_TOKEN;
+        b.token_uuid_ptr = reinterpret_cast<std::uint64_t>(token->data());
+    }
     if (auto r = ioctlStruct(*sys_, fd(), VFIO_DEVICE_BIND_IOMMUFD, b); !r) return std::unexpected(r.error());
     if (auto ok = requireOutput(b.out_devid != 0, VFIO_DEVICE_BIND_IOMMUFD, "dev id 0"); !ok) {
         return std::unexpected(ok.error());

@@ -2,13 +2,20 @@
 // One VFIO device cdev (/dev/vfio/devices/vfioN). Binding makes it an iommufd DEVICE
 // object; closing the fd detaches, unbinds and (kernel >= 6.17) force-destroys its
 // vDEVICE (kernel-uapi.md 2.6).
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "common/error.hpp"
 #include "kernel/syscalls.hpp"
 
 namespace tio::kernel {
+
+// The VF token (a UUID) a VF's user must show when its PF's driver set one
+// (VFIO_DEVICE_FEATURE_PCI_VF_TOKEN on the PF): a secret between the PF's owner and
+// the VF's.
+using VfToken = std::array<std::uint8_t, 16>;
 
 struct VfioDeviceInfo {
     std::uint32_t flags = 0;
@@ -25,7 +32,8 @@ public:
     [[nodiscard]] static Result<VfioDevice> adopt(Syscalls& sys, UniqueFd fd, dev_t expected_rdev);
 
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
-    [[nodiscard]] Result<std::uint32_t> bindIommufd(int iommufd);  // -> dev_id
+    // -> dev_id. With `token`, VFIO_DEVICE_BIND_FLAG_TOKEN shows it.
+    [[nodiscard]] Result<std::uint32_t> bindIommufd(int iommufd, const std::optional<VfToken>& token = std::nullopt);
     [[nodiscard]] Result<std::uint32_t> attach(std::uint32_t pt_id);
     [[nodiscard]] Result<> detach();
     [[nodiscard]] Result<VfioDeviceInfo> info();

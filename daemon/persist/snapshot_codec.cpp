@@ -49,6 +49,8 @@ v1::GuestSnapshot encode(const core::Guest& guest, std::string_view backend) {
         }
         out->set_tdi_state(std::string(core::tdiStateName(d)));
         out->set_tsm_connected(d.tsm_connected);
+        out->set_dsm(d.dsm.toString());
+        if (d.vf_token) out->set_vf_token(std::string(d.vf_token->begin(), d.vf_token->end()));
     }
     for (const auto& [id, v] : guest.viommus()) {
         auto* out = s.add_viommus();
@@ -107,9 +109,14 @@ GuestImage decode(const v1::GuestSnapshot& s, std::map<std::string, UniqueFd>& f
                                   .tdisp_capable = sd.tdi_state() != core::kNoTdispStateName,
                                   .tdi = core::parseTdiState(sd.tdi_state()),
                                   .tsm_connected = sd.tsm_connected(),
+                                  .dsm = sd.dsm(),
                                   .vfio = take(fds, objectFdName(kDeviceFd, sd.id())),
                                   .claim = take(fds, objectFdName(kClaimFd, sd.id()))};
         if (sd.has_vdevice()) d.vdevice = core::VDevice{sd.vdevice_id(), sd.viommu(), sd.virtual_id()};
+        if (sd.vf_token().size() == 16) {
+            d.vf_token.emplace();
+            std::copy(sd.vf_token().begin(), sd.vf_token().end(), d.vf_token->begin());
+        }
         image.devices.push_back(std::move(d));
     }
     std::map<std::string, int> taken;  // a kept file already handed to a region, for the next one on it

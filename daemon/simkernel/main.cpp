@@ -2,7 +2,9 @@
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
+#include <systemd/sd-id128.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -15,8 +17,13 @@ namespace {
 void usage() {
     std::fprintf(stderr,
                  "usage: tio-simkernel --platform tdx|snp|cca --control PATH [--kernel PATH]\n"
-                 "                     [--kernel-profile 7.3|7.4|proposed] [--device BDF[,notdisp]]...\n"
+                 "                     [--kernel-profile 7.3|7.4|proposed] [--devsec-tsm]\n"
+                 "                     [--device BDF[,notdisp][,ide-only][,vf-of=PF][,vf-token=UUID]]...\n"
                  "  --kernel-profile picks the uAPI the simulated kernel has (default: proposed).\n"
+                 "  --devsec-tsm lists a devsec TSM (tsm0) before the link TSM (tsm1).\n"
+                 "  A device is TDISP capable unless notdisp; ide-only is a PF0 with IDE but no\n"
+                 "  TEE-IO; vf-of makes it a VF of PF (its DSM is the PF's function 0); vf-token\n"
+                 "  on a PF is the token its VFs' users must show.\n"
                  "  --kernel defaults to the control path with \".kernel\" appended.\n"
                  "  Default devices: 0000:3a:00.0 and 0000:3b:00.0, both TDISP capable.\n");
 }
@@ -30,6 +37,7 @@ int main(int argc, char** argv) {
     std::string kernel_path;
     sim::KernelProfile profile = sim::KernelProfile::Proposed;
     std::vector<sim::PciFunction> functions;
+    bool devsec_tsm = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         const bool has_value = i + 1 < argc;
@@ -51,22 +59,35 @@ int main(int argc, char** argv) {
             }
             profile = *p;
         } else if (a == "--device" && has_value) {
+            // BDF[,notdisp][,ide-only][,vf-of=PF][,vf-token=UUID]
             std::string spec = argv[++i];
-            bool tdisp = true;
+            sim::PciFunction fn{.vfio_index = static_cast<unsigned>(functions.size())};
+            std::string options;
             if (const auto comma = spec.find(','); comma != std::string::npos) {
-                if (spec.substr(comma + 1) != "notdisp") {
-                    std::fprintf(stderr, "tio-simkernel: unknown device option in '%s'\n", spec.c_str());
-                    return 2;
-                }
-                tdisp = false;
+                options = spec.substr(comma + 1);
                 spec.resize(comma);
             }
+            bool ok = true;
+            for (std::size_t at = 0; ok && at < options.size();) {
+                const auto end = std::min(options.find(',', at), options.size());
+                const std::string o = options.substr(at, end - at);
+                at = end + 1;
+                if (o == "notdisp") fn.tdisp = false;
+                else if (o == "ide-only") fn.tdisp = false, fn.ide_only = true;
+                else if (o.starts_with("vf-of=") && Bdf::parse(o.substr(6))) fn.physfn = Bdf::parse(o.substr(6));
+                else if (sd_id128_t id; o.starts_with("vf-token=") && sd_id128_from_string(o.c_str() + 9, &id) >= 0)
+                    fn.vf_token = std::to_array(id.bytes);
+                else ok = false;
+            }
             const auto bdf = Bdf::parse(spec);
-            if (!bdf) {
-                std::fprintf(stderr, "tio-simkernel: malformed BDF '%s'\n", spec.c_str());
+            if (!ok || !bdf) {
+                std::fprintf(stderr, "tio-simkernel: malformed device '%s'\n", argv[i]);
                 return 2;
             }
-            functions.push_back({.bdf = *bdf, .tdisp = tdisp, .vfio_index = static_cast<unsigned>(functions.size())});
+            fn.bdf = *bdf;
+            functions.push_back(fn);
+        } else if (a == "--devsec-tsm") {
+            devsec_tsm = true;
         } else {
             usage();
             return 2;
@@ -94,6 +115,7 @@ int main(int argc, char** argv) {
     signal(SIGPIPE, SIG_IGN);
 
     sim::SimKernel kernel(*platform, profile, std::move(functions));
+    if (devsec_tsm) kernel.addDevsecTsmFirst();
     sim::SimServer server(event, kernel);
     if (const int r = server.listen(kernel_path, control); r < 0) {
         std::fprintf(stderr, "tio-simkernel: cannot listen: %s\n", std::strerror(-r));

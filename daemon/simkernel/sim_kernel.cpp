@@ -169,15 +169,6 @@ PciFunction* SimKernel::functionByVfioIndex(unsigned index) {
     return nullptr;
 }
 
-void SimKernel::setTdi(PciFunction& fn, TdiState to) {
-    if (to == TdiState::Error && fn.tdi != TdiState::Error) count("tdi_errors");
-    fn.tdi = to;
-}
-
-void SimKernel::configWrite(PciFunction& fn) {
-    if (fn.tdi == TdiState::Locked || fn.tdi == TdiState::Run) setTdi(fn, TdiState::Error);
-}
-
 bool SimKernel::reply(int sock, int err, std::int64_t ret, std::span<const std::uint8_t> payload, int fd,
                       std::uint64_t a) {
     Reply r{.err = err, .ret = ret, .a = a, .seq = current_seq_};
@@ -241,12 +232,14 @@ void SimKernel::serveBroker(int sock, const Request& rq, std::span<const std::ui
             reply(sock, 0, 0, {}, nf->client.get());
             return;
         }
-        case Op::ReadAttr: {
-            if (const int e = shouldFail("SYSFS_READ")) {
+        case Op::ReadAttr:
+        case Op::ReadLink: {
+            const bool link = rq.op == Op::ReadLink;
+            if (const int e = shouldFail(link ? "SYSFS_READLINK" : "SYSFS_READ")) {
                 reply(sock, e, -1);
                 return;
             }
-            auto v = readAttr(text);
+            auto v = link ? readLink(text) : readAttr(text);
             if (!v) {
                 reply(sock, v.error(), -1);
                 return;

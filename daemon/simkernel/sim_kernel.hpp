@@ -37,9 +37,12 @@ class GuestMemfdFile;
 // A PCI function of the simulated host, always bound to vfio-pci.
 struct PciFunction {
     Bdf bdf;
-    bool tdisp = true;           // has the TEE capability (tsm/ directory)
-    unsigned vfio_index = 0;     // /dev/vfio/devices/vfioN
-    bool tsm_connected = false;  // meaningful on function 0 (the DSM)
+    bool tdisp = true;                                     // has the TEE capability (TDISP)
+    bool ide_only = false;                                 // a PF0 with IDE but no TEE-IO: a tsm/ group without `bound`
+    std::optional<Bdf> physfn;                             // a VF's PF (sysfs physfn)
+    std::optional<std::array<std::uint8_t, 16>> vf_token;  // a PF's VF token, when its driver set one
+    unsigned vfio_index = 0;                               // /dev/vfio/devices/vfioN
+    bool tsm_connected = false;                            // meaningful on function 0 (the DSM)
     TdiState tdi = TdiState::Unlocked;
     bool tsm_bound = false;  // the TSM holds a device context (a vDEVICE on a TSM vIOMMU)
     // Evidence generations (certificates, measurements, interface report): LOCK,
@@ -92,6 +95,20 @@ public:
     void destroyFile(SimFile* file);
 
     [[nodiscard]] PciFunction* function(const Bdf& bdf);
+    // The function's device security manager (drivers/pci/tsm.c): function 0 of its
+    // PF for a VF, function 0 of its own slot otherwise.
+    [[nodiscard]] static Bdf dsmOf(const PciFunction& fn);
+    // Whether the function's tsm/ group is visible: on a DSM once a link TSM
+    // registered (also IDE-only); on a VF or another function only once its DSM is
+    // connected.
+    [[nodiscard]] bool tsmGroupVisible(const PciFunction& fn);
+    // vfio_pci_validate_vf_token: 0, or the negative errno binding `fn` with `token`
+    // (null without VFIO_DEVICE_BIND_FLAG_TOKEN) gets.
+    [[nodiscard]] int checkVfToken(const PciFunction& fn, const std::vector<std::uint8_t>* token);
+    // The platform TSMs (/sys/class/tsm) and whether each is a link TSM (a devsec
+    // TSM refuses connect with ENXIO).
+    [[nodiscard]] const std::vector<std::pair<std::string, bool>>& tsms() const { return tsms_; }
+    void addDevsecTsmFirst() { tsms_ = {{"tsm0", false}, {"tsm1", true}}; }
     [[nodiscard]] PciFunction* functionByVfioIndex(unsigned index);
     [[nodiscard]] std::vector<PciFunction>& functions() { return functions_; }
 
@@ -151,6 +168,7 @@ private:
     kernel::SysResult<std::string> readAttr(const std::string& path);
     int writeAttr(const std::string& path, const std::string& raw);
     kernel::SysResult<std::vector<std::string>> listDir(const std::string& path);
+    kernel::SysResult<std::string> readLink(const std::string& path);
     kernel::SysResult<std::unique_ptr<SimFile>> openNode(const std::string& path);
     static IommufdFile* asIommufd(SimFile* f);
     std::string accessPage(PciFunction& fn, std::uint64_t iova, bool write, std::uint64_t& next);
@@ -158,6 +176,7 @@ private:
     Platform platform_;
     KernelProfile profile_;
     std::vector<PciFunction> functions_;
+    std::vector<std::pair<std::string, bool>> tsms_{{"tsm0", true}};
     std::map<ino_t, SimFile*> by_inode_;
     std::map<SimFile*, std::unique_ptr<SimFile>> files_;
     std::map<SimFile*, ino_t> inode_of_;

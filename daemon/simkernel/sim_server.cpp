@@ -226,7 +226,7 @@ int methodInjectFailure(sd_bus_message* m, void* userdata, sd_bus_error* err) {
     const int e = kernel::errnoFromName(name);
     const std::string_view o = op;
     const bool known_op = o == "*" || o == "OPEN" || o == "FALLOCATE" || o == "SYSFS_READ" || o == "SYSFS_WRITE" ||
-                          o == "SYSFS_LIST" || kernel::findIoctl(o) != nullptr;
+                          o == "SYSFS_LIST" || o == "SYSFS_READLINK" || kernel::findIoctl(o) != nullptr;
     if (e == 0 || nth == 0 || !known_op) return sd_bus_error_set(err, kErrInvalid, "unknown op or errno, or nth 0");
     k.injectFailure(op, nth, e);
     return sd_bus_reply_method_return(m, "");

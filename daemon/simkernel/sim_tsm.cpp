@@ -65,6 +65,15 @@ std::vector<std::uint8_t> SimKernel::evidence(const PciFunction& fn, std::uint32
     return out;
 }
 
+void SimKernel::setTdi(PciFunction& fn, TdiState to) {
+    if (to == TdiState::Error && fn.tdi != TdiState::Error) count("tdi_errors");
+    fn.tdi = to;
+}
+
+void SimKernel::configWrite(PciFunction& fn) {
+    if (fn.tdi == TdiState::Locked || fn.tdi == TdiState::Run) setTdi(fn, TdiState::Error);
+}
+
 void SimKernel::unbindTdi(PciFunction& fn) {
     if (fn.tdi != TdiState::Unlocked) setTdi(fn, TdiState::Unlocked);
     fn.tsm_bound = false;

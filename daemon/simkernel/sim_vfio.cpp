@@ -17,7 +17,10 @@ long VfioDeviceFile::ioctl(IoctlCall& c) {
     const unsigned long req = c.desc->request;
     if (req == VFIO_DEVICE_BIND_IOMMUFD) {
         auto b = c.get<vfio_device_bind_iommufd>();
-        if (b.flags != 0) return -EINVAL;          // no VF token support in the simulator
+        if ((b.flags & ~VFIO_DEVICE_BIND_FLAG_TOKEN) != 0) return -EINVAL;
+        if (const int e =
+                kernel_.checkVfToken(*fn_, (b.flags & VFIO_DEVICE_BIND_FLAG_TOKEN) != 0 ? &c.bufs[0] : nullptr))
+            return e;
         if (ictx_) return -EINVAL;                 // already bound
         if (fn_->bound != nullptr) return -EBUSY;  // another open of this cdev holds it
         if (c.fds.empty()) return -EBADF;

@@ -72,6 +72,7 @@ TEST_F(ServiceTest, WholeLifecycleWithSignalsAndFdsBothWays) {
         EXPECT_EQ(sim.dma(kA, sim.sharedIova(kGpa), 16ULL << 20U, true), "ok");
 
         DeviceClient dev(*conn, dev_path);
+        EXPECT_EQ(dev.Dsm(), kA) << "a PF is its own security manager";
         auto vfio = dev.GetVfioFd();  // fd from the daemon: a duplicate of its device fd
         EXPECT_GE(vfio.get(), 0);
         auto viommu_path = g.CreateVIommu(dev_path, {});
@@ -82,6 +83,15 @@ TEST_F(ServiceTest, WholeLifecycleWithSignalsAndFdsBothWays) {
         EXPECT_EQ(errorName([&] { viommu.Destroy(); }), "org.tio.Error.Busy");
         dev.Bind();
         EXPECT_EQ(dev.TdiState(), "locked");
+        const auto [report, generation] = dev.GetEvidence("interface-report");
+        EXPECT_NE(std::string(report.begin(), report.end()).find(kA), std::string::npos);
+        EXPECT_GE(generation, 1U);
+        EXPECT_EQ(errorName([&] { (void)dev.GetEvidence("secrets"); }), "org.tio.Error.InvalidArgument");
+        EXPECT_EQ(errorName([&] { (void)dev.TsmRequest("lock", {}); }), "org.tio.Error.InvalidArgument");
+        EXPECT_EQ(std::get<1>(dev.TsmRequest(
+                      "validate-mmio", std::vector<uint8_t>{0, 0, 0, 0xe0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0})),
+                  0U)
+            << "tsm_code";
         EXPECT_EQ(dev.GuestRequest("state-change", {0x02}), std::vector<uint8_t>{0x02});
         EXPECT_EQ(sim.tdiState(kA), "run");
         EXPECT_TRUE(eventually([&] {
@@ -152,6 +162,23 @@ TEST_F(ServiceTest, EveryErrorIsNamed) {
         EXPECT_EQ(errorName([&] { g.AddDevice(bdf, {}); }), "org.tio.Error.InvalidArgument") << bdf;
     }
     EXPECT_EQ(errorName([&] { g.AddDevice("0000:99:00.0", {}); }), "org.tio.Error.NotFound");
+    for (const char* token : {"", "not-a-uuid", "5f4dcc3b-5aa7-45d8-a1b2-0123456789"}) {
+        EXPECT_EQ(errorName([&] {
+                      g.AddDevice(kA, {{"vf-token", sdbus::Variant(std::string(token))}});
+                  }),
+                  "org.tio.Error.InvalidArgument")
+            << token;
+    }
+    EXPECT_EQ(errorName([&] {
+                  g.AddDevice(kA, {{"vf-token", sdbus::Variant(1)}});
+              }),
+              "org.tio.Error.InvalidArgument")
+        << "vf-token must be s";
+    EXPECT_EQ(errorName([&] {
+                  g.AddDevice(kA, {{"type", sdbus::Variant(std::string("x"))}});
+              }),
+              "org.tio.Error.InvalidArgument")
+        << "AddDevice takes no type";
     sdbus::UnixFd gmem(vmm.kvm().guestMemory(kGpa, 8ULL << 20U)->get());
     EXPECT_EQ(errorName([&] {
                   g.AddMemory(kGpa, 4096, gmem, 0, "shared", {{"shared-fd", sdbus::Variant(1)}});

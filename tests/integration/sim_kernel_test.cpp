@@ -232,9 +232,7 @@ TEST_F(SimKernelTest, VdeviceOnATsmViommuBindsWithTheVmAndAConnectedDsm) {
     EXPECT_EQ(*tsm.connectedTo(bdf), "");
     ASSERT_TRUE(tsm.connect(bdf));
     EXPECT_EQ(*tsm.connectedTo(bdf), "tsm0");
-    auto again = tsm.connect(bdf);
-    ASSERT_FALSE(again);
-    EXPECT_EQ(again.error().code, Code::Busy);
+    EXPECT_TRUE(tsm.connect(bdf)) << "connected already (EBUSY) counts as done";
 
     const auto va = *ictx->allocVdevice(va_viommu, da, 1);
     EXPECT_EQ(*tsm.bound(bdf), "tsm0") << "the vDEVICE bound";
@@ -329,12 +327,50 @@ TEST_F(SimKernelTest, SysfsNamesTheCdevAndRefusesUnknownFunctions) {
     auto missing = sysfs.vfioCdev(*Bdf::parse("0000:99:00.0"));
     ASSERT_FALSE(missing);
     EXPECT_EQ(missing.error().code, Code::NotFound);
-    EXPECT_TRUE(*sysfs.hasTsm(*Bdf::parse("0000:3a:00.0")));
-    EXPECT_FALSE(*sysfs.hasTsm(*Bdf::parse("0000:3c:00.0")));
+    EXPECT_TRUE(*Tsm(*sys).tdispCapable(*Bdf::parse("0000:3a:00.0")));
+    EXPECT_FALSE(*Tsm(*sys).tdispCapable(*Bdf::parse("0000:3c:00.0")));
     // The cdev opened must be the one sysfs names (devt check).
     auto wrong = VfioDevice::open(*sys, "/dev/vfio/devices/vfio0", cdev->rdev);
     ASSERT_FALSE(wrong);
     EXPECT_EQ(wrong.error().code, Code::Busy);
+}
+
+// The PCI TSM as merged (6.19): a VF's DSM is its PF's function 0 (physfn) until the
+// kernel names it (tsm/dsm); a VF's tsm/ group appears only once the DSM is
+// connected; an IDE-only PF0 has a group without `bound`; a devsec TSM refuses
+// connect (ENXIO) and an already connected DSM answers EBUSY.
+TEST(PciTsm, DsmsVisibilityAndConnectFollowTheMergedRules) {
+    SimProcess sim{"tdx",
+                   {"0000:3a:00.0", "0000:3a:02.0,vf-of=0000:3a:00.0", "0000:5e:00.0,ide-only", "0000:3c:00.0,notdisp",
+                    "--devsec-tsm"}};
+    auto sys = sim.connect();
+    Tsm tsm(*sys);
+    const Bdf pf = *Bdf::parse("0000:3a:00.0");
+    const Bdf vf = *Bdf::parse("0000:3a:02.0");
+    EXPECT_EQ(*sys->readLink("/sys/bus/pci/devices/0000:3a:02.0/physfn"), "../0000:3a:00.0");
+    EXPECT_EQ(sys->readLink("/sys/bus/pci/devices/0000:3a:00.0/physfn").error(), ENOENT) << "a PF has none";
+    EXPECT_EQ(*tsm.dsmOf(vf), pf) << "the PF's function 0, not function 0 of the VF's own slot";
+    EXPECT_EQ(*tsm.dsmOf(pf), pf);
+    EXPECT_EQ(sys->listDirectory("/sys/bus/pci/devices/0000:3a:02.0/tsm").error(), ENOENT)
+        << "a VF's group waits for its DSM";
+    EXPECT_TRUE(*tsm.tdispCapable(pf));
+    EXPECT_FALSE(*tsm.tdispCapable(*Bdf::parse("0000:5e:00.0"))) << "IDE only: no bound";
+    EXPECT_TRUE(sys->listDirectory("/sys/bus/pci/devices/0000:5e:00.0/tsm")) << "but its group is there";
+    EXPECT_FALSE(*tsm.tdispCapable(*Bdf::parse("0000:3c:00.0")));
+
+    EXPECT_EQ(sys->writeAttribute("/sys/bus/pci/devices/0000:3a:00.0/tsm/connect", "tsm0").error(), ENXIO)
+        << "tsm0 is a devsec TSM";
+    ASSERT_TRUE(tsm.connect(pf)) << "the link TSM after the devsec one";
+    EXPECT_EQ(*tsm.connectedTo(pf), "tsm1");
+    EXPECT_EQ(sys->writeAttribute("/sys/bus/pci/devices/0000:3a:00.0/tsm/connect", "tsm1").error(), EBUSY);
+    EXPECT_TRUE(tsm.connect(pf)) << "already connected counts as done";
+    auto group = sys->listDirectory("/sys/bus/pci/devices/0000:3a:02.0/tsm");
+    ASSERT_TRUE(group);
+    EXPECT_EQ(*group, (std::vector<std::string>{"bound", "dsm"}));
+    EXPECT_EQ(*sys->readAttribute("/sys/bus/pci/devices/0000:3a:02.0/tsm/dsm"), "0000:3a:00.0\n");
+    EXPECT_EQ(*tsm.dsmOf(vf), pf) << "now from tsm/dsm";
+    ASSERT_TRUE(tsm.disconnect(pf, "tsm1"));
+    EXPECT_EQ(sys->listDirectory("/sys/bus/pci/devices/0000:3a:02.0/tsm").error(), ENOENT);
 }
 
 TEST_F(SimKernelTest, VfioDeviceIsRestrictedUntilBoundAndBindsOnce) {

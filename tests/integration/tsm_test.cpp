@@ -4,6 +4,8 @@
 // the oracle for the TDI's real state; fakes in front of it make the TSM's answers
 // lie in the ways the kernel allows (a residue beyond the buffer, success with an
 // error code).
+#include <systemd/sd-id128.h>
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -307,6 +309,75 @@ TEST_P(TsmTest, EveryTsmRequestLosesItsAnswerOnce) {
         EXPECT_EQ(rig.sim.tdiState(kDevA), "unlocked");
     }
     EXPECT_EQ(quarantines, 4U) << "LOCK, validate-mmio, RUN and STOP each committed once before losing the answer";
+}
+
+// The PCI TSM as merged, through the whole lifecycle: a VF's DSM is its PF's function
+// 0 (physfn), which CreateVDevice connects (past a devsec TSM listed first); after
+// that the kernel names the DSM. An IDE-only PF0 is not TDISP.
+TEST(PciTopology, AVfRunsTheWholeLifecycleAndAnIdeOnlyFunctionIsNotTdisp) {
+    for (const char* platform : {"tdx", "snp", "cca"}) {
+        SCOPED_TRACE(platform);
+        GuestRig rig(platform, "proposed", pciTopology());
+        core::Guest& g = *rig.guest;
+        ASSERT_OK(rig.vmm.attachTo(g));
+        auto gmem = rig.vmm.guestMemory(kGuestRamGpa, 4 * kMiB);
+        ASSERT_OK(gmem);
+        ASSERT_OK(g.addMemory(trusted(), kGuestRamGpa, 4 * kMiB, std::move(*gmem), 0, core::MemoryState::Shared,
+                              std::nullopt));
+        // The PF's driver set a VF token: a VF's bind must show it.
+        auto vf = g.addDevice(trusted(), *Bdf::parse(kDevVf));
+        ASSERT_OK(vf);
+        const core::Device& d = g.devices().at(*vf);
+        EXPECT_TRUE(d.tdisp_capable) << "its PF's DSM offers TDISP, though the VF shows no group yet";
+        EXPECT_EQ(d.dsm.toString(), kDevA) << "the PF's function 0, not function 0 of the VF's own slot";
+        ASSERT_OK(rig.vmm.addDeviceFile(g, *vf));
+        auto no_token = g.attachDevice(trusted(), *vf);
+        ASSERT_FALSE(no_token);
+        EXPECT_EQ(no_token.error().code, Code::AccessDenied) << no_token.error().message;
+        ASSERT_OK(g.removeDevice(trusted(), *vf));
+        sd_id128_t wrong_id = SD_ID128_NULL;
+        wrong_id.bytes[0] = 1;
+        auto wrong = g.addDevice(trusted(), *Bdf::parse(kDevVf), std::to_array(wrong_id.bytes));
+        ASSERT_OK(wrong);
+        ASSERT_OK(rig.vmm.addDeviceFile(g, *wrong));
+        EXPECT_EQ(g.attachDevice(trusted(), *wrong).error().code, Code::AccessDenied);
+        ASSERT_OK(g.removeDevice(trusted(), *wrong));
+
+        sd_id128_t token;
+        ASSERT_GE(sd_id128_from_string(kVfToken, &token), 0);
+        auto opened = g.addDevice(trusted(), *Bdf::parse(kDevVf), std::to_array(token.bytes));
+        ASSERT_OK(opened);
+        BroughtUp up_vf{.device = *opened};
+        ASSERT_OK(rig.vmm.addDeviceFile(g, up_vf.device));
+        ASSERT_OK(g.attachDevice(trusted(), up_vf.device));
+        auto viommu = g.createViommu(trusted(), up_vf.device);
+        ASSERT_OK(viommu);
+        ASSERT_OK(g.createVdevice(trusted(), up_vf.device, *viommu, 0x10));
+        ASSERT_OK(g.bind(trusted(), up_vf.device));
+        const std::uint8_t run[] = {uapi::TDISP_RUN};
+        ASSERT_OK(g.tsmRequest(trusted(), up_vf.device, "set-tdi-state", run));
+        const auto* up = &up_vf;
+        EXPECT_TRUE(g.devices().at(up->device).tsm_connected);
+        EXPECT_EQ(rig.sim.tdiState(kDevVf), "run");
+        EXPECT_EQ(rig.sim.tdiState(kDevA), "unlocked") << "the PF's own TDI is not the VF's";
+        auto report = g.evidence(trusted(), up->device, EvidenceKind::InterfaceReport);
+        ASSERT_OK(report);
+        EXPECT_NE(std::string(report->blob.begin(), report->blob.begin() + 64).find(kDevVf), std::string::npos);
+        ASSERT_OK(g.unbind(trusted(), up->device));
+        ASSERT_OK(g.destroyVdevice(trusted(), up->device));
+        EXPECT_EQ(rig.sim.tdiState(kDevVf), "unlocked");
+
+        auto ide = g.addDevice(trusted(), *Bdf::parse(kDevIdeOnly));
+        ASSERT_OK(ide);
+        EXPECT_FALSE(g.devices().at(*ide).tdisp_capable);
+        EXPECT_EQ(core::tdiStateName(g.devices().at(*ide)), "unsupported");
+        auto bind = g.bind(trusted(), *ide);
+        ASSERT_FALSE(bind);
+        EXPECT_EQ(bind.error().code, Code::NotSupported);
+        EXPECT_TRUE(g.teardown().empty());
+        rig.vmm.reset();
+        EXPECT_TRUE(rig.kernelIsEmpty());
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Platforms, TsmTest, ::testing::Values("tdx", "snp", "cca"));

@@ -18,9 +18,23 @@ inline constexpr const char* kDevA = "0000:3a:00.0";
 inline constexpr const char* kDevB = "0000:3b:00.0";
 inline constexpr const char* kDevPlain = "0000:3c:00.0";  // no TDISP
 
+inline constexpr const char* kDevVf = "0000:3a:02.0";       // a VF of kDevA (with kPciTopology)
+inline constexpr const char* kDevIdeOnly = "0000:5e:00.0";  // a PF0 with IDE but no TEE-IO
+
+// The default functions, and one with a VF, an IDE-only PF0 and a devsec TSM listed
+// before the link TSM.
+inline std::vector<std::string> defaultFunctions() { return {kDevA, kDevB, std::string(kDevPlain) + ",notdisp"}; }
+// The VF token kDevA's driver set for its VFs (pciTopology).
+inline constexpr const char* kVfToken = "5f4dcc3b-5aa7-45d8-a1b2-0123456789ab";
+inline std::vector<std::string> pciTopology() {
+    return {std::string(kDevA) + ",vf-token=" + kVfToken, std::string(kDevVf) + ",vf-of=" + kDevA,
+            std::string(kDevIdeOnly) + ",ide-only", std::string(kDevPlain) + ",notdisp", "--devsec-tsm"};
+}
+
 struct GuestRig {
-    explicit GuestRig(std::string platform = "tdx", std::string profile = "proposed")
-        : sim(platform, {kDevA, kDevB, std::string(kDevPlain) + ",notdisp"}, profile),
+    explicit GuestRig(std::string platform = "tdx", std::string profile = "proposed",
+                      std::vector<std::string> functions = defaultFunctions())
+        : sim(platform, std::move(functions), profile),
           sys(sim.connect()),
           claim_dir(sim.dir() + "/claims"),
           vmm(*sys) {

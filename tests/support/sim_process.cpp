@@ -37,7 +37,7 @@ SimProcess::SimProcess(std::string platform, std::vector<std::string> devices, s
                                      "--control",        control_socket_,    "--kernel",
                                      kernel_socket_,     "--kernel-profile", profile};
     for (const auto& d : devices) {
-        args.emplace_back("--device");
+        if (!d.starts_with("--")) args.emplace_back("--device");
         args.push_back(d);
     }
     pid_ = spawnProcess(std::move(args));

@@ -22,8 +22,9 @@ class SimControl;
 
 class SimProcess {
 public:
-    // `devices`: --device arguments ("0000:3a:00.0" or "0000:3c:00.0,notdisp"); empty
-    // means the simulator's defaults. `profile`: --kernel-profile (7.3, 7.4, proposed).
+    // `devices`: --device arguments ("0000:3a:00.0" or "0000:3c:00.0,notdisp"), and
+    // other flags as they are ("--devsec-tsm"); empty means the simulator's defaults.
+    // `profile`: --kernel-profile (7.3, 7.4, proposed).
     explicit SimProcess(std::string platform = "tdx", std::vector<std::string> devices = {},
                         std::string profile = "proposed");
     SimProcess(const SimProcess&) = delete;

@@ -13,6 +13,7 @@ public:
     SysResult<long> ioctl(int, unsigned long, unsigned long) override { return ++reached, 0L; }
     SysResult<> fallocate(int, int, std::uint64_t, std::uint64_t) override { return ++reached, SysResult<>{}; }
     SysResult<std::string> readAttribute(const std::string&) override { return ++reached, std::string(); }
+    SysResult<std::string> readLink(const std::string&) override { return ++reached, std::string(); }
     SysResult<> writeAttribute(const std::string&, const std::string&) override { return ++reached, SysResult<>{}; }
     SysResult<std::vector<std::string>> listDirectory(const std::string&) override {
         return ++reached, std::vector<std::string>();

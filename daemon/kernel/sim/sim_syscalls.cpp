@@ -163,7 +163,12 @@ SysResult<> SimSyscalls::fallocate(int fd, int mode, std::uint64_t offset, std::
 }
 
 SysResult<std::string> SimSyscalls::readAttribute(const std::string& path) {
-    auto m = call(broker_.get(), {.op = wire::Op::ReadAttr}, asBytes(path), {});
+    return readText(wire::Op::ReadAttr, path);
+}
+SysResult<std::string> SimSyscalls::readLink(const std::string& path) { return readText(wire::Op::ReadLink, path); }
+
+SysResult<std::string> SimSyscalls::readText(wire::Op op, const std::string& path) {
+    auto m = call(broker_.get(), {.op = op}, asBytes(path), {});
     if (!m) return std::unexpected(m.error());
     const auto rep = readAt<wire::Reply>(m->bytes, 0);
     if (rep.err != 0) return std::unexpected(rep.err);

@@ -22,6 +22,7 @@ public:
     SysResult<long> ioctl(int fd, unsigned long request, unsigned long arg) override;
     SysResult<> fallocate(int fd, int mode, std::uint64_t offset, std::uint64_t length) override;
     SysResult<std::string> readAttribute(const std::string& path) override;
+    SysResult<std::string> readLink(const std::string& path) override;
     SysResult<> writeAttribute(const std::string& path, const std::string& value) override;
     SysResult<std::vector<std::string>> listDirectory(const std::string& path) override;
     SysResult<FdIdentity> identify(int fd) override;
@@ -44,6 +45,8 @@ private:
     SysResult<wire::Message> call(int sock, const wire::Request& req, std::span<const std::uint8_t> payload,
                                   std::span<const int> fds);
     SysResult<long> simIoctl(int fd, unsigned long request, unsigned long arg);
+    // A broker request whose answer is text (an attribute, a link's target).
+    SysResult<std::string> readText(wire::Op op, const std::string& path);
 
     UniqueFd broker_;  // connection for open/sysfs (calls not tied to an open file)
     pid_t sim_pid_;

@@ -35,6 +35,7 @@ enum class Op : std::uint32_t {
     ListDir = 6,    // payload: path                        -> payload: names, '\0'-separated
     Identify = 7,   // on a file's own socket               -> payload: link; a = rdev; ret = size
     MapPages = 8,   // on a file's own socket               -> fd: what the caller mmaps (a guest_memfd's pages)
+    ReadLink = 9,   // payload: path of a sysfs symlink     -> payload: its target
 };
 
 // `seq` pairs a reply with its request: a file kept across a daemon restart (the fd
