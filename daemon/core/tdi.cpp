@@ -88,6 +88,7 @@ Result<kernel::TsmAnswer> Guest::relay(Device& d, const TsmOpRule& rule, std::sp
     // not say: a failed copy-back, a residue beyond the buffer, success with an error code.
     std::string uncertain;
     if (a.error == EFAULT) uncertain = "the answer was lost after the TSM may have acted (EFAULT)";
+    else if (a.error == ETIMEDOUT) uncertain = "the kernel did not answer within its bound (ETIMEDOUT)";
     else if (!a.residuePlausible(rule.response_capacity)) uncertain = "the residue exceeds the buffer offered";
     else if (a.error == 0 && a.tsm_code != 0) uncertain = "success with TSM error code " + std::to_string(a.tsm_code);
     if (!uncertain.empty()) {

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -300,7 +301,9 @@ void SimKernel::serveIoctl(int sock, SimFile& file, const Request& rq, kernel::w
     // An injected EFAULT on a TSM request is a copy-back that fails after the TSM
     // committed: the call runs, and nothing of its answer reaches the caller.
     const bool commit_then_fault = injected == EFAULT && desc->request == uapi::IOMMU_VDEVICE_TSM_REQ;
-    if (const int e = partial || commit_then_fault ? 0 : injected) {
+    // ETIMEDOUT: a kernel that hangs in the call. It is served, and answered late.
+    const bool hang = injected == ETIMEDOUT;
+    if (const int e = partial || commit_then_fault || hang ? 0 : injected) {
         // The struct goes back unchanged: an injected failure happens before any copy-out.
         const std::span<const std::uint8_t> payload(msg.bytes.data() + sizeof rq, msg.bytes.size() - sizeof rq);
         std::uint32_t size = 0;
@@ -372,6 +375,7 @@ void SimKernel::serveIoctl(int sock, SimFile& file, const Request& rq, kernel::w
     call.fds = std::move(msg.fds);
 
     const long r = file.ioctl(call);
+    if (hang) ::usleep(kHangMicroseconds);
     if (commit_then_fault) {
         reply(sock, EFAULT, -1);
         return;

@@ -56,6 +56,8 @@ inline constexpr unsigned kVfioMajor = 243;  // simulated char major for vfio cd
 
 class SimKernel {
 public:
+    // How long an ioctl failed with ETIMEDOUT (InjectFailure) hangs before it answers.
+    static constexpr unsigned kHangMicroseconds = 1'000'000;
     SimKernel(Platform platform, KernelProfile profile, std::vector<PciFunction> functions);
     ~SimKernel();
 

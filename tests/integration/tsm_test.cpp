@@ -216,6 +216,23 @@ TEST_P(TsmTest, ALostAnswerQuarantinesAndOnlyUnbindOrAnAdminResetEndsIt) {
     ASSERT_OK(g().unbind(trusted(), dev));
 }
 
+// A kernel that does not answer within the bound: the call gives up (ETIMEDOUT), and
+// a state change it may have made quarantines the TDI. The late answer is dropped.
+TEST_P(TsmTest, AKernelThatDoesNotAnswerInTimeQuarantines) {
+    rig.sys->setCallTimeout(std::chrono::milliseconds(100));
+    rig.sim.injectFailure("IOMMU_VDEVICE_TSM_REQ", 2, "ETIMEDOUT");  // LOCK hangs
+    auto bind = g().bind(trusted(), dev);
+    rig.sys->setCallTimeout(kernel::SimSyscalls::kDefaultCallTimeout);
+    ASSERT_FALSE(bind);
+    EXPECT_EQ(bind.error().code, Code::Kernel);
+    EXPECT_NE(bind.error().message.find("ETIMEDOUT"), std::string::npos) << bind.error().message;
+    EXPECT_EQ(tdi(), TdiState::Quarantined);
+    EXPECT_EQ(faultKinds(), std::vector<std::string>{"quarantined"});
+    EXPECT_EQ(rig.sim.tdiState(kDevA), "locked") << "the hung call did commit";
+    ASSERT_OK(g().unbind(trusted(), dev)) << "the late answer is not taken for this one";
+    EXPECT_EQ(tdi(), TdiState::Unlocked);
+}
+
 // The kernel's answer does not add up: more residue than buffer, or success with the
 // TSM's error code. For a state change that is an unknown outcome.
 TEST_P(TsmTest, AnswersThatDoNotAddUpQuarantine) {

@@ -1,5 +1,6 @@
 #include "kernel/sim/sim_syscalls.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -57,7 +58,15 @@ SysResult<wire::Message> SimSyscalls::call(int sock, const wire::Request& reques
     wire::Request req = request;
     req.seq = ++seq_;
     if (auto sent = wire::send(sock, wire::bytesOf(req), payload, fds); !sent) return std::unexpected(sent.error());
+    const auto deadline = std::chrono::steady_clock::now() + call_timeout_;
     for (;;) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        pollfd p{.fd = sock, .events = POLLIN, .revents = 0};
+        const int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready < 0) return std::unexpected(errno);
+        if (ready == 0) return std::unexpected(ETIMEDOUT);
         auto reply = wire::receive(sock);
         if (!reply) return std::unexpected(reply.error() == EPIPE ? EIO : reply.error());
         if (reply->bytes.size() < sizeof(wire::Reply)) return std::unexpected(EPROTO);

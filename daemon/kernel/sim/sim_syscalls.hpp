@@ -1,6 +1,7 @@
 #pragma once
 #include <sys/types.h>
 
+#include <chrono>
 #include <memory>
 #include <random>
 
@@ -35,6 +36,11 @@ public:
     // socket whose peer (checked by the kernel, SO_PEERCRED) is the simulator process.
     [[nodiscard]] bool isSimFile(int fd) const;
     [[nodiscard]] pid_t simulatorPid() const noexcept { return sim_pid_; }
+    // How long a call waits for the simulator's answer before it fails with
+    // ETIMEDOUT: a hung kernel must not hold the daemon (its watchdog, its other
+    // clients). A late answer is dropped when it comes (its seq is stale).
+    void setCallTimeout(std::chrono::milliseconds timeout) { call_timeout_ = timeout; }
+    static constexpr std::chrono::milliseconds kDefaultCallTimeout{5000};
 
 private:
     SimSyscalls(UniqueFd broker, pid_t sim_pid)
@@ -50,6 +56,7 @@ private:
 
     UniqueFd broker_;  // connection for open/sysfs (calls not tied to an open file)
     pid_t sim_pid_;
+    std::chrono::milliseconds call_timeout_ = kDefaultCallTimeout;
     std::uint64_t seq_;  // request numbers start at random: a restarted daemon's never meet its predecessor's
     LinuxSyscalls host_;
 };
