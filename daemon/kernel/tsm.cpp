@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <vector>
 
 #include "kernel/kernel_error.hpp"
 #include "kernel/pci_sysfs.hpp"
@@ -10,6 +11,17 @@ namespace tio::kernel {
 namespace {
 
 std::string tsmAttribute(const Bdf& bdf, const char* name) { return PciSysfs::devicePath(bdf) + "/tsm/" + name; }
+
+// "../../devices/a/b" -> {"..", "..", "devices", "a", "b"} (never empty).
+std::vector<std::string> pathElements(const std::string& path) {
+    std::vector<std::string> parts{""};
+    for (char c : path) {
+        if (c != '/') parts.back().push_back(c);
+        else if (!parts.back().empty()) parts.emplace_back();
+    }
+    if (parts.size() > 1 && parts.back().empty()) parts.pop_back();
+    return parts;
+}
 
 }  // namespace
 
@@ -25,16 +37,38 @@ Result<Bdf> Tsm::dsmOf(const Bdf& bdf) {
     } else if (named.error() != ENOENT) {
         return std::unexpected(kernelError("read tsm/dsm", named.error()));
     }
-    // Not connected yet: a VF's DSM is its PF's function 0.
+    // Not connected yet: function 0 of the function's PF (a VF's physfn) or its own
+    // slot, unless a switch upstream port above that function 0 is the DSM.
+    Bdf zero = bdf.dsm();
     auto pf = sys_->readLink(PciSysfs::devicePath(bdf) + "/physfn");
-    if (!pf) {
-        if (pf.error() != ENOENT) return std::unexpected(kernelError("readlink physfn", pf.error()));
-        return bdf.dsm();
+    if (pf) {
+        const auto parsed = Bdf::parse(pathElements(*pf).back());
+        if (!parsed) return fail(Code::Kernel, "unparsable physfn link of " + bdf.toString() + ": '" + *pf + "'");
+        zero = parsed->dsm();
+    } else if (pf.error() != ENOENT) {
+        return std::unexpected(kernelError("readlink physfn", pf.error()));
     }
-    const auto slash = pf->rfind('/');
-    const auto parsed = Bdf::parse(slash == std::string::npos ? *pf : pf->substr(slash + 1));
-    if (!parsed) return fail(Code::Kernel, "unparsable physfn link of " + bdf.toString() + ": '" + *pf + "'");
-    return parsed->dsm();
+    auto port = switchUpstreamPort(zero);
+    if (!port) return std::unexpected(port.error());
+    return port->value_or(zero);
+}
+
+Result<std::optional<Bdf>> Tsm::switchUpstreamPort(const Bdf& zero) {
+    // /sys/bus/pci/devices/X links to .../<upstream port>/<downstream port>/X; it is
+    // the DSM when a link TSM sees it as one (its tsm/ group has `connect`).
+    auto where = sys_->readLink(PciSysfs::devicePath(zero));
+    if (!where) return std::unexpected(kernelError("readlink " + PciSysfs::devicePath(zero), where.error()));
+    const auto parts = pathElements(*where);
+    if (parts.size() < 3) return std::optional<Bdf>{};
+    const auto port = Bdf::parse(parts[parts.size() - 3]);
+    if (!port) return std::optional<Bdf>{};  // under a root port: "pciDDDD:BB" above it
+    auto group = sys_->listDirectory(PciSysfs::devicePath(*port) + "/tsm");
+    if (!group) {
+        if (group.error() == ENOENT) return std::optional<Bdf>{};
+        return std::unexpected(kernelError("list tsm/ of " + port->toString(), group.error()));
+    }
+    if (std::find(group->begin(), group->end(), "connect") == group->end()) return std::optional<Bdf>{};
+    return std::optional<Bdf>{*port};
 }
 
 Result<bool> Tsm::tdispCapable(const Bdf& dsm) {

@@ -5,9 +5,11 @@
 // the DSM to a link TSM sets up SPDM and IDE. A VF's tsm/ group (and a non-zero
 // function's) appears only once its DSM is connected; a DSM's appears when a link TSM
 // registers, also for an IDE-only PF0, whose group has no `bound` (it is not TDISP).
-// A switch upstream port as DSM is found only from tsm/dsm, after connect.
+// A switch upstream port is the DSM of the function 0 below it when a link TSM sees it
+// as one (found through the device's place in /sys/devices).
 // TDI bind and the guest's requests go through the proposed iommufd vDEVICE ioctls
 // (Iommufd::tsmRequest).
+#include <optional>
 #include <string>
 
 #include "common/bdf.hpp"
@@ -20,8 +22,8 @@ class Tsm {
 public:
     explicit Tsm(Syscalls& sys) : sys_(&sys) {}
 
-    // The DSM of `bdf`: tsm/dsm when the group shows one, else its PF's function 0
-    // (physfn), else function 0 of its slot.
+    // The DSM of `bdf`: tsm/dsm when the group shows one, else function 0 of its PF
+    // (physfn) or of its own slot, or the switch upstream port above that function 0.
     [[nodiscard]] Result<Bdf> dsmOf(const Bdf& bdf);
     // Whether `dsm` can set up TDISP: its tsm/ group is there and has `bound`.
     [[nodiscard]] Result<bool> tdispCapable(const Bdf& dsm);
@@ -36,6 +38,9 @@ public:
     [[nodiscard]] Result<std::string> bound(const Bdf& bdf);
 
 private:
+    // The switch upstream port above `zero` (a function 0) when it is a DSM.
+    [[nodiscard]] Result<std::optional<Bdf>> switchUpstreamPort(const Bdf& zero);
+
     Syscalls* sys_;
 };
 

@@ -18,12 +18,14 @@ void usage() {
     std::fprintf(stderr,
                  "usage: tio-simkernel --platform tdx|snp|cca --control PATH [--kernel PATH]\n"
                  "                     [--kernel-profile 7.3|7.4|proposed] [--devsec-tsm]\n"
-                 "                     [--device BDF[,notdisp][,ide-only][,vf-of=PF][,vf-token=UUID]]...\n"
+                 "                     [--device BDF[,notdisp][,ide-only][,vf-of=PF][,vf-token=UUID]\n"
+                 "                                [,behind=PORT]]...\n"
                  "  --kernel-profile picks the uAPI the simulated kernel has (default: proposed).\n"
                  "  --devsec-tsm lists a devsec TSM (tsm0) before the link TSM (tsm1).\n"
                  "  A device is TDISP capable unless notdisp; ide-only is a PF0 with IDE but no\n"
                  "  TEE-IO; vf-of makes it a VF of PF (its DSM is the PF's function 0); vf-token\n"
-                 "  on a PF is the token its VFs' users must show.\n"
+                 "  on a PF is the token its VFs' users must show; behind puts it below a switch\n"
+                 "  upstream port PORT (listed as a device too), its DSM.\n"
                  "  --kernel defaults to the control path with \".kernel\" appended.\n"
                  "  Default devices: 0000:3a:00.0 and 0000:3b:00.0, both TDISP capable.\n");
 }
@@ -59,7 +61,7 @@ int main(int argc, char** argv) {
             }
             profile = *p;
         } else if (a == "--device" && has_value) {
-            // BDF[,notdisp][,ide-only][,vf-of=PF][,vf-token=UUID]
+            // BDF[,notdisp][,ide-only][,vf-of=PF][,vf-token=UUID][,behind=PORT]
             std::string spec = argv[++i];
             sim::PciFunction fn{.vfio_index = static_cast<unsigned>(functions.size())};
             std::string options;
@@ -75,6 +77,7 @@ int main(int argc, char** argv) {
                 if (o == "notdisp") fn.tdisp = false;
                 else if (o == "ide-only") fn.tdisp = false, fn.ide_only = true;
                 else if (o.starts_with("vf-of=") && Bdf::parse(o.substr(6))) fn.physfn = Bdf::parse(o.substr(6));
+                else if (o.starts_with("behind=") && Bdf::parse(o.substr(7))) fn.behind = Bdf::parse(o.substr(7));
                 else if (sd_id128_t id; o.starts_with("vf-token=") && sd_id128_from_string(o.c_str() + 9, &id) >= 0)
                     fn.vf_token = std::to_array(id.bytes);
                 else ok = false;

@@ -37,9 +37,10 @@ class GuestMemfdFile;
 // A PCI function of the simulated host, always bound to vfio-pci.
 struct PciFunction {
     Bdf bdf;
-    bool tdisp = true;                                     // has the TEE capability (TDISP)
-    bool ide_only = false;                                 // a PF0 with IDE but no TEE-IO: a tsm/ group without `bound`
-    std::optional<Bdf> physfn;                             // a VF's PF (sysfs physfn)
+    bool tdisp = true;          // has the TEE capability (TDISP)
+    bool ide_only = false;      // a PF0 with IDE but no TEE-IO: a tsm/ group without `bound`
+    std::optional<Bdf> physfn;  // a VF's PF (sysfs physfn)
+    std::optional<Bdf> behind;  // the switch upstream port above it (the DSM of its function 0)
     std::optional<std::array<std::uint8_t, 16>> vf_token;  // a PF's VF token, when its driver set one
     unsigned vfio_index = 0;                               // /dev/vfio/devices/vfioN
     bool tsm_connected = false;                            // meaningful on function 0 (the DSM)
@@ -98,8 +99,9 @@ public:
 
     [[nodiscard]] PciFunction* function(const Bdf& bdf);
     // The function's device security manager (drivers/pci/tsm.c): function 0 of its
-    // PF for a VF, function 0 of its own slot otherwise.
-    [[nodiscard]] static Bdf dsmOf(const PciFunction& fn);
+    // PF for a VF, function 0 of its own slot otherwise, or the switch upstream port
+    // above that function 0.
+    [[nodiscard]] Bdf dsmOf(const PciFunction& fn);
     // Whether the function's tsm/ group is visible: on a DSM once a link TSM
     // registered (also IDE-only); on a VF or another function only once its DSM is
     // connected.

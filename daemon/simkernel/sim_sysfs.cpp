@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 
 #include "simkernel/sim_files.hpp"
 
@@ -31,6 +32,12 @@ std::vector<std::string> split(const std::string& path) {
 
 bool isPciDevicesDir(const std::vector<std::string>& p) {
     return p.size() >= 4 && p[0] == "sys" && p[1] == "bus" && p[2] == "pci" && p[3] == "devices";
+}
+
+std::string toHex4(std::uint16_t v) {
+    char out[5];
+    std::snprintf(out, sizeof out, "%04x", v);
+    return out;
 }
 
 std::string stripNewline(std::string v) {
@@ -57,7 +64,9 @@ kernel::SysResult<std::unique_ptr<SimFile>> SimKernel::openNode(const std::strin
 
 Bdf SimKernel::dsmOf(const PciFunction& fn) {
     const Bdf pf = fn.physfn.value_or(fn.bdf);
-    return Bdf{pf.domain, pf.bus, pf.device, 0};
+    const Bdf zero{pf.domain, pf.bus, pf.device, 0};
+    const PciFunction* f0 = function(zero);
+    return f0 != nullptr && f0->behind ? *f0->behind : zero;
 }
 
 int SimKernel::checkVfToken(const PciFunction& fn, const std::vector<std::uint8_t>* token) {
@@ -123,11 +132,22 @@ kernel::SysResult<std::vector<std::string>> SimKernel::listDir(const std::string
 
 kernel::SysResult<std::string> SimKernel::readLink(const std::string& path) {
     const auto p = split(path);
-    if (!isPciDevicesDir(p) || p.size() != 6 || p[5] != "physfn") return std::unexpected(ENOENT);
+    if (!isPciDevicesDir(p) || p.size() < 5 || p.size() > 6) return std::unexpected(ENOENT);
     const auto bdf = Bdf::parse(p[4]);
     PciFunction* fn = bdf ? function(*bdf) : nullptr;
-    if (fn == nullptr || !fn->physfn) return std::unexpected(ENOENT);
-    return "../" + fn->physfn->toString();
+    if (fn == nullptr) return std::unexpected(ENOENT);
+    if (p.size() == 6) {
+        if (p[5] != "physfn" || !fn->physfn) return std::unexpected(ENOENT);
+        return "../" + fn->physfn->toString();
+    }
+    // The device's place in the hierarchy: under a root port, or under a switch's
+    // downstream port below its upstream port.
+    std::string at = "../../../devices/pci" + toHex4(bdf->domain) + ":00/" + toHex4(bdf->domain) + ":00:01.0/";
+    if (fn->behind) {
+        const Bdf down{fn->behind->domain, static_cast<std::uint8_t>(fn->behind->bus + 1), 0, 0};
+        at += fn->behind->toString() + "/" + down.toString() + "/";
+    }
+    return at + bdf->toString();
 }
 
 kernel::SysResult<std::string> SimKernel::readAttr(const std::string& path) {

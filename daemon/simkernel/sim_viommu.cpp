@@ -54,7 +54,7 @@ long IommufdFile::vdeviceAlloc(IoctlCall& c) {
     const bool binds = kernel::isTsmViommuType(viommu->viommu_type) && fn.tdisp;
     if (binds) {
         if (!viommu->kvm) return -ENODEV;  // no VM: FILE_ADD did not precede BIND
-        const PciFunction* dsm = kernel_.function(SimKernel::dsmOf(fn));
+        const PciFunction* dsm = kernel_.function(kernel_.dsmOf(fn));
         if (dsm == nullptr || !dsm->tsm_connected) return -EINVAL;  // no TSM link (pci_tsm_bind)
         if (fn.tsm_bound) return -EBUSY;
     }

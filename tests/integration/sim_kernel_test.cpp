@@ -342,7 +342,7 @@ TEST_F(SimKernelTest, SysfsNamesTheCdevAndRefusesUnknownFunctions) {
 TEST(PciTsm, DsmsVisibilityAndConnectFollowTheMergedRules) {
     SimProcess sim{"tdx",
                    {"0000:3a:00.0", "0000:3a:02.0,vf-of=0000:3a:00.0", "0000:5e:00.0,ide-only", "0000:3c:00.0,notdisp",
-                    "--devsec-tsm"}};
+                    "0000:10:00.0", "0000:12:00.0,behind=0000:10:00.0", "0000:12:00.1", "--devsec-tsm"}};
     auto sys = sim.connect();
     Tsm tsm(*sys);
     const Bdf pf = *Bdf::parse("0000:3a:00.0");
@@ -371,6 +371,19 @@ TEST(PciTsm, DsmsVisibilityAndConnectFollowTheMergedRules) {
     EXPECT_EQ(*tsm.dsmOf(vf), pf) << "now from tsm/dsm";
     ASSERT_TRUE(tsm.disconnect(pf, "tsm1"));
     EXPECT_EQ(sys->listDirectory("/sys/bus/pci/devices/0000:3a:02.0/tsm").error(), ENOENT);
+
+    // Behind a switch whose upstream port is a DSM: both functions of the endpoint
+    // answer to the port, found through the device's place in /sys/devices.
+    const Bdf port = *Bdf::parse("0000:10:00.0");
+    EXPECT_EQ(*sys->readLink("/sys/bus/pci/devices/0000:12:00.0"),
+              "../../../devices/pci0000:00/0000:00:01.0/0000:10:00.0/0000:11:00.0/0000:12:00.0");
+    EXPECT_EQ(*tsm.dsmOf(*Bdf::parse("0000:12:00.0")), port);
+    EXPECT_EQ(*tsm.dsmOf(*Bdf::parse("0000:12:00.1")), port);
+    EXPECT_EQ(*tsm.dsmOf(port), port) << "under a root port: its own";
+    EXPECT_TRUE(*tsm.tdispCapable(port));
+    EXPECT_EQ(sys->listDirectory("/sys/bus/pci/devices/0000:12:00.0/tsm").error(), ENOENT);
+    ASSERT_TRUE(tsm.connect(port));
+    EXPECT_EQ(*sys->readAttribute("/sys/bus/pci/devices/0000:12:00.1/tsm/dsm"), "0000:10:00.0\n");
 }
 
 TEST_F(SimKernelTest, VfioDeviceIsRestrictedUntilBoundAndBindsOnce) {

@@ -384,6 +384,13 @@ TEST(PciTopology, AVfRunsTheWholeLifecycleAndAnIdeOnlyFunctionIsNotTdisp) {
         ASSERT_OK(g.destroyVdevice(trusted(), up->device));
         EXPECT_EQ(rig.sim.tdiState(kDevVf), "unlocked");
 
+        // An endpoint behind a switch: the upstream port is its DSM.
+        auto behind = bringUp(g, rig.vmm, kDevBehindSwitch, Stage::Running, 0x20);
+        ASSERT_OK(behind);
+        EXPECT_EQ(g.devices().at(behind->device).dsm.toString(), kSwitchPort);
+        EXPECT_EQ(rig.sim.tdiState(kDevBehindSwitch), "run");
+        ASSERT_OK(g.unbind(trusted(), behind->device));
+
         auto ide = g.addDevice(trusted(), *Bdf::parse(kDevIdeOnly));
         ASSERT_OK(ide);
         EXPECT_FALSE(g.devices().at(*ide).tdisp_capable);

@@ -26,9 +26,16 @@ inline constexpr const char* kDevIdeOnly = "0000:5e:00.0";  // a PF0 with IDE bu
 inline std::vector<std::string> defaultFunctions() { return {kDevA, kDevB, std::string(kDevPlain) + ",notdisp"}; }
 // The VF token kDevA's driver set for its VFs (pciTopology).
 inline constexpr const char* kVfToken = "5f4dcc3b-5aa7-45d8-a1b2-0123456789ab";
+inline constexpr const char* kSwitchPort = "0000:10:00.0";       // a switch upstream port, a DSM
+inline constexpr const char* kDevBehindSwitch = "0000:12:00.0";  // an endpoint below it
 inline std::vector<std::string> pciTopology() {
-    return {std::string(kDevA) + ",vf-token=" + kVfToken, std::string(kDevVf) + ",vf-of=" + kDevA,
-            std::string(kDevIdeOnly) + ",ide-only", std::string(kDevPlain) + ",notdisp", "--devsec-tsm"};
+    return {std::string(kDevA) + ",vf-token=" + kVfToken,
+            std::string(kDevVf) + ",vf-of=" + kDevA,
+            std::string(kDevIdeOnly) + ",ide-only",
+            std::string(kDevPlain) + ",notdisp",
+            kSwitchPort,
+            std::string(kDevBehindSwitch) + ",behind=" + kSwitchPort,
+            "--devsec-tsm"};
 }
 
 struct GuestRig {
