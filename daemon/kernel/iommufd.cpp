@@ -207,13 +207,31 @@ Result<std::uint32_t> Iommufd::allocVdevice(std::uint32_t viommu, std::uint32_t 
     return v.out_vdevice_id;
 }
 
+namespace {
+
+std::uint32_t uapiOp(TsmOp op) {
+    switch (op) {
+        case TsmOp::SetTdiState: return IOMMU_VDEVICE_TSM_REQ_SET_TDI_STATE;
+        case TsmOp::ValidateMmio: return IOMMU_VDEVICE_TSM_REQ_VALIDATE_MMIO;
+        case TsmOp::ObjectInfo: return IOMMU_VDEVICE_TSM_REQ_OBJECT_INFO;
+        case TsmOp::ObjectRead: return IOMMU_VDEVICE_TSM_REQ_OBJECT_READ;
+        case TsmOp::ObjectRegenerate: return IOMMU_VDEVICE_TSM_REQ_OBJECT_REGENERATE;
+        case TsmOp::SevEnableDma: return IOMMU_VDEVICE_TSM_REQ_SEV_ENABLE_DMA;
+        case TsmOp::SevDisableDma: return IOMMU_VDEVICE_TSM_REQ_SEV_DISABLE_DMA;
+        case TsmOp::GetTdiState: return IOMMU_VDEVICE_TSM_REQ_GET_TDI_STATE;
+    }
+    return 0;
+}
+
+}  // namespace
+
 Result<TsmAnswer> Iommufd::tsmRequest(std::uint32_t vdevice, TsmOp op, std::uint32_t tvm_arch,
                                       std::span<const std::uint8_t> request, std::uint32_t response_capacity) {
     TsmAnswer answer;
     answer.response.resize(response_capacity);
     auto q = sized<iommu_vdevice_tsm_req>();
     q.vdevice_id = vdevice;
-    q.op = static_cast<std::uint32_t>(op);
+    q.op = uapiOp(op);
     q.tvm_arch = tvm_arch;
     q.req_len = static_cast<std::uint32_t>(request.size());
     q.resp_len = response_capacity;

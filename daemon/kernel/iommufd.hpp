@@ -32,16 +32,16 @@ struct HwInfo {
 // The TSM request's tvm_arch for a guest on `platform`.
 [[nodiscard]] std::uint32_t tvmArchFor(Platform platform);
 
-// The TSM request ops (iommu_vdevice_tsm_req_op).
-enum class TsmOp : std::uint32_t {
-    SetTdiState = 1,
-    ValidateMmio = 2,
-    ObjectInfo = 3,
-    ObjectRead = 4,
-    ObjectRegenerate = 5,
-    SevEnableDma = 6,
-    SevDisableDma = 7,
-    GetTdiState = 8,
+// The TSM request ops; their numbers are iommufd_tsm_proposed.hpp's alone.
+enum class TsmOp : std::uint8_t {
+    SetTdiState,
+    ValidateMmio,
+    ObjectInfo,
+    ObjectRead,
+    ObjectRegenerate,
+    SevEnableDma,
+    SevDisableDma,
+    GetTdiState,
 };
 
 // TDISP DEVICE_INTERFACE_STATE values, also the one-byte SET_TDI_STATE payload.
