@@ -28,7 +28,7 @@ using core::TdiState;
 // A TSM whose answers to one op are rewritten after the kernel gave them.
 class LyingTsm final : public kernel::ForwardingSyscalls {
 public:
-    enum class Lie : std::uint8_t { None, ResidueBeyondBuffer, SuccessWithErrorCode, RegenerateMidRead };
+    enum class Lie : std::uint8_t { None, ResidueBeyondBuffer, SuccessWithErrorCode, RegenerateMidRead, HugeObject };
     using ForwardingSyscalls::ForwardingSyscalls;
     Lie lie = Lie::None;
     std::uint32_t op = 0;
@@ -43,6 +43,11 @@ public:
         switch (lie) {
             case Lie::ResidueBeyondBuffer: return static_cast<long>(q->resp_len) + 1;
             case Lie::SuccessWithErrorCode: q->tsm_code = 0x2a; return r;
+            case Lie::HugeObject: {  // OBJECT_INFO says 16 MiB and a byte
+                const std::uint64_t size = (16ULL << 20U) + 1;
+                std::memcpy(reinterpret_cast<void*>(q->resp_uptr), &size, sizeof size);
+                return r;
+            }
             case Lie::RegenerateMidRead:
                 if (told == 1) {  // after the first chunk, the object changes
                     std::uint32_t object = uapi::TSM_OBJECT_CERTIFICATES;
@@ -249,6 +254,14 @@ TEST_P(TsmTest, AnswersThatDoNotAddUpQuarantine) {
         ASSERT_OK(g().unbind(trusted(), dev));
         EXPECT_EQ(tdi(), TdiState::Unlocked);
     }
+    // An object larger than the daemon hands out is refused before it is read.
+    tsm.lie = LyingTsm::Lie::HugeObject;
+    tsm.op = uapi::IOMMU_VDEVICE_TSM_REQ_OBJECT_INFO;
+    const auto reads = rig.sim.counter("tsm_requests");
+    auto huge = g().evidence(trusted(), dev, EvidenceKind::Measurements);
+    ASSERT_FALSE(huge);
+    EXPECT_EQ(huge.error().code, Code::LimitExceeded);
+    EXPECT_EQ(rig.sim.counter("tsm_requests"), reads + 1) << "the size was enough to refuse";
     // A read whose answer does not add up is an error, not a quarantine.
     tsm.lie = LyingTsm::Lie::ResidueBeyondBuffer;
     tsm.op = uapi::IOMMU_VDEVICE_TSM_REQ_OBJECT_INFO;
