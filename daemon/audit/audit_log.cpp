@@ -51,31 +51,57 @@ std::string journalLine(const tio::v1::AuditRecord& r) {
 
 }  // namespace
 
-Result<AuditLog> AuditLog::open(const std::string& state_dir, const std::string& guest) {
+namespace {
+
+// The byte length of the complete records at the start of `fd` (`size` bytes long):
+// their lengths are walked and their bodies skipped, never parsed (start-up must not
+// replay the log). A skip seeks, which passes the end without noticing: hence `size`.
+std::uint64_t completeLength(int fd, std::uint64_t size) {
+    google::protobuf::io::FileInputStream file(fd);
+    google::protobuf::io::CodedInputStream in(&file);
+    std::uint64_t complete = 0;
+    for (;;) {
+        std::uint32_t length = 0;
+        if (!in.ReadVarint32(&length)) break;
+        if (!in.Skip(static_cast<int>(length))) break;
+        const auto end = static_cast<std::uint64_t>(in.CurrentPosition());
+        if (end > size) break;
+        complete = end;
+    }
+    return complete;
+}
+
+}  // namespace
+
+Result<AuditLog> AuditLog::open(const std::string& state_dir, const std::string& guest, std::uint64_t max_bytes) {
     const std::string dir = state_dir + "/audit";
     if (::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) {
         return fail(Code::Internal, "cannot create " + dir + ": " + std::strerror(errno));
     }
     AuditLog log;
     log.path_ = dir + "/" + guest + ".log";
+    log.max_bytes_ = max_bytes;
     log.fd_.reset(::open(log.path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
     if (!log.fd_) return fail(Code::Internal, "cannot open " + log.path_ + ": " + std::strerror(errno));
     // A record cut short by a crash (power loss after a partial write) is dropped:
     // the log ends at its last complete record.
-    auto records = readAuditLog(log.path_);
-    if (records) {
-        std::string complete;
-        for (const auto& r : *records) {
-            google::protobuf::io::StringOutputStream out(&complete);
-            google::protobuf::util::SerializeDelimitedToZeroCopyStream(r, &out);
-        }
-        struct stat st {};
-        if (::fstat(log.fd_.get(), &st) == 0 && static_cast<std::size_t>(st.st_size) != complete.size()) {
+    const UniqueFd reader(::open(log.path_.c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat st {};
+    if (reader && ::fstat(reader.get(), &st) == 0) {
+        const std::uint64_t complete = completeLength(reader.get(), static_cast<std::uint64_t>(st.st_size));
+        if (static_cast<std::uint64_t>(st.st_size) != complete) {
             spdlog::warn("audit log {}: dropping a partial record at the end", log.path_);
-            (void)::ftruncate(log.fd_.get(), static_cast<off_t>(complete.size()));
+            (void)::ftruncate(log.fd_.get(), static_cast<off_t>(complete));
         }
     }
     return log;
+}
+
+bool AuditLog::rotate() {
+    const std::string old = path_ + ".1";
+    if (::rename(path_.c_str(), old.c_str()) < 0) return false;
+    fd_.reset(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
+    return static_cast<bool>(fd_);
 }
 
 bool AuditLog::append(tio::v1::AuditRecord record) {
@@ -95,7 +121,14 @@ bool AuditLog::append(tio::v1::AuditRecord record) {
         google::protobuf::io::StringOutputStream out(&bytes);
         if (!google::protobuf::util::SerializeDelimitedToZeroCopyStream(record, &out)) return false;
     }
-    const off_t before = ::lseek(fd_.get(), 0, SEEK_END);
+    off_t before = ::lseek(fd_.get(), 0, SEEK_END);
+    if (before > 0 && static_cast<std::uint64_t>(before) + bytes.size() > max_bytes_) {
+        if (!rotate()) {
+            spdlog::error("audit log {}: cannot rotate ({})", path_, std::strerror(errno));
+            return false;
+        }
+        before = 0;
+    }
     const ssize_t n =
         write_ ? write_(fd_.get(), bytes.data(), bytes.size()) : ::write(fd_.get(), bytes.data(), bytes.size());
     if (n == static_cast<ssize_t>(bytes.size())) return true;
@@ -106,17 +139,22 @@ bool AuditLog::append(tio::v1::AuditRecord record) {
 }
 
 Result<std::vector<tio::v1::AuditRecord>> readAuditLog(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(Code::NotFound, "cannot read " + path);
-    UniqueFd owner(fd);
-    google::protobuf::io::FileInputStream in(fd);
     std::vector<tio::v1::AuditRecord> out;
-    for (;;) {
-        tio::v1::AuditRecord r;
-        bool clean_eof = false;
-        if (!google::protobuf::util::ParseDelimitedFromZeroCopyStream(&r, &in, &clean_eof)) break;
-        out.push_back(std::move(r));
+    bool any = false;
+    for (const std::string& file : {path + ".1", path}) {
+        const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        any = true;
+        UniqueFd owner(fd);
+        google::protobuf::io::FileInputStream in(fd);
+        for (;;) {
+            tio::v1::AuditRecord r;
+            bool clean_eof = false;
+            if (!google::protobuf::util::ParseDelimitedFromZeroCopyStream(&r, &in, &clean_eof)) break;
+            out.push_back(std::move(r));
+        }
     }
+    if (!any) return fail(Code::NotFound, "cannot read " + path);
     return out;
 }
 

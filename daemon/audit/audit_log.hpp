@@ -4,6 +4,11 @@
 // when a state directory is given, to STATE/audit/GUEST.log as a length-delimited
 // tio.v1.AuditRecord. A record is written with one write(2) on an O_APPEND fd; a
 // short write is cut back off, so a reader never meets a partial record.
+// The file is bounded: past its limit it is rotated to GUEST.log.1 (the one before
+// is dropped), so a flood of records cannot fill the disk nor slow the next
+// start-up, which walks the current file's record lengths to find its tail and
+// parses none of them.
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -20,8 +25,10 @@ public:
 
     // Journal lines only.
     AuditLog() = default;
-    // Also STATE/audit/GUEST.log (the directory is created 0700).
-    [[nodiscard]] static Result<AuditLog> open(const std::string& state_dir, const std::string& guest);
+    static constexpr std::uint64_t kDefaultMaxBytes = 8ULL << 20U;
+    // Also STATE/audit/GUEST.log (the directory is created 0700), rotated past `max_bytes`.
+    [[nodiscard]] static Result<AuditLog> open(const std::string& state_dir, const std::string& guest,
+                                               std::uint64_t max_bytes = kDefaultMaxBytes);
 
     // Journals and appends `record` (its time is set here). False when the file
     // could not take it; the journal line is written regardless.
@@ -31,12 +38,16 @@ public:
     void setWriteForTesting(WriteFn fn) { write_ = std::move(fn); }
 
 private:
+    // Moves the current file to PATH.1 and starts an empty one.
+    bool rotate();
+
     UniqueFd fd_;
     std::string path_;
+    std::uint64_t max_bytes_ = kDefaultMaxBytes;
     WriteFn write_;
 };
 
-// Reads every complete record of a log (tests, tioctl).
+// Reads every complete record of a log, the rotated file's first (tests, tioctl).
 [[nodiscard]] Result<std::vector<tio::v1::AuditRecord>> readAuditLog(const std::string& path);
 
 }  // namespace tio::audit

@@ -4,6 +4,16 @@ namespace tio::dbus {
 
 void AuditTrail::record(std::string event, std::string_view method, const core::Caller* who, std::string object,
                         std::string detail, std::string error) {
+    if (event == "refused" && who != nullptr) {
+        const auto verdict = refusals_.admit(who->uid);
+        if (verdict.suppressed > 0) {
+            record("refusals-suppressed", {}, nullptr, {},
+                   std::to_string(verdict.suppressed) + " refusal records of uid " + std::to_string(who->uid) +
+                       " suppressed (more than " + std::to_string(kRefusalBurst) + " in " +
+                       std::to_string(kRefusalInterval.count()) + " s)");
+        }
+        if (!verdict.write) return;
+    }
     tio::v1::AuditRecord r;
     r.set_guest(guest_);
     r.set_event(std::move(event));

@@ -437,6 +437,26 @@ TEST_F(ServiceTest, PolicyLimitsAndAllowlist) {
               "org.tio.Error.LimitExceeded");
 }
 
+// A caller can provoke refusals at will: the audit log takes at most a burst of them
+// per uid and window (journald's rate limit), and the calls are still refused.
+TEST_F(ServiceTest, RefusalRecordsAreRateLimited) {
+    const std::string policy = sim.dir() + "/flood.json";
+    std::ofstream(policy) << R"({"version": 1, "guests": {"vm6": {"owners": {"uids": [0]},
+        "devices": ["0000:3b:00.*"]}}})";
+    DaemonProcess d(sim, "vm6", "", {"--policy", policy, "--state-dir", sim.dir()});
+    auto c = sdbus::createSessionBusConnectionWithAddress(d.address());
+    GuestClient g(*c, "vm6");
+    vmm.attachVm(g);
+    for (int i = 0; i < 100; ++i) {
+        ASSERT_EQ(errorName([&] { g.AddDevice(kA, {}); }), "org.tio.Error.AccessDenied") << i;
+    }
+    (void)g.State();  // a round trip: every record of the calls before is written
+    auto all = audit::readAuditLog(sim.dir() + "/audit/vm6.log");
+    ASSERT_TRUE(all);
+    const auto refused = std::count_if(all->begin(), all->end(), [](const auto& r) { return r.event() == "refused"; });
+    EXPECT_EQ(refused, 20) << "the burst, and not one record more";
+}
+
 TEST_F(ServiceTest, SighupAppliesAValidPolicyReportsWhatItNoLongerAllowsAndRefusesAnInvalidOne) {
     const std::string policy = sim.dir() + "/reload.json";
     auto write = [&](const std::string& text) {

@@ -90,5 +90,46 @@ TEST_F(AuditLogTest, APartialTailFromACrashIsCutOnOpen) {
     EXPECT_EQ(all->size(), 2U);
 }
 
+// Past its limit the log moves to GUEST.log.1 and starts again: the files stay
+// bounded whatever is appended, and a reader gets the rotated records first.
+TEST_F(AuditLogTest, TheLogIsRotatedPastItsLimitAndReadsBackInOrder) {
+    constexpr std::uint64_t kLimit = 4096;
+    auto log = AuditLog::open(dir, "vm1", kLimit);
+    ASSERT_TRUE(log);
+    for (int i = 0; i < 500; ++i) ASSERT_TRUE(log->append(rec("refused", std::to_string(i))));
+    const std::string path = dir + "/audit/vm1.log";
+    EXPECT_LE(std::filesystem::file_size(path), kLimit);
+    EXPECT_LE(std::filesystem::file_size(path + ".1"), kLimit);
+    auto all = readAuditLog(path);
+    ASSERT_TRUE(all);
+    ASSERT_GT(all->size(), 10U);
+    EXPECT_EQ(all->back().object(), "499");
+    for (std::size_t i = 1; i < all->size(); ++i) {
+        EXPECT_EQ(std::stoi(all->at(i).object()), std::stoi(all->at(i - 1).object()) + 1) << "in order, no gap";
+    }
+}
+
+// Start-up finds the tail by walking record lengths: a long log opens with its
+// partial tail cut and its records untouched.
+TEST_F(AuditLogTest, OpeningALongLogKeepsEveryCompleteRecord) {
+    {
+        auto log = AuditLog::open(dir, "vm1");
+        ASSERT_TRUE(log);
+        for (int i = 0; i < 20000; ++i) ASSERT_TRUE(log->append(rec("device-assigned", std::to_string(i))));
+    }
+    const std::string path = dir + "/audit/vm1.log";
+    const auto whole = std::filesystem::file_size(path);
+    {
+        std::ofstream out(path, std::ios::app | std::ios::binary);
+        out << '\x7f' << "cut";
+    }
+    auto log = AuditLog::open(dir, "vm1");
+    ASSERT_TRUE(log);
+    EXPECT_EQ(std::filesystem::file_size(path), whole);
+    auto all = readAuditLog(path);
+    ASSERT_TRUE(all);
+    EXPECT_EQ(all->size(), 20000U);
+}
+
 }  // namespace
 }  // namespace tio::audit
