@@ -8,6 +8,7 @@
 #include "bus/listen_socket.hpp"
 #include "bus/p2p_server.hpp"
 #include "common/bus_names.hpp"
+#include "kernel/sim/sim_syscalls.hpp"
 #include "persist/recovery.hpp"
 #include "service/admin_door.hpp"
 #include "service/service_loop.hpp"
@@ -51,6 +52,9 @@ int main(int argc, char** argv) {
 
     auto loop = service::ServiceLoop::create(service, opts->policy);
     if (!loop) return fatal(1, "cannot set up the event loop");
+    if (const auto* sim = dynamic_cast<const kernel::SimSyscalls*>(sys.get()); sim != nullptr) {
+        if (loop->watchKernel(sim->brokerFd()) < 0) return fatal(1, "cannot watch the simulated kernel");
+    }
     // Anyone may connect to --listen's socket; who may drive the guest is decided from
     // SO_PEERCRED against the policy, at accept and again per call (the units set a
     // tighter SocketMode=).

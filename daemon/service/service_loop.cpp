@@ -1,6 +1,7 @@
 #include "service/service_loop.hpp"
 
 #include <signal.h>
+#include <sys/epoll.h>
 #include <systemd/sd-daemon.h>
 
 #include <spdlog/spdlog.h>
@@ -61,6 +62,24 @@ int ServiceLoop::onTerminate(sd_event_source*, const signalfd_siginfo*, void* se
 
 int ServiceLoop::onReload(sd_event_source*, const signalfd_siginfo*, void* self) {
     static_cast<ServiceLoop*>(self)->reload();
+    return 0;
+}
+
+int ServiceLoop::watchKernel(int socket) {
+    sd_event_source* src = nullptr;
+    // Only the hang-up matters: the socket's replies are read by the call that waits for them.
+    const int r = sd_event_add_io(event_.get(), &src, socket, EPOLLRDHUP, onKernelGone, this);
+    if (r >= 0) kernel_watch_.reset(src);
+    return r;
+}
+
+int ServiceLoop::onKernelGone(sd_event_source* source, int, std::uint32_t revents, void* self) {
+    if ((revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) == 0) return 0;
+    sd_event_source_set_enabled(source, SD_EVENT_OFF);  // once
+    auto& service = static_cast<ServiceLoop*>(self)->service_;
+    const std::string detail = "the simulated kernel closed its socket: every kernel call fails from now on";
+    service.audit().record("kernel-gone", {}, nullptr, {}, detail);
+    service.emitFault(dbus::kRootPath, "kernel-gone", detail);
     return 0;
 }
 

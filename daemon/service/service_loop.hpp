@@ -26,6 +26,10 @@ public:
     // bounded poll: one small TSM request per bound device per second.
     static constexpr std::uint64_t kTdiWatchUsec = 1000000;
 
+    // Watches the simulated kernel's socket: when the simulator goes away, the VMM
+    // hears it (Fault on the guest, kind "kernel-gone") instead of meeting EIO later.
+    [[nodiscard]] int watchKernel(int socket);
+
 private:
     ServiceLoop(dbus::GuestService& service, std::string policy_path, dbus::EventPtr event)
         : service_(service), policy_path_(std::move(policy_path)), event_(std::move(event)) {}
@@ -39,11 +43,12 @@ private:
     static int onTerminate(sd_event_source*, const signalfd_siginfo*, void* self);
     static int onReload(sd_event_source*, const signalfd_siginfo*, void* self);
     static int onTdiWatch(sd_event_source* source, std::uint64_t now, void* self);
+    static int onKernelGone(sd_event_source* source, int fd, std::uint32_t revents, void* self);
 
     dbus::GuestService& service_;
     std::string policy_path_;
     dbus::EventPtr event_;
-    dbus::EventSourcePtr sigterm_, sigint_, sighup_, tdi_watch_;
+    dbus::EventSourcePtr sigterm_, sigint_, sighup_, tdi_watch_, kernel_watch_;
 };
 
 }  // namespace tio::service

@@ -437,6 +437,21 @@ TEST_F(ServiceTest, PolicyLimitsAndAllowlist) {
               "org.tio.Error.LimitExceeded");
 }
 
+// The simulated kernel crashes: the VMM hears it at once (Fault, "kernel-gone") rather
+// than at its next call, and the calls that follow fail with a name.
+TEST_F(ServiceTest, TheVmmHearsWhenItsKernelGoesAway) {
+    auto conn = connect();
+    GuestClient g(*conn);
+    vmm.attachVm(g);
+    sim.kill9();
+    EXPECT_TRUE(eventually([&] {
+        std::lock_guard l(g.mu);
+        return std::find(g.faults.begin(), g.faults.end(), "/org/tio/Guest1 kernel-gone") != g.faults.end();
+    })) << "Fault signal";
+    EXPECT_EQ(errorName([&] { g.AddDevice(kA, {}); }), "org.tio.Error.Kernel");
+    conn->leaveEventLoop();
+}
+
 // A caller can provoke refusals at will: the audit log takes at most a burst of them
 // per uid and window (journald's rate limit), and the calls are still refused.
 TEST_F(ServiceTest, RefusalRecordsAreRateLimited) {

@@ -46,6 +46,16 @@ SimProcess::SimProcess(std::string platform, std::vector<std::string> devices, s
     waitForPath(control_socket_, "tio-simkernel");
 }
 
+void SimProcess::kill9() {
+    control_.reset();
+    connection_.reset();
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+}
+
 SimProcess::~SimProcess() {
     control_.reset();
     connection_.reset();

@@ -38,6 +38,9 @@ public:
     // A fresh connection to the simulated kernel (the daemon's Linux code path).
     [[nodiscard]] std::unique_ptr<kernel::SimSyscalls> connect() const;
 
+    // Kills the simulator (SIGKILL), as a crash would; the destructor then has nothing to stop.
+    void kill9();
+
     // org.tio.Sim1
     [[nodiscard]] std::map<std::string, std::uint64_t> counters();
     [[nodiscard]] std::uint64_t counter(const std::string& name);

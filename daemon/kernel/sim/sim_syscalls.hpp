@@ -36,6 +36,8 @@ public:
     // socket whose peer (checked by the kernel, SO_PEERCRED) is the simulator process.
     [[nodiscard]] bool isSimFile(int fd) const;
     [[nodiscard]] pid_t simulatorPid() const noexcept { return sim_pid_; }
+    // The socket to the simulator's broker: it hangs up when the simulator is gone.
+    [[nodiscard]] int brokerFd() const noexcept { return broker_.get(); }
     // How long a call waits for the simulator's answer before it fails with
     // ETIMEDOUT: a hung kernel must not hold the daemon (its watchdog, its other
     // clients). A late answer is dropped when it comes (its seq is stale).
