@@ -30,16 +30,6 @@ std::optional<EvidenceKind> parseEvidenceKind(std::string_view name) {
     return std::nullopt;
 }
 
-namespace {
-
-std::string describe(const kernel::TsmAnswer& a) {
-    std::string s = a.error != 0 ? std::string(kernel::errnoName(a.error)) : std::string("success");
-    if (s.empty()) s = "errno " + std::to_string(a.error);
-    return s + ", tsm_code " + std::to_string(a.tsm_code);
-}
-
-}  // namespace
-
 bool Guest::hasTsmContext(const Device& d) const {
     return d.tdisp_capable && d.vdevice && kernel::isTsmViommuType(viommus_.at(d.vdevice->viommu).type) &&
            vm_->features.tsm_request;
@@ -80,8 +70,8 @@ void Guest::quarantine(Device& d, const std::string& what) {
 
 Result<kernel::TsmAnswer> Guest::relay(Device& d, const TsmOpRule& rule, std::span<const std::uint8_t> payload) {
     const std::string op(rule.name);
-    auto sent = vm_->iommufd.tsmRequest(d.vdevice->kernel_id, rule.kernel_op, kernel::tvmArchFor(config_.platform),
-                                        payload, rule.response_capacity);
+    auto sent = vm_->iommufd.tsmRequest(d.vdevice->kernel_id, rule.op, kernel::tvmArchFor(config_.platform), payload,
+                                        rule.response_capacity);
     if (!sent) return std::unexpected(sent.error());
     const kernel::TsmAnswer& a = *sent;
     // The outcome is uncertain when the TSM may have committed what the answer does
@@ -107,7 +97,7 @@ Result<kernel::TsmAnswer> Guest::relay(Device& d, const TsmOpRule& rule, std::sp
     }
     if (a.error != 0) {
         Error e = kernel::kernelError("IOMMU_VDEVICE_TSM_REQ " + op, a.error);
-        e.message += " (" + describe(a) + ")";
+        e.message += " (tsm_code " + std::to_string(a.tsm_code) + ")";
         return std::unexpected(std::move(e));
     }
     return sent;
@@ -179,7 +169,7 @@ Result<> Guest::bind(Who, ObjectId device) {
         return fail(Code::InvalidState, whatFirst(d.tdi, TdiState::Locked));
     }
     const std::uint8_t lock[] = {uapi::TDISP_CONFIG_LOCKED};
-    if (auto a = relay(d, tsmRule(TsmRequestOp::SetTdiState), lock); !a) return std::unexpected(a.error());
+    if (auto a = relay(d, tsmRule(kernel::TsmOp::SetTdiState), lock); !a) return std::unexpected(a.error());
     return moveTdi(d, TdiState::Locked);
 }
 
@@ -195,7 +185,7 @@ Result<TsmReply> Guest::tsmRequest(Who, ObjectId device, std::string_view op, st
                                                " bytes, not " + std::to_string(payload.size()));
     }
     std::optional<TdiState> target;
-    if (rule->op == TsmRequestOp::SetTdiState) {
+    if (rule->op == kernel::TsmOp::SetTdiState) {
         if (payload[0] == uapi::TDISP_RUN) target = TdiState::Run;
         else if (payload[0] == uapi::TDISP_CONFIG_UNLOCKED) target = TdiState::Unlocked;
         else return fail(Code::InvalidArgument, "set-tdi-state asks for 0x02 (RUN) or 0x00 (unlocked)");
@@ -280,7 +270,7 @@ Result<> Guest::unbind(Who, ObjectId device) {
 
 Result<> Guest::stopTdi(Device& d) {
     const std::uint8_t stop[] = {uapi::TDISP_CONFIG_UNLOCKED};
-    auto a = relay(d, tsmRule(TsmRequestOp::SetTdiState), stop);
+    auto a = relay(d, tsmRule(kernel::TsmOp::SetTdiState), stop);
     if (!a) return std::unexpected(a.error());
     return {};
 }
@@ -333,7 +323,7 @@ Result<Evidence> Guest::evidence(Who, ObjectId device, EvidenceKind kind) {
     std::uint8_t which[sizeof object];
     std::memcpy(which, &object, sizeof object);
     const auto info = [&]() -> Result<uapi::tsm_object_info> {
-        auto a = relay(d, tsmRule(TsmRequestOp::ObjectInfo), which);
+        auto a = relay(d, tsmRule(kernel::TsmOp::ObjectInfo), which);
         if (!a) return std::unexpected(a.error());
         uapi::tsm_object_info i{};
         if (a->response.size() != sizeof i) return fail(Code::Kernel, "the TSM's object info is malformed");
@@ -357,7 +347,7 @@ Result<Evidence> Guest::evidence(Who, ObjectId device, EvidenceKind kind) {
             const uapi::tsm_object_read rd{.object = object, .__reserved = 0, .offset = e.blob.size()};
             std::uint8_t req[sizeof rd];
             std::memcpy(req, &rd, sizeof rd);
-            auto a = relay(d, tsmRule(TsmRequestOp::ObjectRead), req);
+            auto a = relay(d, tsmRule(kernel::TsmOp::ObjectRead), req);
             if (!a) return std::unexpected(a.error());
             if (a->response.empty() || a->response.size() > before->size - e.blob.size()) {
                 return fail(Code::Kernel, "the TSM's object read does not add up to the size it gave");

@@ -10,6 +10,7 @@
 
 #include "core/lifecycle.hpp"
 #include "core/object_table.hpp"
+#include "kernel/ioctl_table.hpp"
 #include "kernel/iommufd.hpp"
 
 namespace tio::core {
@@ -24,25 +25,14 @@ namespace tio::core {
     return TdiState::Error;
 }
 
-// Device1.TsmRequest's ops; GetTdiState is the daemon's own (never the guest's).
-enum class TsmRequestOp : std::uint8_t {
-    GetTdiState,
-    SetTdiState,
-    ValidateMmio,
-    ObjectInfo,
-    ObjectRead,
-    ObjectRegenerate,
-    EnableDma,
-    DisableDma,
-};
-
 // What the TDI must be for an op (set-tdi-state's need depends on its payload).
 enum class TdiNeed : std::uint8_t { Bound, LockedOrRun, Run };
 
+// One op of the TSM request, as Device1.TsmRequest names it (the guest's) or as the
+// daemon issues it (GetTdiState, never the guest's).
 struct TsmOpRule {
-    TsmRequestOp op;
+    kernel::TsmOp op;
     std::string_view name;
-    kernel::TsmOp kernel_op;
     std::uint32_t payload_size;  // exactly this many bytes
     TdiNeed needs;
     bool snp_only;       // SEV-TIO's ops; the TSM refuses them for other architectures
@@ -53,32 +43,24 @@ struct TsmOpRule {
 // The one table of the guest's TSM requests. Payloads are relayed unchanged; sizes
 // are those of iommufd_tsm_proposed.hpp's structs.
 inline constexpr std::uint32_t kTsmSmallResponse = 64;
-inline constexpr std::uint32_t kTsmReadChunk = 64U * 1024U;  // the kernel's cap on one buffer
+inline constexpr std::uint32_t kTsmReadChunk = kernel::kMaxPointerBuffer;  // the kernel's cap on one buffer
 inline constexpr TsmOpRule kTsmOpRules[] = {
-    {TsmRequestOp::SetTdiState, "set-tdi-state", kernel::TsmOp::SetTdiState, 1, TdiNeed::Bound, false, true,
-     kTsmSmallResponse},
-    {TsmRequestOp::ValidateMmio, "validate-mmio", kernel::TsmOp::ValidateMmio, 16, TdiNeed::LockedOrRun, false, true,
-     kTsmSmallResponse},
-    {TsmRequestOp::ObjectInfo, "object-info", kernel::TsmOp::ObjectInfo, 4, TdiNeed::Bound, false, false,
-     kTsmSmallResponse},
-    {TsmRequestOp::ObjectRead, "object-read", kernel::TsmOp::ObjectRead, 16, TdiNeed::Bound, false, false,
-     kTsmReadChunk},
-    {TsmRequestOp::ObjectRegenerate, "object-regenerate", kernel::TsmOp::ObjectRegenerate, 4, TdiNeed::Bound, false,
-     true, kTsmSmallResponse},
-    {TsmRequestOp::EnableDma, "enable-dma", kernel::TsmOp::SevEnableDma, 0, TdiNeed::Run, true, true,
-     kTsmSmallResponse},
-    {TsmRequestOp::DisableDma, "disable-dma", kernel::TsmOp::SevDisableDma, 0, TdiNeed::Run, true, true,
-     kTsmSmallResponse},
+    {kernel::TsmOp::SetTdiState, "set-tdi-state", 1, TdiNeed::Bound, false, true, kTsmSmallResponse},
+    {kernel::TsmOp::ValidateMmio, "validate-mmio", 16, TdiNeed::LockedOrRun, false, true, kTsmSmallResponse},
+    {kernel::TsmOp::ObjectInfo, "object-info", 4, TdiNeed::Bound, false, false, kTsmSmallResponse},
+    {kernel::TsmOp::ObjectRead, "object-read", 16, TdiNeed::Bound, false, false, kTsmReadChunk},
+    {kernel::TsmOp::ObjectRegenerate, "object-regenerate", 4, TdiNeed::Bound, false, true, kTsmSmallResponse},
+    {kernel::TsmOp::SevEnableDma, "enable-dma", 0, TdiNeed::Run, true, true, kTsmSmallResponse},
+    {kernel::TsmOp::SevDisableDma, "disable-dma", 0, TdiNeed::Run, true, true, kTsmSmallResponse},
 };
 
 // The daemon's own request: the TDISP interface state, a 16-byte TDISP message.
 inline constexpr TsmOpRule kGetTdiStateRule{
-    TsmRequestOp::GetTdiState, "get-tdi-state", kernel::TsmOp::GetTdiState, 16, TdiNeed::Bound, false, false,
-    kTsmSmallResponse};
+    kernel::TsmOp::GetTdiState, "get-tdi-state", 16, TdiNeed::Bound, false, false, kTsmSmallResponse};
 
 // The guest's op called `name` (never the daemon's own), or null.
 [[nodiscard]] const TsmOpRule* findTsmOp(std::string_view name);
-[[nodiscard]] constexpr const TsmOpRule& tsmRule(TsmRequestOp op) {
+[[nodiscard]] constexpr const TsmOpRule& tsmRule(kernel::TsmOp op) {
     for (const auto& rule : kTsmOpRules)
         if (rule.op == op) return rule;
     return kGetTdiStateRule;

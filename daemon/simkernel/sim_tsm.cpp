@@ -27,8 +27,6 @@ constexpr std::uint32_t kObjectCount = 3;
 // response, so a reader must page through it.
 constexpr std::array<std::size_t, kObjectCount> kObjectSize = {std::size_t{96} * 1024U, 2048U, 640U};
 
-std::uint32_t functionId(const Bdf& bdf) { return kernel::tdispFunctionId(bdf); }
-
 bool validObject(std::uint32_t object) { return object >= TSM_OBJECT_CERTIFICATES && object <= kObjectCount; }
 
 template <typename T>
@@ -52,7 +50,8 @@ std::vector<std::uint8_t> SimKernel::evidence(const PciFunction& fn, std::uint32
     const std::uint64_t generation = fn.evidence_generation[object - 1];
     // Bytes that differ per function, object and generation: a stale copy is told apart.
     std::vector<std::uint8_t> out(kObjectSize[object - 1]);
-    std::uint64_t x = (std::uint64_t{functionId(fn.bdf)} << 20U) ^ (std::uint64_t{object} << 56U) ^ generation;
+    std::uint64_t x =
+        (std::uint64_t{kernel::tdispFunctionId(fn.bdf)} << 20U) ^ (std::uint64_t{object} << 56U) ^ generation;
     for (auto& b : out) {
         x ^= x << 13U;
         x ^= x >> 7U;
@@ -131,7 +130,7 @@ long IommufdFile::tsmReqBody(IoctlCall& c, std::uint64_t& tsm_code) {
         case IOMMU_VDEVICE_TSM_REQ_GET_TDI_STATE: {
             tdisp_header h{};
             if (!read(req, h) || h.version != kTdispVersion || h.message_type != TDISP_GET_DEVICE_INTERFACE_STATE ||
-                h.function_id != functionId(fn.bdf)) {
+                h.function_id != kernel::tdispFunctionId(fn.bdf)) {
                 return refuse(kTsmBadRequest);
             }
             h.message_type = TDISP_DEVICE_INTERFACE_STATE;
