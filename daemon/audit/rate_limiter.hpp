@@ -15,10 +15,9 @@ class RateLimiter {
 public:
     using Clock = std::function<std::chrono::steady_clock::time_point()>;
 
-    RateLimiter(
-        std::chrono::steady_clock::duration interval, unsigned burst,
-        Clock now = [] { return std::chrono::steady_clock::now(); })
-        : interval_(interval), burst_(burst), now_(std::move(now)) {}
+    // An empty `now` is the steady clock.
+    RateLimiter(std::chrono::steady_clock::duration interval, unsigned burst, Clock now = {})
+        : interval_(interval), burst_(burst), now_(now ? std::move(now) : Clock(std::chrono::steady_clock::now)) {}
 
     struct Verdict {
         bool write = true;             // this record may be written

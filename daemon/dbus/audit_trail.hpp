@@ -20,11 +20,7 @@ public:
     static constexpr unsigned kRefusalBurst = 20;
 
     AuditTrail(std::string guest, audit::AuditLog log, audit::RateLimiter::Clock now = {})
-        : guest_(std::move(guest)),
-          log_(std::move(log)),
-          refusals_(
-              kRefusalInterval, kRefusalBurst, now ? std::move(now) : [] { return std::chrono::steady_clock::now(); }) {
-    }
+        : guest_(std::move(guest)), log_(std::move(log)), refusals_(kRefusalInterval, kRefusalBurst, std::move(now)) {}
     void record(std::string event, std::string_view method = {}, const core::Caller* who = nullptr,
                 std::string object = {}, std::string detail = {}, std::string error = {});
 
