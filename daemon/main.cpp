@@ -66,9 +66,11 @@ int main(int argc, char** argv) {
     // Only those who may drive the guest get a connection at all: a stranger is turned
     // away at accept, before any D-Bus work, and never counts as a VMM client.
     bus::P2pServer vmm_door(
-        loop->event(), std::move(handed.listen), name, [&](sd_bus* b) { return service.attach(b, core::Door::Vmm); },
-        [&](sd_bus* b) { service.detached(b); }, [&](int fd) { return service.admitsVmmPeer(fd); });
+        loop->event(), std::move(handed.listen), name,
+        [&](sd_bus* b, int peer) { return service.attach(b, core::Door::Vmm, peer); },
+        [&](sd_bus* b) { service.detached(b); }, [&](int fd) { return service.admitsVmmPeer(fd); }, opts->peer_limits);
     if (vmm_door.start() < 0) return 1;
+    service.setOutputWatcher([&](sd_bus* b) { vmm_door.outputQueued(b); });
     std::unique_ptr<service::AdminDoor> admin_door;
     if (opts->system_bus) {
         auto door = service::AdminDoor::open(service, loop->event(), name);

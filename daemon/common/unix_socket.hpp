@@ -33,6 +33,13 @@ struct Message {
 // One recvmsg of at most `max_bytes`; EPIPE on orderly EOF, EPROTO on truncation.
 // With SO_PASSCRED on `sock` the message carries its sender's pid.
 [[nodiscard]] std::expected<Message, int> receive(int sock, std::size_t max_bytes);
+// Without waiting: one recvmsg into `buffer`, the fds that came appended to `fds`
+// (owned, close-on-exec). The byte count, 0 at EOF; EAGAIN when nothing is there;
+// EPROTO when more than kMaxFdsPerMessage fds came (the kernel closed the rest).
+[[nodiscard]] std::expected<std::size_t, int> receiveSome(int sock, std::span<char> buffer, std::vector<UniqueFd>& fds);
+// Without waiting: one sendmsg of `bytes` with `fds`; how many bytes went (the fds go
+// with the first of them), or errno (EAGAIN when the socket is full).
+[[nodiscard]] std::expected<std::size_t, int> sendSome(int sock, std::span<const char> bytes, std::span<const int> fds);
 // Asks the kernel to attach the sender's credentials to every message `sock` receives
 // from now on (and, on a listening socket, on every socket it accepts).
 [[nodiscard]] std::expected<void, int> passCredentials(int sock);

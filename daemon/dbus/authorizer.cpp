@@ -31,9 +31,13 @@ bool Authorizer::admitsVmmPeer(int fd) const {
     return peer && guard_.admits(*peer, core::Access::Mutate);
 }
 
-Result<core::Caller> Authorizer::identify(sd_bus_message* m, core::Door door) {
-    // The guest socket: the kernel's SO_PEERCRED/SO_PEERGROUPS of the connection.
-    if (door == core::Door::Vmm) return peerOf(sd_bus_get_fd(sd_bus_message_get_bus(m)));
+Result<core::Caller> Authorizer::identify(sd_bus_message* m, core::Door door, const core::Caller* vmm_peer) {
+    // The guest socket: the kernel's SO_PEERCRED/SO_PEERGROUPS of the connection, as
+    // taken at accept (sd-bus reads a socketpair; its credentials are the daemon's).
+    if (door == core::Door::Vmm) {
+        if (vmm_peer == nullptr) return fail(Code::AccessDenied, "cannot verify the caller");
+        return *vmm_peer;
+    }
     core::Caller c;
     c.door = door;
     // The system bus: credentials the bus daemon vouches for. Anything sd-bus had to
@@ -57,9 +61,9 @@ Result<core::Caller> Authorizer::identify(sd_bus_message* m, core::Door door) {
     return c;
 }
 
-Result<core::AuthorizedCaller> Authorizer::authorize(sd_bus_message* m, core::Door door, core::Access access,
-                                                     std::string_view method) const {
-    auto caller = identify(m, door);
+Result<core::AuthorizedCaller> Authorizer::authorize(sd_bus_message* m, core::Door door, const core::Caller* vmm_peer,
+                                                     core::Access access, std::string_view method) const {
+    auto caller = identify(m, door, vmm_peer);
     if (!caller) {
         audit_.record("refused", method, nullptr, {}, "the caller's credentials cannot be verified",
                       errorName(Code::AccessDenied));

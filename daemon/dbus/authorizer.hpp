@@ -18,17 +18,22 @@ class Authorizer {
 public:
     Authorizer(const core::Guard& guard, AuditTrail& audit) : guard_(guard), audit_(audit) {}
 
-    [[nodiscard]] Result<core::AuthorizedCaller> authorize(sd_bus_message* m, core::Door door, core::Access access,
+    // `vmm_peer`: on the VMM door, the client as SO_PEERCRED saw it at accept (the only
+    // identity a p2p call has); null on the system bus, whose daemon vouches per message.
+    [[nodiscard]] Result<core::AuthorizedCaller> authorize(sd_bus_message* m, core::Door door,
+                                                           const core::Caller* vmm_peer, core::Access access,
                                                            std::string_view method) const;
     // Whether the peer of a just-accepted guest-socket connection may drive the guest
     // at all (an owner, an admin or uid 0), from SO_PEERCRED before any D-Bus work:
     // anyone else is turned away at the door and costs nothing more.
     [[nodiscard]] bool admitsVmmPeer(int fd) const;
 
-private:
-    [[nodiscard]] static Result<core::Caller> identify(sd_bus_message* m, core::Door door);
     // The guest socket's peer as the kernel saw it connect (SO_PEERCRED, SO_PEERGROUPS).
     [[nodiscard]] static Result<core::Caller> peerOf(int fd);
+
+private:
+    [[nodiscard]] static Result<core::Caller> identify(sd_bus_message* m, core::Door door,
+                                                       const core::Caller* vmm_peer);
 
     const core::Guard& guard_;
     AuditTrail& audit_;

@@ -54,7 +54,13 @@ ServiceFacts GuestService::facts() const {
     return ServiceFacts{.backend = backend_, .clients = static_cast<std::uint32_t>(vmmClients())};
 }
 
-int GuestService::attach(sd_bus* bus, core::Door door) {
+int GuestService::attach(sd_bus* bus, core::Door door, int peer_socket) {
+    core::Caller peer;
+    if (door == core::Door::Vmm) {
+        auto who = Authorizer::peerOf(peer_socket);
+        if (!who) return -EACCES;
+        peer = std::move(*who);
+    }
     int r = sd_bus_add_object_vtable(bus, nullptr, kRootPath, kGuestIface, guestVtable(), this);
     if (r >= 0)
         r = sd_bus_add_fallback_vtable(bus, nullptr, "/org/tio/Guest1/device", kDeviceIface, deviceVtable(), findObject,
@@ -71,7 +77,7 @@ int GuestService::attach(sd_bus* bus, core::Door door) {
         spdlog::error("cannot serve the object tree on a connection: {}", std::strerror(-r));
         return r;
     }
-    connections_.push_back({bus, door});
+    connections_.push_back({bus, door, std::move(peer)});
     if (door == core::Door::Vmm) publish();  // Clients changed
     return 0;
 }
@@ -94,11 +100,21 @@ std::size_t GuestService::vmmClients() const {
 
 Result<core::AuthorizedCaller> GuestService::authorize(sd_bus_message* m, core::Access access,
                                                        std::string_view method) {
-    core::Door door = core::Door::Vmm;
     sd_bus* bus = sd_bus_message_get_bus(m);
-    for (const auto& c : connections_)
-        if (c.bus == bus) door = c.door;
-    return authorizer_.authorize(m, door, access, method);
+    const auto c = std::find_if(connections_.begin(), connections_.end(), [&](const auto& x) { return x.bus == bus; });
+    // A message on no known connection has no verified sender: the authorizer refuses it.
+    if (c == connections_.end()) return authorizer_.authorize(m, core::Door::Vmm, nullptr, access, method);
+    return authorizer_.authorize(m, c->door, c->door == core::Door::Vmm ? &c->peer : nullptr, access, method);
+}
+
+void GuestService::noteQueuedOutput() const {
+    if (!output_watcher_) return;
+    for (const auto& c : connections_) {
+        std::uint64_t queued = 0;
+        if (c.door == core::Door::Vmm && sd_bus_get_n_queued_write(c.bus, &queued) >= 0 && queued > 0) {
+            output_watcher_(c.bus);
+        }
+    }
 }
 
 void GuestService::publish() {
@@ -110,6 +126,7 @@ void GuestService::publish() {
         audit_.record(f.kind, {}, nullptr, it != guest_.devices().end() ? it->second.bdf.toString() : path, f.detail);
         emitFault(path, f.kind, f.detail);
     }
+    noteQueuedOutput();
 }
 
 void GuestService::watchTdis() {
@@ -144,10 +161,12 @@ void GuestService::setPolicy(core::Policy policy) {
 
 void GuestService::emitFault(const std::string& object_path, const std::string& kind, const std::string& detail) {
     Publisher::broadcast(connections_, "Fault", "oss", object_path.c_str(), kind.c_str(), detail.c_str());
+    noteQueuedOutput();
 }
 
 void GuestService::emitMemoryRevoked(std::uint64_t gpa, std::uint64_t size, const std::string& reason) {
     Publisher::broadcast(connections_, "MemoryRevoked", "tts", gpa, size, reason.c_str());
+    noteQueuedOutput();
 }
 
 int getProperty(sd_bus*, const char* path, const char* iface, const char* property, sd_bus_message* reply,

@@ -8,6 +8,7 @@
 // Single-threaded: everything runs on the sd-event loop.
 #include <systemd/sd-bus.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,14 +27,18 @@ public:
     GuestService(const GuestService&) = delete;
     GuestService& operator=(const GuestService&) = delete;
 
-    // Registers the object tree on `bus`; 0 or a negative errno.
-    [[nodiscard]] int attach(sd_bus* bus, core::Door door);
+    // Registers the object tree on `bus`; 0 or a negative errno. A VMM-door bus comes
+    // with its client's socket, whose peer credentials identify every call on it.
+    [[nodiscard]] int attach(sd_bus* bus, core::Door door, int peer_socket = -1);
     // `bus` is gone. When it was the last VMM connection, the guest is torn down.
     void detached(sd_bus* bus);
 
     // A new policy applies to the calls that follow; what the guest already holds and
     // the new policy no longer allows is audited and reported (Fault, kind "policy").
     void setPolicy(core::Policy policy);
+    // Told about every VMM-door bus that has messages queued after a broadcast, so
+    // its server can wait for it to drain (or enforce its quota).
+    void setOutputWatcher(std::function<void(sd_bus*)> watcher) { output_watcher_ = std::move(watcher); }
     void beginShutdown() { shutting_down_ = true; }
     [[nodiscard]] bool shuttingDown() const { return shutting_down_; }
     [[nodiscard]] std::size_t vmmClients() const;
@@ -61,6 +66,7 @@ public:
 
 private:
     [[nodiscard]] ServiceFacts facts() const;
+    void noteQueuedOutput() const;
 
     core::Guest& guest_;
     std::string backend_;
@@ -76,6 +82,7 @@ private:
         bool operator==(const ReadStamp&) const = default;
     };
     ReadStamp last_read_;
+    std::function<void(sd_bus*)> output_watcher_;
 };
 
 }  // namespace tio::dbus

@@ -17,6 +17,9 @@ namespace tio::dbus {
 struct Connection {
     sd_bus* bus = nullptr;
     core::Door door = core::Door::Vmm;
+    // On the VMM door: the client as the kernel saw it connect (SO_PEERCRED), taken
+    // at accept. sd-bus's own view of a p2p peer is not the client (bus/p2p_server.hpp).
+    core::Caller peer;
 };
 
 class Publisher {

@@ -1,5 +1,6 @@
 #include "service/options.hpp"
 
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 
@@ -11,6 +12,8 @@ void usage() {
                  "usage: tio-managerd --guest NAME [--platform tdx|snp|cca|sim-tdx|sim-snp|sim-cca]\n"
                  "                    [--sim-socket PATH] [--listen PATH] [--policy FILE]\n"
                  "                    [--claim-dir DIR] [--state-dir DIR] [--no-system-bus]\n"
+                 "                    [--max-connections N] [--max-connections-per-uid N]\n"
+                 "                    [--max-queued-messages N]\n"
                  "  Without --listen the guest socket comes from socket activation (LISTEN_FDS).\n"
                  "  Without --policy the guest belongs to the invoking user and may claim any device.\n"
                  "  Without --platform the guest's platform in the policy is used.\n");
@@ -28,6 +31,12 @@ std::optional<Options> parseOptions(int argc, char** argv) {
             into = argv[++i];
             return true;
         };
+        auto count = [&](std::size_t& into) {
+            std::string v;
+            if (!value(v)) return false;
+            const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), into);
+            return ec == std::errc() && end == v.data() + v.size() && into > 0;
+        };
         if (k == "--guest") ok = value(o.guest);
         else if (k == "--platform") ok = value(o.target);
         else if (k == "--sim-socket") ok = value(o.sim_socket);
@@ -36,6 +45,9 @@ std::optional<Options> parseOptions(int argc, char** argv) {
         else if (k == "--claim-dir") ok = value(o.claim_dir);
         else if (k == "--state-dir") ok = value(o.state_dir);
         else if (k == "--no-system-bus") o.system_bus = false;
+        else if (k == "--max-connections") ok = count(o.peer_limits.max_connections);
+        else if (k == "--max-connections-per-uid") ok = count(o.peer_limits.max_connections_per_uid);
+        else if (k == "--max-queued-messages") ok = count(o.peer_limits.max_queued_out);
         else ok = false;
     }
     if (!ok || o.guest.empty()) {

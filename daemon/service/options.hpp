@@ -3,6 +3,8 @@
 #include <optional>
 #include <string>
 
+#include "bus/p2p_server.hpp"
+
 namespace tio::service {
 
 struct Options {
@@ -14,6 +16,7 @@ struct Options {
     std::string claim_dir = "/run/tio-manager/devices";
     std::string state_dir;  // audit records; default $STATE_DIRECTORY (systemd's StateDirectory=)
     bool system_bus = true;
+    bus::PeerLimits peer_limits;  // the guest socket's quotas (README, "Security")
 };
 
 // nullopt (after printing the usage) when the command line is not one of ours.

@@ -373,6 +373,8 @@ void SimKernel::serveIoctl(int sock, SimFile& file, const Request& rq, kernel::w
         }
     }
     call.fds = std::move(msg.fds);
+    std::vector<std::size_t> given(call.bufs.size());  // each buffer's length as the caller gave it
+    std::transform(call.bufs.begin(), call.bufs.end(), given.begin(), [](const auto& b) { return b.size(); });
 
     const long r = file.ioctl(call);
     if (hang) ::usleep(kHangMicroseconds);
@@ -384,6 +386,8 @@ void SimKernel::serveIoctl(int sock, SimFile& file, const Request& rq, kernel::w
     for (std::size_t i = 0; i < desc->pointers.size() && i < call.bufs.size(); ++i) {
         const auto& p = desc->pointers[i];
         if (p.ptr_offset == kNoField || p.dir == Direction::In || p.ptr_offset + 8U > user_size) continue;
+        // As long as the caller's buffer whatever the handler did: it reads by its lengths.
+        call.bufs[i].resize(given[i], 0);
         out.insert(out.end(), call.bufs[i].begin(), call.bufs[i].end());
     }
     if (r < 0) {

@@ -34,7 +34,7 @@ int SimServer::listen(const std::string& kernel_path, const std::string& control
     auto c = bus::listenUnix(control_path, SOCK_STREAM, 0666);
     if (!c) return -c.error();
     control_ = std::make_unique<bus::P2pServer>(event_, std::move(*c), "org.tio.Sim1",
-                                                [this](sd_bus* bus) { return setupControl(bus); });
+                                                [this](sd_bus* bus, int) { return setupControl(bus); });
     return control_->start();
 }
 

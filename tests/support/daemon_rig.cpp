@@ -80,7 +80,8 @@ std::vector<std::string> DaemonProcess::openFds() const {
     std::vector<std::string> links;
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/fd")) {
-        links.push_back(std::filesystem::read_symlink(e.path(), ec).string());
+        auto link = std::filesystem::read_symlink(e.path(), ec);
+        if (!ec) links.push_back(link.string());  // one closed while listing is not open
     }
     std::sort(links.begin(), links.end());
     return links;

@@ -126,37 +126,55 @@ SysResult<long> SimSyscalls::simIoctl(int fd, unsigned long request, unsigned lo
     for (int f : fds)
         if (f < 0 || ::fcntl(f, F_GETFD) < 0) return std::unexpected(EBADF);
 
+    // Where the answer's buffers go is the caller's word, taken now: nothing in the
+    // reply may redirect or lengthen a copy into the caller's memory.
+    std::vector<OutBuffer> outs;
+    if (!user_struct.empty()) {
+        for (const auto& ptr : desc->pointers) {
+            if (ptr.ptr_offset == kNoField || ptr.dir == Direction::In || ptr.ptr_offset + 8U > user_struct.size()) {
+                continue;
+            }
+            const auto len = pointerLength(ptr, user_struct);
+            if (!len) return std::unexpected(E2BIG);
+            outs.push_back({reinterpret_cast<std::uint8_t*>(readAt<std::uint64_t>(user_struct, ptr.ptr_offset)), *len});
+        }
+    }
     auto m = call(fd, req, payload, fds);
     if (!m) return std::unexpected(m.error());
-    const auto rep = readAt<wire::Reply>(m->bytes, 0);
-    std::span<const std::uint8_t> out(m->bytes.data() + sizeof(wire::Reply), m->bytes.size() - sizeof(wire::Reply));
+    return applyIoctlReply(*desc, user_struct, outs, *m);
+}
+
+SysResult<long> applyIoctlReply(const IoctlDesc& desc, std::span<std::uint8_t> user_struct,
+                                std::span<const OutBuffer> outs, wire::Message& reply) {
+    wire::Message& m = reply;
+    if (m.bytes.size() < sizeof(wire::Reply)) return std::unexpected(EPROTO);
+    const auto rep = readAt<wire::Reply>(m.bytes, 0);
+    std::span<const std::uint8_t> out(m.bytes.data() + sizeof(wire::Reply), m.bytes.size() - sizeof(wire::Reply));
 
     // Output is copied back even on error: some ioctls report through the struct when
-    // they fail (IOMMU_IOAS_IOVA_RANGES sets num_iovas with EMSGSIZE).
+    // they fail (IOMMU_IOAS_IOVA_RANGES sets num_iovas with EMSGSIZE). The simulator
+    // answers each out-buffer with as many bytes as the caller's buffer holds.
     if (!user_struct.empty() && out.size() >= user_struct.size()) {
         std::memcpy(user_struct.data(), out.data(), user_struct.size());
         out = out.subspan(user_struct.size());
-        for (const auto& ptr : desc->pointers) {
-            if (ptr.ptr_offset == kNoField || ptr.dir == Direction::In) continue;
-            if (ptr.ptr_offset + 8U > user_struct.size()) continue;
-            const auto len = pointerLength(ptr, user_struct);
-            if (!len || *len > out.size()) return std::unexpected(EPROTO);
-            auto* dst = reinterpret_cast<std::uint8_t*>(readAt<std::uint64_t>(user_struct, ptr.ptr_offset));
-            if (*len != 0) std::memcpy(dst, out.data(), *len);
-            out = out.subspan(*len);
+        for (const OutBuffer& b : outs) {
+            if (b.len > out.size()) return std::unexpected(EPROTO);
+            if (b.len != 0) std::memcpy(b.dst, out.data(), b.len);
+            out = out.subspan(b.len);
         }
     }
     if (rep.err != 0) return std::unexpected(rep.err);
-    if (m->fds.size() > 1) return std::unexpected(EPROTO);
-    if (desc->returns_fd) {
-        if (m->fds.size() != 1) return std::unexpected(EPROTO);
-        return static_cast<long>(m->fds.front().release());
+    if (m.fds.size() > 1) return std::unexpected(EPROTO);
+    if (desc.returns_fd) {
+        if (m.fds.size() != 1) return std::unexpected(EPROTO);
+        return static_cast<long>(m.fds.front().release());
     }
     // An fd returned in a struct field may legitimately be absent (KVM_CREATE_DEVICE
     // with KVM_CREATE_DEVICE_TEST creates nothing and leaves the field alone).
-    if (desc->out_fd_offset != kNoField && m->fds.size() == 1) {
-        const auto v = static_cast<std::uint32_t>(m->fds.front().release());
-        std::memcpy(user_struct.data() + desc->out_fd_offset, &v, sizeof v);
+    if (desc.out_fd_offset != kNoField && m.fds.size() == 1) {
+        if (desc.out_fd_offset + 4U > user_struct.size()) return std::unexpected(EPROTO);
+        const auto v = static_cast<std::uint32_t>(m.fds.front().release());
+        std::memcpy(user_struct.data() + desc.out_fd_offset, &v, sizeof v);
     }
     return static_cast<long>(rep.ret);
 }

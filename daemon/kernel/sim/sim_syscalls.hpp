@@ -5,6 +5,7 @@
 #include <memory>
 #include <random>
 
+#include "kernel/ioctl_table.hpp"
 #include "kernel/linux_syscalls.hpp"
 #include "kernel/sim/sim_wire.hpp"
 
@@ -15,6 +16,20 @@ namespace tio::kernel {
 // exact uAPI struct bytes (ioctl_table.hpp says how to read them). Fds that are not
 // simulator files (a real memfd, a pipe a client passed) go to the real kernel,
 // which answers for them as it would on Linux.
+// An ioctl out-buffer as the caller set it up: where its bytes go, and how many.
+struct OutBuffer {
+    std::uint8_t* dst = nullptr;
+    std::uint32_t len = 0;
+};
+
+// Copies the simulator's answer `reply` to an ioctl back as the kernel would: the
+// struct into `user_struct`, then each out-buffer into `outs` (the caller's pointers
+// and lengths, taken before the call: a reply cannot redirect or lengthen a copy),
+// and the fd it returns. The ioctl's return value, or the errno it failed with
+// (EPROTO: a reply that does not fit).
+[[nodiscard]] SysResult<long> applyIoctlReply(const IoctlDesc& desc, std::span<std::uint8_t> user_struct,
+                                              std::span<const OutBuffer> outs, wire::Message& reply);
+
 class SimSyscalls final : public Syscalls {
 public:
     [[nodiscard]] static SysResult<std::unique_ptr<SimSyscalls>> connect(const std::string& socket_path);
