@@ -16,6 +16,7 @@ packages=(
   man-db
   dpkg-dev debhelper fakeroot lintian
   clang-format clang-tidy-16
+  clang-16 libfuzzer-16-dev libclang-rt-16-dev
 )
 
 missing=()

@@ -2,7 +2,8 @@
 # The README's test command: installs the dependencies, then builds and runs every
 # test twice, once as shipped (-Werror) and once under AddressSanitizer +
 # UndefinedBehaviorSanitizer (the Debian package is built and checked once, in the
-# first, and clang-tidy runs over daemon/ after it). Build trees go to build/ (or $TIO_BUILD_ROOT).
+# first, and clang-tidy runs over daemon/ after it), then runs every libFuzzer
+# target for 30 s (tests/fuzz/run.sh). Build trees go to build/ (or $TIO_BUILD_ROOT).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,4 +29,5 @@ echo "=== release: clang-tidy (.clang-tidy, clang-tidy-16)"
 bash "$top/tests/style/check_tidy.sh" "$top" "$root/release"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite sanitize "^packaging\." -DCMAKE_BUILD_TYPE=Debug -DTIO_SANITIZE=address,undefined
+bash "$top/tests/fuzz/run.sh" 30
 echo "=== all suites passed"
