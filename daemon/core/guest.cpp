@@ -128,7 +128,8 @@ std::uint64_t Guest::generation() const {
     // The table's generation covers every object made or destroyed; what a snapshot
     // also records of the objects (states) is folded in, so a change of any of it
     // changes the number.
-    std::uint64_t g = objects_.generation() * 1000003U ^ static_cast<std::uint64_t>(state_) ^ (next_id_ << 8U);
+    std::uint64_t g = objects_.generation() * 1000003U ^ static_cast<std::uint64_t>(state_) ^ (next_id_ << 8U) ^
+                      (closures_ << 40U) ^ (uncertain_.size() << 56U);
     for (const auto& [id, d] : devices_) {
         g = g * 31U + (id << 8U) + (static_cast<std::uint64_t>(d.tdi) << 4U) +
             (static_cast<std::uint64_t>(d.state) << 2U) + (d.tsm_connected ? 1U : 0U);

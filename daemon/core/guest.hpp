@@ -157,6 +157,13 @@ public:
     // The faults since the last call, for the doors to signal: quarantines, and TDI
     // states the daemon did not cause.
     [[nodiscard]] std::vector<DeviceFault> takeFaults();
+    // Ranges a failed undo left revoked since the last call (MemoryRevoked).
+    [[nodiscard]] std::vector<RevokedRange> takeFailedClosed();
+    // [start, end) windows a failed undo left that the kernel has not let the daemon
+    // close yet (kept in the snapshot; closed first on restore and before conversions).
+    [[nodiscard]] const std::vector<std::pair<std::uint64_t, std::uint64_t>>& uncertainWindows() const {
+        return uncertain_;
+    }
 
     // Leaf-first unwind of everything: a drain of the object table. Returns what
     // failed along the way (each failure was stepped over: closing the fds makes the
@@ -254,6 +261,32 @@ private:
     [[nodiscard]] Result<std::vector<RevokedRange>> applyChange(MemoryRegion& region, const Change& change,
                                                                 Rollback& undo, ApplyMode mode = ApplyMode::Normal);
     void recordChange(MemoryRegion& region, const Change& change, Rollback& undo);
+    // Fail closed (issue 12). A memory operation's undo steps set undo_failed_ when a
+    // kernel call fails; from then on none of them maps or makes a page private again.
+    // FailClosed, declared before the operation's Rollback, runs after it: when an
+    // undo failed, every window the operation's steps reached (touched_, widened to
+    // whole areas) is recorded revoked, reported (MemoryRevoked, a "memory-uncertain"
+    // fault) and closed: unmapped at both aliases, attributes set to the record.
+    class FailClosed {
+    public:
+        explicit FailClosed(Guest& guest) : guest_(guest) {
+            guest_.undo_failed_ = false;
+            guest_.touched_.clear();
+        }
+        FailClosed(const FailClosed&) = delete;
+        FailClosed& operator=(const FailClosed&) = delete;
+        ~FailClosed() { guest_.afterRollback(); }
+
+    private:
+        Guest& guest_;
+    };
+    void afterRollback();
+    // [from, to) of `r` widened to every IOAS area that may cross its edges.
+    [[nodiscard]] std::pair<std::uint64_t, std::uint64_t> areaSpan(const MemoryRegion& r, std::uint64_t from,
+                                                                   std::uint64_t to) const;
+    // Closes the windows still uncertain; the kernel's answer decides, so a window whose
+    // closing failed is tried again before the next conversion or punch.
+    [[nodiscard]] Result<> closeUncertain();
     [[nodiscard]] Result<> convertRanges(std::span<const MemoryConversion> ranges, Rollback& undo, ApplyMode mode);
     [[nodiscard]] Result<std::vector<RevokedRange>> revokeRange(std::uint64_t gpa, std::uint64_t size, Rollback& undo,
                                                                 ApplyMode mode);
@@ -284,6 +317,11 @@ private:
     std::uint64_t revocations_ = 0;
     MemoryObserver* observer_ = nullptr;
     std::vector<DeviceFault> faults_;
+    std::vector<RevokedRange> failed_closed_;
+    bool undo_failed_ = false;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> touched_;    // [start, end) of the steps run
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> uncertain_;  // windows not yet closed
+    std::uint64_t closures_ = 0;  // failed undos closed (in generation(): a snapshot records them)
     ObjectId next_id_ = 1;
 };
 

@@ -50,7 +50,8 @@ struct GuestImage {
     std::uint32_t ioas_id = 0;
     std::uint32_t hwpt_id = 0;
     ObjectId next_object_id = 1;
-    std::optional<bool> gmem_map_file;  // what the previous instance probed, if it did
+    std::optional<bool> gmem_map_file;                               // what the previous instance probed, if it did
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> uncertain;  // [start, end): Guest::uncertainWindows()
     std::uint64_t conversions = 0;
     std::uint64_t revocations = 0;
     UniqueFd vm;

@@ -79,41 +79,53 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
         return iommufd.mapFile(ioas, r.shared.get(), r.sharedOffset(gpa), len, iova, true);
     };
     // One area, or one per page (MappingRules::page_areas); all of it or none.
-    auto mapRange = [mapArea, &iommufd, ioas, page_areas = rules.page_areas](std::uint64_t gpa, std::uint64_t len,
-                                                                             std::uint64_t iova) -> Result<> {
+    auto mapRange = [this, mapArea, &iommufd, ioas, page_areas = rules.page_areas](std::uint64_t gpa, std::uint64_t len,
+                                                                                   std::uint64_t iova) -> Result<> {
         if (!page_areas) return mapArea(gpa, len, iova);
         for (std::uint64_t at = 0; at < len; at += kPageAreaSize) {
             if (auto done = mapArea(gpa + at, kPageAreaSize, iova + at); !done) {
-                if (at != 0) (void)iommufd.unmap(ioas, iova, at);  // the pages this call mapped
+                // The pages this call mapped; if they stay, the window is closed.
+                if (at != 0 && !iommufd.unmap(ioas, iova, at)) undo_failed_ = true;
                 return done;
             }
         }
         return {};
     };
     const auto before = r.states.runs(change.start, change.end);
-    // Puts the attribute of [from, to) back to what `before` recorded.
+    // Puts the attribute of [from, to) back to what `before` recorded. Once an undo
+    // failed, no page is made private again: it may be mapped shared (fail closed).
     auto restoreAttributes = [this, &r, before](std::uint64_t from, std::uint64_t to, MemoryState changed_to) {
         for (const auto& run : before) {
             const std::uint64_t s = std::max(from, run.start);
             const std::uint64_t e = std::min(to, run.end);
             if (s >= e || run.value.attr == changed_to) continue;
-            (void)kernel::setGuestMemfdAttributes(sys_, r.gmem.get(), r.fileOffset(s), e - s,
-                                                  run.value.attr == MemoryState::Private);
+            const bool to_private = run.value.attr == MemoryState::Private;
+            if ((undo_failed_ && to_private) ||
+                !kernel::setGuestMemfdAttributes(sys_, r.gmem.get(), r.fileOffset(s), e - s, to_private)) {
+                undo_failed_ = true;
+            }
         }
+    };
+    // An undo that is a kernel call: skipped once an undo failed, and failing sets that.
+    auto undoCall = [this](auto call) {
+        return [this, call] {
+            if (undo_failed_ || !call()) undo_failed_ = true;
+        };
     };
     std::vector<RevokedRange> unmapped;
     for (const Step& s : plan) {
         const std::uint64_t iova = s.start | s.iova_bit;
         const std::uint64_t len = s.end - s.start;
+        touched_.emplace_back(s.start, s.end);
         Result<> done;
         switch (s.kind) {
             case StepKind::Split:
                 done = iommufd.splitArea(ioas, iova);
-                if (done) undo.add([&iommufd, ioas, iova] { (void)iommufd.joinAreas(ioas, iova); });
+                if (done) undo.add(undoCall([&iommufd, ioas, iova] { return iommufd.joinAreas(ioas, iova); }));
                 break;
             case StepKind::Join:
                 done = iommufd.joinAreas(ioas, iova);
-                if (done) undo.add([&iommufd, ioas, iova] { (void)iommufd.splitArea(ioas, iova); });
+                if (done) undo.add(undoCall([&iommufd, ioas, iova] { return iommufd.splitArea(ioas, iova); }));
                 break;
             case StepKind::Unmap: {
                 auto u = iommufd.unmap(ioas, iova, len);
@@ -122,19 +134,24 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
                     break;
                 }
                 unmapped.push_back({s.start, len});
-                undo.add([mapRange, gpa = s.start, len, iova] { (void)mapRange(gpa, len, iova); });
+                undo.add(undoCall([mapRange, gpa = s.start, len, iova] { return mapRange(gpa, len, iova); }));
                 break;
             }
             case StepKind::Map:
                 done = mapRange(s.start, len, iova);
-                if (done) undo.add([&iommufd, ioas, iova, len] { (void)iommufd.unmap(ioas, iova, len); });
+                // Taking a mapping away is always safe: tried even after a failed undo.
+                if (done) {
+                    undo.add([this, &iommufd, ioas, iova, len] {
+                        if (!iommufd.unmap(ioas, iova, len)) undo_failed_ = true;
+                    });
+                }
                 break;
             case StepKind::Limit:
                 done = iommufd.limitPageSize(ioas, iova, len, s.max_pgsize);
                 if (done && s.undo_limit) {
-                    undo.add([&iommufd, ioas, iova, len, old = s.undo_max_pgsize] {
-                        (void)iommufd.limitPageSize(ioas, iova, len, old);
-                    });
+                    undo.add(undoCall([&iommufd, ioas, iova, len, old = s.undo_max_pgsize] {
+                        return iommufd.limitPageSize(ioas, iova, len, old);
+                    }));
                 }
                 break;
             case StepKind::SetAttributes: {
@@ -160,23 +177,6 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
     }
     recordChange(r, change, undo);
     return unmapped;
-}
-
-void Guest::recordChange(MemoryRegion& r, const Change& change, Rollback& undo) {
-    // The record follows the kernel; its undo restores the runs and the byte counts.
-    const auto before = r.states.runs(change.start, change.end);
-    for (const auto& run : before) {
-        r.count(run.value, run.end - run.start, false);
-        r.count(change.applied(run.value), run.end - run.start, true);
-        r.states.assign(run.start, run.end, change.applied(run.value));
-    }
-    undo.add([&r, before, change] {
-        for (const auto& run : before) {
-            r.count(change.applied(run.value), run.end - run.start, false);
-            r.count(run.value, run.end - run.start, true);
-            r.states.assign(run.start, run.end, run.value);
-        }
-    });
 }
 
 Result<ObjectId> Guest::addMemory(Who, std::uint64_t gpa, std::uint64_t size, UniqueFd gmem, std::uint64_t offset,
@@ -236,6 +236,7 @@ Result<ObjectId> Guest::addMemory(Who, std::uint64_t gpa, std::uint64_t size, Un
         region.shared_identity = {memfd->identity.dev, memfd->identity.ino};
     }
     Intent intent(observer_, MemoryIntent{.kind = MemoryIntent::Kind::Add, .region_id = id, .gpa = gpa, .size = size});
+    FailClosed closing(*this);
     Rollback undo;
     if (vm_->model == MemoryModel::InPlace && !vm_->gmem_map_file) {
         // What the probe learns is kept only with the region it was learnt for: a
@@ -280,6 +281,7 @@ Result<> Guest::removeMemory(Who, ObjectId id) {
     if (it == memory_.end()) return fail(Code::NotFound, "no such memory region");
     MemoryRegion& m = it->second;
     Intent intent(observer_, MemoryIntent{.kind = MemoryIntent::Kind::Remove, .region_id = id});
+    FailClosed closing(*this);
     Rollback undo;
     // Unmapped, then forgotten: the memory stays the VMM's, attributes and all.
     auto unmapped = applyChange(m, Change{.start = m.gpa, .end = m.end(), .attr = std::nullopt, .revoked = true}, undo);
@@ -329,11 +331,13 @@ Result<> Guest::convertMemory(Who, std::span<const MemoryConversion> ranges) {
             }
         }
     }
+    if (auto r = closeUncertain(); !r) return r;
     // Only a call that would run spends budget.
     if (auto r = guard_.takeConversions(ranges.size()); !r) return r;
     Intent intent(observer_,
                   MemoryIntent{.kind = MemoryIntent::Kind::Convert, .ranges = {ranges.begin(), ranges.end()}});
     const std::uint64_t conversions_before = conversions_;
+    FailClosed closing(*this);
     Rollback undo;
     undo.add([this, conversions_before] { conversions_ = conversions_before; });
     if (auto r = convertRanges(ranges, undo, ApplyMode::Normal); !r) return r;
@@ -371,8 +375,10 @@ Result<std::vector<RevokedRange>> Guest::punchHole(Who, std::uint64_t gpa, std::
     }
     auto slices = slicesOf(gpa, size);
     if (!slices) return std::unexpected(slices.error());
+    if (auto r = closeUncertain(); !r) return std::unexpected(r.error());
     Intent intent(observer_, MemoryIntent{.kind = MemoryIntent::Kind::Punch, .ranges = {{gpa, size}}});
     const std::uint64_t revocations_before = revocations_;
+    FailClosed closing(*this);
     Rollback undo;
     undo.add([this, revocations_before] { revocations_ = revocations_before; });
     auto revoked = revokeRange(gpa, size, undo, ApplyMode::Normal);

@@ -310,6 +310,9 @@ Result<RestoreReport> Guest::restore(GuestImage image, const std::vector<Journal
         replay(e.intent, finished, report);
         if (!finished && observer_ != nullptr) observer_->outcome(e.seq, true);
     }
+    // What a failed undo left before the restart is closed again before anything else.
+    uncertain_ = std::move(image.uncertain);
+    if (auto r = closeUncertain(); !r) report.notes.push_back(r.error().message);
 
     image = GuestImage{};  // what the guest did not take: closing it releases it in the kernel
     scrubUnaccountedObjects(report);

@@ -86,8 +86,8 @@ struct Evidence {
 
 // Something the VMM must hear about that it did not ask for (Guest1.Fault).
 struct DeviceFault {
-    ObjectId device = 0;
-    std::string kind;  // "quarantined", "tdi-changed"
+    ObjectId device = 0;  // 0: the guest itself
+    std::string kind;     // "quarantined", "tdi-changed"
     std::string detail;
 };
 

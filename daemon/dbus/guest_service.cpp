@@ -120,6 +120,7 @@ void GuestService::noteQueuedOutput() const {
 void GuestService::publish() {
     publisher_.publish(buildViews(guest_, facts()), connections_);
     // After the properties: a client that hears the Fault reads the new state.
+    for (const auto& r : guest_.takeFailedClosed()) emitMemoryRevoked(r.gpa, r.size, "rollback-failed");
     for (const core::DeviceFault& f : guest_.takeFaults()) {
         auto it = guest_.devices().find(f.device);
         const std::string path = it != guest_.devices().end() ? devicePath(it->second) : std::string(kRootPath);

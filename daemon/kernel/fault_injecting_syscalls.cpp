@@ -4,6 +4,11 @@ namespace tio::kernel {
 
 int FaultInjectingSyscalls::nextCall() noexcept {
     ++calls_;
+    if (sticky_ && consumed_) return err_;
+    if (consumed_ && then_ != 0 && --then_ == 0) {
+        second_consumed_ = true;
+        return err_;
+    }
     if (countdown_ == 0) return 0;
     if (--countdown_ != 0) return 0;
     consumed_ = true;

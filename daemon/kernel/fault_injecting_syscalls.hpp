@@ -16,6 +16,22 @@ public:
         countdown_ = n;
         err_ = err;
         consumed_ = false;
+        sticky_ = false;
+        then_ = 0;
+        second_consumed_ = false;
+    }
+    // The n-th next call fails, and so does the m-th call after it (m >= 1: one of
+    // the undo steps of that failure, say).
+    void armFailTwice(unsigned n, unsigned m, int err) noexcept {
+        armFailNth(n, err);
+        then_ = m;
+    }
+    [[nodiscard]] bool secondConsumed() const noexcept { return second_consumed_; }
+    // The n-th next call and every one after it fail with `err` (a failure and every
+    // undo of it), until disarmed.
+    void armFailFrom(unsigned n, int err) noexcept {
+        armFailNth(n, err);
+        sticky_ = true;
     }
     [[nodiscard]] bool consumed() const noexcept { return consumed_; }
     [[nodiscard]] unsigned long calls() const noexcept { return calls_; }
@@ -37,6 +53,9 @@ private:
     unsigned countdown_ = 0;
     int err_ = 0;
     bool consumed_ = false;
+    bool sticky_ = false;
+    unsigned then_ = 0;  // armFailTwice: calls from the first failure to the second
+    bool second_consumed_ = false;
     unsigned long calls_ = 0;
 };
 

@@ -32,6 +32,11 @@ v1::GuestSnapshot encode(const core::Guest& guest, std::string_view backend) {
         s.set_hwpt_id(guest.hwptId());
         s.set_memory_model(std::string(toString(vm->model)));
         if (vm->gmem_map_file) s.set_gmem_map_file(*vm->gmem_map_file);
+        for (const auto& [start, end] : guest.uncertainWindows()) {
+            auto* w = s.add_uncertain();
+            w->set_gpa(start);
+            w->set_size(end - start);
+        }
     }
     s.set_next_object_id(guest.nextObjectId());
     for (const auto& [id, d] : guest.devices()) {
@@ -92,6 +97,9 @@ GuestImage decode(const v1::GuestSnapshot& s, std::map<std::string, UniqueFd>& f
     image.hwpt_id = s.hwpt_id();
     image.next_object_id = s.next_object_id();
     if (s.has_gmem_map_file()) image.gmem_map_file = s.gmem_map_file();
+    for (const auto& w : s.uncertain()) {
+        if (w.size() != 0 && w.gpa() + w.size() > w.gpa()) image.uncertain.emplace_back(w.gpa(), w.gpa() + w.size());
+    }
     image.conversions = s.conversions();
     image.revocations = s.revocations();
     image.vm = take(fds, std::string(kVmFd));

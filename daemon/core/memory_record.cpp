@@ -1,0 +1,161 @@
+// Guest memory: the record of page states that follows the kernel, and what a failed
+// undo leaves in it (fail closed).
+#include <algorithm>
+
+#include "core/guest.hpp"
+#include "kernel/kvm.hpp"
+
+namespace tio::core {
+
+void Guest::recordChange(MemoryRegion& r, const Change& change, Rollback& undo) {
+    // The record follows the kernel; its undo restores the runs and the byte counts.
+    const auto before = r.states.runs(change.start, change.end);
+    for (const auto& run : before) {
+        r.count(run.value, run.end - run.start, false);
+        r.count(change.applied(run.value), run.end - run.start, true);
+        r.states.assign(run.start, run.end, change.applied(run.value));
+    }
+    undo.add([&r, before, change] {
+        for (const auto& run : before) {
+            r.count(change.applied(run.value), run.end - run.start, false);
+            r.count(run.value, run.end - run.start, true);
+            r.states.assign(run.start, run.end, run.value);
+        }
+    });
+}
+
+namespace {
+
+using Window = std::pair<std::uint64_t, std::uint64_t>;  // [start, end)
+
+// Sorted, with overlapping and touching windows merged.
+std::vector<Window> merged(std::vector<Window> windows) {
+    std::sort(windows.begin(), windows.end());
+    std::vector<Window> out;
+    for (const auto& w : windows) {
+        if (!out.empty() && w.first <= out.back().second) {
+            out.back().second = std::max(out.back().second, w.second);
+        } else {
+            out.push_back(w);
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+std::pair<std::uint64_t, std::uint64_t> Guest::areaSpan(const MemoryRegion& r, std::uint64_t from,
+                                                        std::uint64_t to) const {
+    // Areas are the maximal runs of pages mapped at one alias (memory_planner.hpp), and
+    // outside [from, to) the record is what the kernel holds: an area crossing an edge
+    // covers the runs beyond it mapped at the alias of the run next to the edge.
+    const MappingRules rules = mappingRules(r);
+    if (rules.page_areas) return {from, to};  // one area per page: none crosses an edge
+    auto viewAt = [&](std::uint64_t x) { return iommuView(rules, r.states.find(x)->value); };
+    auto widen = [&](std::uint64_t at, bool left) {
+        const auto edge = viewAt(left ? at - 1 : at);
+        while (edge.mapped && (left ? at > r.gpa : at < r.end())) {
+            const auto run = *r.states.find(left ? at - 1 : at);
+            const auto view = iommuView(rules, run.value);
+            if (!view.mapped || view.iova_bit != edge.iova_bit) break;
+            at = left ? run.start : run.end;
+        }
+        return at;
+    };
+    return {from > r.gpa ? widen(from, true) : from, to < r.end() ? widen(to, false) : to};
+}
+
+void Guest::afterRollback() {
+    if (!undo_failed_) {
+        touched_.clear();
+        return;
+    }
+    undo_failed_ = false;
+    // Widened to whole IOAS areas at both edges: an area the steps split or joined
+    // there is then inside the window, whole, and goes with it.
+    std::vector<Window> windows;
+    for (auto [start, end] : std::exchange(touched_, {})) {
+        for (const auto& [id, r] : memory_) {
+            const std::uint64_t from = std::max(start, r.gpa);
+            const std::uint64_t to = std::min(std::max(end, start + 1), r.end());  // a Split/Join point: its page
+            if (from >= to) continue;
+            const auto [s, e] = areaSpan(r, from, to);
+            start = std::min(start, s);
+            end = std::max(end, e);
+        }
+        windows.emplace_back(start, end);
+    }
+    windows = merged(std::move(windows));
+    // The record says revoked at once, whatever the kernel lets the closing do: it must
+    // never claim a mapping the daemon cannot vouch for.
+    Rollback forward;
+    forward.commit();
+    for (const auto& [start, end] : windows) {
+        for (auto& [id, r] : memory_) {
+            const std::uint64_t from = std::max(start, r.gpa);
+            const std::uint64_t to = std::min(end, r.end());
+            if (from >= to) continue;
+            for (const auto& run : r.states.runs(from, to)) {
+                recordChange(r, Change{.start = run.start, .end = run.end, .attr = run.value.attr, .revoked = true},
+                             forward);
+            }
+        }
+        failed_closed_.push_back({start, end - start});
+        faults_.push_back({0, "memory-uncertain",
+                           "a failed change could not be undone over gpa " + std::to_string(start) + " size " +
+                               std::to_string(end - start) + ": revoked (unmapped); convert it again to use it"});
+    }
+    uncertain_.insert(uncertain_.end(), windows.begin(), windows.end());
+    uncertain_ = merged(std::move(uncertain_));
+    ++closures_;
+    revocations_ += windows.size();
+    // What the kernel refuses now is tried again before the next conversion or punch;
+    // the fault above already says the range is revoked.
+    (void)closeUncertain();
+    changed();
+}
+
+Result<> Guest::closeUncertain() {
+    if (!vm_) uncertain_.clear();  // the IOAS went with the VM
+    if (uncertain_.empty()) return {};
+    const std::uint32_t ioas = ioasId();
+    std::vector<Window> left;
+    std::string why;  // the first refusal, for the error
+    for (const auto& [start, end] : uncertain_) {
+        bool closed = true;
+        // Cut at the ends (where the kernel can), then nothing mapped inside, at either alias.
+        for (std::uint64_t bit : {std::uint64_t{0}, kSharedAliasBit}) {
+            (void)vm_->iommufd.splitArea(ioas, start | bit);
+            (void)vm_->iommufd.splitArea(ioas, end | bit);
+            auto u = vm_->iommufd.unmap(ioas, start | bit, end - start);
+            if (!u && u.error().sys_errno != ENOENT) {
+                closed = false;
+                if (why.empty()) why = u.error().message;
+            }
+        }
+        // In place, the attribute is the daemon's: back to the record, once nothing
+        // maps the pages (a private one is then unreachable through the IOMMU).
+        for (auto& [id, r] : memory_) {
+            const std::uint64_t from = std::max(start, r.gpa);
+            const std::uint64_t to = std::min(end, r.end());
+            if (!closed || from >= to || vm_->model != MemoryModel::InPlace) continue;
+            for (const auto& run : r.states.runs(from, to)) {
+                auto set = kernel::setGuestMemfdAttributes(sys_, r.gmem.get(), r.fileOffset(run.start),
+                                                           run.end - run.start, run.value.attr == MemoryState::Private);
+                if (!set) {
+                    closed = false;
+                    if (why.empty()) why = set.error().error.message;
+                }
+            }
+        }
+        if (!closed) left.emplace_back(start, end);
+    }
+    uncertain_ = std::move(left);
+    if (uncertain_.empty()) return {};
+    return fail(Code::Kernel, "memory a failed undo left uncertain (" + std::to_string(uncertain_.size()) +
+                                  " windows) could not be closed yet (" + why + "); nothing else was done");
+}
+
+std::vector<RevokedRange> Guest::takeFailedClosed() { return std::exchange(failed_closed_, {}); }
+
+}  // namespace tio::core
