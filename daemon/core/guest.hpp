@@ -25,6 +25,7 @@
 #include "core/objects.hpp"
 #include "core/rollback.hpp"
 #include "core/tdi.hpp"
+#include "host/vm_claim.hpp"
 #include "kernel/features.hpp"
 #include "kernel/iommufd.hpp"
 #include "kernel/kvm.hpp"
@@ -71,6 +72,7 @@ struct VmContext {
     // Whether the IOMMU maps guest_memfd by file (IOMMU_IOAS_MAP_FILE, an RFC):
     // probed with the first guest_memfd, on a scratch IOAS no device walks.
     std::optional<bool> gmem_map_file;
+    host::VmClaim claim;  // host-wide: no other guest's daemon holds this VM
 };
 
 // The separate model's shared backing of a region: a memfd range (AddMemory options).

@@ -187,12 +187,16 @@ Result<RestoreReport> Guest::restore(GuestImage image, const std::vector<Journal
     if (image.hwpt_id != 0) {
         if (auto r = objects_.add(kHwptKey, image.hwpt_id, {kIoasKey}); !r) return std::unexpected(r.error());
     }
+    // The claim died with the previous process; the VM is still ours to hold.
+    auto vm_claim = host::VmClaim::acquire(config_.claim_dir, config_.name, vm->fd());
+    if (!vm_claim) return std::unexpected(vm_claim.error());
     vm_.emplace(VmContext{.vm = std::move(*vm),
                           .type = *image.vm_type,
                           .model = *in_place ? MemoryModel::InPlace : MemoryModel::Separate,
                           .iommufd = std::move(*iommufd),
                           .features = *features,
-                          .gmem_map_file = image.gmem_map_file});
+                          .gmem_map_file = image.gmem_map_file,
+                          .claim = std::move(*vm_claim)});
     report.notes.push_back("guest " + force(state_, GuestState::Active, "re-adopted from the snapshot"));
     next_id_ = std::max<ObjectId>(image.next_object_id, 1);
     conversions_ = image.conversions;

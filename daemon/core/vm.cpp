@@ -41,6 +41,9 @@ Result<> Guest::attachVm(Who, UniqueFd vm_fd, kernel::VmType type) {
     }
     auto vm = kernel::KvmVm::adopt(sys_, std::move(vm_fd));
     if (!vm) return std::unexpected(vm.error());
+    // A VM is one guest's, as a device is: not one another guest's daemon holds.
+    auto claim = host::VmClaim::acquire(config_.claim_dir, config_.name, vm->fd());
+    if (!claim) return std::unexpected(claim.error());
     // /dev/kvm answers anyone: whether this host offers the type the VMM claims.
     auto kvm = kernel::KvmSystem::open(sys_);
     if (!kvm) return std::unexpected(kvm.error());
@@ -63,7 +66,8 @@ Result<> Guest::attachVm(Who, UniqueFd vm_fd, kernel::VmType type) {
                           .model = *in_place ? MemoryModel::InPlace : MemoryModel::Separate,
                           .iommufd = std::move(*iommufd),
                           .features = *features,
-                          .gmem_map_file = std::nullopt});
+                          .gmem_map_file = std::nullopt,
+                          .claim = std::move(*claim)});
     if (auto r = transition(kGuestTransitions, state_, GuestState::Active); !r) return r;
     changed();
     return {};

@@ -386,6 +386,35 @@ TEST_F(ServiceTest, AttachVmTakesAVmByTheKernelsNameForIt) {
     conn->leaveEventLoop();
 }
 
+// A VM is one guest's, host-wide, as a device is: another guest's daemon (here on
+// the same host and simulator) gets Busy for a VM the first holds, and the VM once
+// the first lets it go.
+TEST_F(ServiceTest, AVmHeldByOneGuestIsBusyForAnother) {
+    DaemonProcess other(sim, "vm2", bus.address());
+    auto c1 = connect();
+    auto c2 = sdbus::createSessionBusConnectionWithAddress(other.address());
+    c2->enterEventLoopAsync();
+    GuestClient g1(*c1);
+    GuestClient g2(*c2);
+    const sdbus::UnixFd vm = vmm.vmFd("tdx");
+    g1.AttachVm(vm, {{"type", sdbus::Variant(std::string("tdx"))}});
+    EXPECT_EQ(errorName([&] {
+                  g2.AttachVm(vm, {{"type", sdbus::Variant(std::string("tdx"))}});
+              }),
+              "org.tio.Error.Busy");
+    EXPECT_EQ(g2.State(), "empty");
+    VmmClient second_vmm(sim);  // another VMM: a VM of its own is no one else's
+    second_vmm.attachVm(g2, "tdx");
+    EXPECT_EQ(g2.State(), "active");
+    g2.Teardown();
+    g1.Teardown();
+    EXPECT_EQ(g1.State(), "empty");
+    g2.AttachVm(vm, {{"type", sdbus::Variant(std::string("tdx"))}});
+    EXPECT_EQ(g2.State(), "active") << "released with the guest that held it";
+    c1->leaveEventLoop();
+    c2->leaveEventLoop();
+}
+
 TEST_F(ServiceTest, TwoVmmConnectionsShareTheGuest) {
     auto c1 = connect();
     auto c2 = connect();
