@@ -48,6 +48,11 @@ struct RevokedRange {
     bool operator==(const RevokedRange&) const = default;
 };
 
+// At most this much kernel work (calls planned) in one ConvertMemory(Ranges) or
+// PunchHole call: the daemon serves one call at a time, so one call may not hold its
+// other clients (the watchdog, property reads) for long. Over it the call is refused
+// (LimitExceeded) and rolled back, having done at most this much and its undo.
+inline constexpr std::size_t kMaxKernelCallsPerCall = 16384;
 // At most this many ranges in one ConvertMemoryRanges call.
 inline constexpr std::size_t kMaxConversionsPerCall = 1U << 16U;
 
@@ -263,21 +268,28 @@ private:
     [[nodiscard]] Result<std::vector<RevokedRange>> applyChange(MemoryRegion& region, const Change& change,
                                                                 Rollback& undo, ApplyMode mode = ApplyMode::Normal);
     void recordChange(MemoryRegion& region, const Change& change, Rollback& undo);
-    // Fail closed (issue 12). A memory operation's undo steps set undo_failed_ when a
-    // kernel call fails; from then on none of them maps or makes a page private again.
-    // FailClosed, declared before the operation's Rollback, runs after it: when an
-    // undo failed, every window the operation's steps reached (touched_, widened to
-    // whole areas) is recorded revoked, reported (MemoryRevoked, a "memory-uncertain"
-    // fault) and closed: unmapped at both aliases, attributes set to the record.
-    class FailClosed {
+    // One memory operation (convert, punch, add, remove), declared before its Rollback
+    // so that it acts after it. It gives the operation its kernel-call budget (spent
+    // by applyChange), and it fails closed (issue 12): the undo steps set undo_failed_
+    // when a kernel call fails, and from then on none of them maps or makes a page
+    // private again; if one failed, every window the steps reached (touched_, widened
+    // to whole areas) is recorded revoked, reported (MemoryRevoked, a
+    // "memory-uncertain" fault) and closed: unmapped at both aliases, attributes set
+    // to the record.
+    class MemoryOperation {
     public:
-        explicit FailClosed(Guest& guest) : guest_(guest) {
+        explicit MemoryOperation(Guest& guest, std::size_t budget = kUnlimited) : guest_(guest) {
             guest_.undo_failed_ = false;
             guest_.touched_.clear();
+            guest_.call_budget_ = budget;
         }
-        FailClosed(const FailClosed&) = delete;
-        FailClosed& operator=(const FailClosed&) = delete;
-        ~FailClosed() { guest_.afterRollback(); }
+        MemoryOperation(const MemoryOperation&) = delete;
+        MemoryOperation& operator=(const MemoryOperation&) = delete;
+        ~MemoryOperation() {
+            guest_.afterRollback();
+            guest_.call_budget_ = kUnlimited;
+        }
+        static constexpr std::size_t kUnlimited = SIZE_MAX;
 
     private:
         Guest& guest_;
@@ -323,7 +335,10 @@ private:
     bool undo_failed_ = false;
     std::vector<std::pair<std::uint64_t, std::uint64_t>> touched_;    // [start, end) of the steps run
     std::vector<std::pair<std::uint64_t, std::uint64_t>> uncertain_;  // windows not yet closed
-    std::uint64_t closures_ = 0;  // failed undos closed (in generation(): a snapshot records them)
+    std::uint64_t closures_ = 0;
+    std::size_t call_budget_ =
+        MemoryOperation::kUnlimited;  // kernel calls the running operation may still plan  // failed undos closed (in
+                                      // generation(): a snapshot records them)
     ObjectId next_id_ = 1;
 };
 

@@ -5,6 +5,7 @@
 // may only have faulted on pages the step itself was converting.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <random>
 
 #include "support/model_of.hpp"
@@ -254,6 +255,54 @@ TEST_P(ConversionTest, BadRangesAreRefusedAndChangeNothing) {
     EXPECT_FALSE(g().punchHole(trusted(), RunningGuest::kRegionA, 0));
     EXPECT_EQ(modelOf(g()), before);
     EXPECT_EQ(guest.rig.sim.layout(kDevA), layout);
+}
+
+// One call may not hold the daemon for long: a batch whose plan needs more kernel
+// work than kMaxKernelCallsPerCall is refused with LimitExceeded and rolled back, having
+// made at most that many calls and their undo; one under it runs.
+TEST_P(ConversionTest, ABatchOverTheKernelCallBudgetIsRefusedAndRolledBack) {
+    // Every other page of region A shared: each range splits, converts and maps.
+    std::vector<MemoryConversion> scattered;
+    for (std::uint64_t i = 0; i < 12000; ++i) {
+        scattered.push_back({RunningGuest::kRegionA + 2 * i * kPage, kPage, MemoryState::Shared});
+    }
+    const std::string before = modelOf(g());
+    const std::string layout = guest.rig.sim.layout(kDevA);
+    const auto calls = guest.faults->calls();
+    auto r = g().convertMemory(trusted(), scattered);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Code::LimitExceeded) << r.error().message;
+    EXPECT_LE(guest.faults->calls() - calls, 2 * core::kMaxKernelCallsPerCall + 16) << "the work done, and undone";
+    EXPECT_EQ(modelOf(g()), before);
+    EXPECT_EQ(guest.rig.sim.layout(kDevA), layout);
+    EXPECT_EQ(guest.auditFindings(), "");
+    scattered.resize(1000);
+    ASSERT_OK(g().convertMemory(trusted(), scattered));
+    EXPECT_EQ(guest.auditFindings(), "");
+}
+
+// A memory call the kernel does not answer in time may still be done: the call fails
+// (Kernel, ETIMEDOUT) and what it reached is closed as after a failed undo: revoked,
+// reported, unmapped once the kernel answers again. The VMM converts it again.
+TEST_P(ConversionTest, AConversionTheKernelDoesNotAnswerInTimeFailsClosed) {
+    const MemoryConversion one{RunningGuest::kRegionA + 64 * kMiB, 2 * kMiB, MemoryState::Shared};
+    guest.rig.sys->setCallTimeout(std::chrono::milliseconds(100));
+    guest.rig.sim.injectFailure("KVM_SET_MEMORY_ATTRIBUTES2", 1, "ETIMEDOUT");  // hangs 1 s, then converts
+    auto r = g().convertMemory(trusted(), {&one, 1});
+    guest.rig.sys->setCallTimeout(kernel::SimSyscalls::kDefaultCallTimeout);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, Code::Kernel);
+    EXPECT_NE(r.error().message.find("ETIMEDOUT"), std::string::npos) << r.error().message;
+    const auto closed = g().takeFailedClosed();
+    ASSERT_FALSE(closed.empty()) << "an unknown outcome fails closed";
+    EXPECT_LE(closed.front().gpa, one.gpa);
+    EXPECT_GE(closed.front().gpa + closed.front().size, one.gpa + one.size);
+    ASSERT_OK(g().convertMemory(trusted(), {&one, 1}));  // closes what is left first
+    std::vector<MemoryConversion> heal;
+    for (const auto& w : closed) heal.push_back({w.gpa, w.size, MemoryState::Private});
+    heal.push_back(one);
+    ASSERT_OK(g().convertMemory(trusted(), heal));
+    EXPECT_EQ(guest.auditFindings(), "");
 }
 
 TEST_P(ConversionTest, ARangeAcrossTwoRegionsConverts) {
