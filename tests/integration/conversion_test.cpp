@@ -8,6 +8,7 @@
 #include <chrono>
 #include <random>
 
+#include "support/eventually.hpp"
 #include "support/model_of.hpp"
 #include "support/running_guest.hpp"
 #include "support/trusted_caller.hpp"
@@ -297,7 +298,17 @@ TEST_P(ConversionTest, AConversionTheKernelDoesNotAnswerInTimeFailsClosed) {
     ASSERT_FALSE(closed.empty()) << "an unknown outcome fails closed";
     EXPECT_LE(closed.front().gpa, one.gpa);
     EXPECT_GE(closed.front().gpa + closed.front().size, one.gpa + one.size);
-    ASSERT_OK(g().convertMemory(trusted(), {&one, 1}));  // closes what is left first
+    // While the kernel is still in the hung call, nothing waits the bound out again:
+    // the next conversion fails at once and changes nothing.
+    const auto uncertain = g().uncertainWindows();
+    EXPECT_FALSE(uncertain.empty());
+    auto early = g().convertMemory(trusted(), {&one, 1});
+    ASSERT_FALSE(early);
+    EXPECT_EQ(early.error().code, Code::Kernel);
+    EXPECT_EQ(g().uncertainWindows(), uncertain);
+    // Once it answers again, a conversion closes what is left first, then runs.
+    EXPECT_TRUE(eventually([&] { return g().convertMemory(trusted(), {&one, 1}).has_value(); }));
+    EXPECT_TRUE(g().uncertainWindows().empty());
     std::vector<MemoryConversion> heal;
     for (const auto& w : closed) heal.push_back({w.gpa, w.size, MemoryState::Private});
     heal.push_back(one);

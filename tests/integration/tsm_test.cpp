@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
 #include <functional>
 
@@ -228,12 +229,20 @@ TEST_P(TsmTest, AKernelThatDoesNotAnswerInTimeQuarantines) {
     rig.sim.injectFailure("IOMMU_VDEVICE_TSM_REQ", 2, "ETIMEDOUT");  // LOCK hangs
     auto bind = g().bind(trusted(), dev);
     rig.sys->setCallTimeout(kernel::SimSyscalls::kDefaultCallTimeout);
+    // While the simulator is still in the hung call, nothing else waits the bound out
+    // again: it fails at once.
+    const auto t0 = std::chrono::steady_clock::now();
+    auto meanwhile = rig.sys->listDirectory("/sys/bus/pci/devices");
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(50));
+    ASSERT_FALSE(meanwhile);
+    EXPECT_EQ(meanwhile.error(), ETIMEDOUT);
     ASSERT_FALSE(bind);
     EXPECT_EQ(bind.error().code, Code::Kernel);
     EXPECT_NE(bind.error().message.find("ETIMEDOUT"), std::string::npos) << bind.error().message;
     EXPECT_EQ(tdi(), TdiState::Quarantined);
     EXPECT_EQ(faultKinds(), std::vector<std::string>{"quarantined"});
     EXPECT_EQ(rig.sim.tdiState(kDevA), "locked") << "the hung call did commit";
+    EXPECT_TRUE(rig.sys->listDirectory("/sys/bus/pci/devices")) << "answered again once the late answer came";
     ASSERT_OK(g().unbind(trusted(), dev)) << "the late answer is not taken for this one";
     EXPECT_EQ(tdi(), TdiState::Unlocked);
 }

@@ -55,6 +55,12 @@ bool SimSyscalls::isSimFile(int fd) const {
 
 SysResult<wire::Message> SimSyscalls::call(int sock, const wire::Request& request,
                                            std::span<const std::uint8_t> payload, std::span<const int> fds) {
+    if (hung_) {
+        pollfd p{.fd = hung_.get(), .events = POLLIN, .revents = 0};
+        if (::poll(&p, 1, 0) == 0) return std::unexpected(ETIMEDOUT);     // still busy with it
+        if ((p.revents & POLLIN) != 0) (void)wire::receive(hung_.get());  // the late answer: dropped
+        hung_.reset();
+    }
     wire::Request req = request;
     req.seq = ++seq_;
     if (auto sent = wire::send(sock, wire::bytesOf(req), payload, fds); !sent) return std::unexpected(sent.error());
@@ -66,7 +72,10 @@ SysResult<wire::Message> SimSyscalls::call(int sock, const wire::Request& reques
         const int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
         if (ready < 0 && errno == EINTR) continue;
         if (ready < 0) return std::unexpected(errno);
-        if (ready == 0) return std::unexpected(ETIMEDOUT);
+        if (ready == 0) {
+            if (auto watch = UniqueFd::duplicateOf(sock)) hung_ = std::move(*watch);
+            return std::unexpected(ETIMEDOUT);
+        }
         auto reply = wire::receive(sock);
         if (!reply) return std::unexpected(reply.error() == EPIPE ? EIO : reply.error());
         if (reply->bytes.size() < sizeof(wire::Reply)) return std::unexpected(EPROTO);

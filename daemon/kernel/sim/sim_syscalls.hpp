@@ -55,7 +55,9 @@ public:
     [[nodiscard]] int brokerFd() const noexcept { return broker_.get(); }
     // How long a call waits for the simulator's answer before it fails with
     // ETIMEDOUT: a hung kernel must not hold the daemon (its watchdog, its other
-    // clients). A late answer is dropped when it comes (its seq is stale).
+    // clients). A late answer is dropped when it comes (its seq is stale). Until it
+    // comes, every call fails with ETIMEDOUT at once: the simulator serves one call
+    // at a time, so none would be answered sooner.
     void setCallTimeout(std::chrono::milliseconds timeout) { call_timeout_ = timeout; }
     static constexpr std::chrono::milliseconds kDefaultCallTimeout{5000};
 
@@ -74,6 +76,7 @@ private:
     UniqueFd broker_;  // connection for open/sysfs (calls not tied to an open file)
     pid_t sim_pid_;
     std::chrono::milliseconds call_timeout_ = kDefaultCallTimeout;
+    UniqueFd hung_;      // a duplicate of the socket of a call that timed out, until its answer comes
     std::uint64_t seq_;  // request numbers start at random: a restarted daemon's never meet its predecessor's
     LinuxSyscalls host_;
 };
