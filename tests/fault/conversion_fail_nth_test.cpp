@@ -77,6 +77,28 @@ protected:
         }
     }
 
+    // After a call that failed twice: the host is safe (no private page reachable
+    // through the IOMMU, no RMP-violating leaf, no stale shared page), and DMA faulted
+    // only on `touched` and on what was closed, which reaches past the ranges to whole
+    // IOAS areas (the VMM hears of all of it: MemoryRevoked). Returns what was closed.
+    std::vector<core::RevokedRange> expectSafe(std::vector<std::pair<std::uint64_t, std::uint64_t>>& touched) {
+        auto closed_windows = g().takeFailedClosed();
+        for (const auto& w : closed_windows) touched.emplace_back(w.gpa, w.size);
+        checkFaults(touched);
+        const auto audit = guest.rig.sim.audit(kDevA);
+        for (const char* unsafe : {"private_pages_exposed", "rmp_violating_leaves", "stale_shared_pages"}) {
+            EXPECT_EQ(audit.at(unsafe), 0U) << unsafe;
+        }
+        return closed_windows;
+    }
+
+    // Uniform ranges, so that each can be put back by one conversion: private to
+    // shared in region A, shared to private in region B.
+    const std::vector<MemoryConversion> forward_ = {
+        {RunningGuest::kRegionA + 2 * kMiB, 2 * kMiB + 3 * kPage, MemoryState::Shared},
+        {RunningGuest::kRegionB + 7 * kPage, 9 * kPage, MemoryState::Private},
+    };
+
     // What a VMM does on MemoryRevoked after a failed undo: converts the windows to the
     // states it knows (the record's), which maps them again.
     void heal(const std::vector<core::RevokedRange>& windows) {
@@ -124,12 +146,7 @@ TEST_P(ConversionFailNthTest, EveryCallOfABatchFailsOnceAndTheWholeBatchRollsBac
 // the ranges again brings the kernel back to a clean audit.
 TEST_P(ConversionFailNthTest, WhenEveryUndoFailsTooNothingPrivateIsEverMappedShared) {
     const int err = kernel::errnoFromName(GetParam().errno_name);
-    // Uniform ranges, so that each can be put back by one conversion: private to
-    // shared in region A, shared to private in region B.
-    const std::vector<MemoryConversion> forward = {
-        {RunningGuest::kRegionA + 2 * kMiB, 2 * kMiB + 3 * kPage, MemoryState::Shared},
-        {RunningGuest::kRegionB + 7 * kPage, 9 * kPage, MemoryState::Private},
-    };
+    const auto& forward = forward_;
     const std::vector<MemoryConversion> back = {
         {RunningGuest::kRegionA + 2 * kMiB, 2 * kMiB + 3 * kPage, MemoryState::Private},
         {RunningGuest::kRegionB + 7 * kPage, 9 * kPage, MemoryState::Shared},
@@ -145,15 +162,7 @@ TEST_P(ConversionFailNthTest, WhenEveryUndoFailsTooNothingPrivateIsEverMappedSha
         auto r = g().convertMemory(trusted(), forward);
         const bool injected = guest.faults->consumed();
         guest.faults->armFailNth(0, 0);
-        // What was closed reaches past the ranges to whole IOAS areas; the VMM hears of
-        // all of it (MemoryRevoked), and DMA there faults as on any revoked page.
-        const auto closed_windows = g().takeFailedClosed();
-        for (const auto& w : closed_windows) touched.emplace_back(w.gpa, w.size);
-        checkFaults(touched);
-        const auto audit = guest.rig.sim.audit(kDevA);
-        for (const char* unsafe : {"private_pages_exposed", "rmp_violating_leaves", "stale_shared_pages"}) {
-            EXPECT_EQ(audit.at(unsafe), 0U) << unsafe;
-        }
+        const auto closed_windows = expectSafe(touched);
         if (!injected) {
             ASSERT_TRUE(r) << r.error().message;
             break;
@@ -190,10 +199,6 @@ TEST_P(ConversionFailNthTest, WhenEveryUndoFailsTooNothingPrivateIsEverMappedSha
 // leaves the host safe and, after the VMM converts what was revoked, clean.
 TEST_P(ConversionFailNthTest, EveryPairOfFailuresLeavesTheHostSafe) {
     const int err = kernel::errnoFromName(GetParam().errno_name);
-    const std::vector<MemoryConversion> forward = {
-        {RunningGuest::kRegionA + 2 * kMiB, 2 * kMiB + 3 * kPage, MemoryState::Shared},
-        {RunningGuest::kRegionB + 7 * kPage, 9 * kPage, MemoryState::Private},
-    };
     unsigned pairs = 0;
     unsigned closed = 0;
     for (unsigned n = 1;; ++n) {
@@ -204,19 +209,13 @@ TEST_P(ConversionFailNthTest, EveryPairOfFailuresLeavesTheHostSafe) {
             ASSERT_LT(m, 400U);
             const auto model = modelOf(g());
             guest.faults->armFailTwice(n, m, err);
-            auto r = g().convertMemory(trusted(), forward);
+            auto r = g().convertMemory(trusted(), forward_);
             first_hit = guest.faults->consumed();
             const bool second_hit = guest.faults->secondConsumed();
             guest.faults->armFailNth(0, 0);
             std::vector<std::pair<std::uint64_t, std::uint64_t>> touched;
-            for (const auto& c : forward) touched.emplace_back(c.gpa, c.size);
-            const auto closed_windows = g().takeFailedClosed();
-            for (const auto& w : closed_windows) touched.emplace_back(w.gpa, w.size);
-            checkFaults(touched);
-            const auto audit = guest.rig.sim.audit(kDevA);
-            for (const char* unsafe : {"private_pages_exposed", "rmp_violating_leaves", "stale_shared_pages"}) {
-                ASSERT_EQ(audit.at(unsafe), 0U) << unsafe;
-            }
+            for (const auto& c : forward_) touched.emplace_back(c.gpa, c.size);
+            const auto closed_windows = expectSafe(touched);
             if (!first_hit) {
                 ASSERT_TRUE(r) << r.error().message;
                 break;
