@@ -1,0 +1,140 @@
+// Many guests on one host (issue 13, "Start and scale"): starts N tio-managerd
+// instances (one per guest) against one simulator and reports, beside the same
+// figures for a single instance measured first in the same run:
+//  - start to first reply: from spawning the daemon to the answer to its first
+//    call (its listening socket appears within 2 ms polling; the call then waits
+//    until the daemon serves);
+//  - idle RSS per instance (VmRSS, shared library pages included) and in total;
+//  - the p50/p99 of a property read, round-robin across all instances.
+// Figures only; no pass/fail on speed (ctest runs it small so it cannot rot).
+//   instance_bench [--guests N] [--reads N]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "support/daemon_rig.hpp"
+#include "support/raw_dbus.hpp"
+
+using namespace tio::test;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A field of /proc/PID/FILE in KiB ("VmRSS:" of status; "Pss:" of smaps_rollup:
+// the process's share of the pages it maps, shared library pages divided among
+// their users, which is what N instances together cost).
+std::size_t kibOf(pid_t pid, const char* file, const std::string& field) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/" + file);
+    for (std::string line; std::getline(in, line);) {
+        if (line.starts_with(field)) return std::stoul(line.substr(field.size()));
+    }
+    return 0;
+}
+std::size_t residentKib(pid_t pid) { return kibOf(pid, "status", "VmRSS:"); }
+std::size_t proportionalKib(pid_t pid) { return kibOf(pid, "smaps_rollup", "Pss:"); }
+
+RawCall getState(std::uint32_t serial) {
+    std::string body = marshalString("org.tio.Guest1");
+    while (body.size() % 4 != 0) body.push_back('\0');
+    return RawCall{.serial = serial,
+                   .interface = "org.freedesktop.DBus.Properties",
+                   .member = "Get",
+                   .signature = "ss",
+                   .body = body + marshalString("State")};
+}
+
+struct Instance {
+    std::unique_ptr<DaemonProcess> daemon;
+    std::unique_ptr<RawDbusClient> client;
+    double start_ms = 0;
+    std::uint32_t serial = 1;
+};
+
+Instance start(SimProcess& sim, const std::string& guest) {
+    Instance in;
+    const auto t0 = Clock::now();
+    in.daemon = std::make_unique<DaemonProcess>(sim, guest, "");
+    in.client = std::make_unique<RawDbusClient>(in.daemon->socket());
+    if (!in.client->handshake() || in.client->send(marshal(getState(in.serial))) != 0 ||
+        !in.client->replyTo(in.serial)) {
+        std::fprintf(stderr, "%s did not answer\n", guest.c_str());
+        std::exit(1);
+    }
+    in.start_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    return in;
+}
+
+struct Reads {
+    double p50_us = 0;
+    double p99_us = 0;
+};
+
+Reads readAll(std::vector<Instance>& all, int reads) {
+    std::vector<double> us;
+    for (int i = 0; i < reads; ++i) {
+        Instance& in = all[static_cast<std::size_t>(i) % all.size()];
+        const std::uint32_t serial = ++in.serial;
+        const auto t0 = Clock::now();
+        if (in.client->send(marshal(getState(serial))) != 0 || !in.client->replyTo(serial)) std::exit(1);
+        us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    }
+    std::sort(us.begin(), us.end());
+    return {us[us.size() / 2], us[std::min(us.size() - 1, us.size() * 99 / 100)]};
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int guests = 200;
+    int reads = 4000;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const std::string k = argv[i];
+        if (k == "--guests") guests = std::stoi(argv[i + 1]);
+        if (k == "--reads") reads = std::stoi(argv[i + 1]);
+    }
+    SimProcess sim{"tdx"};
+    // The baseline: one instance alone.
+    std::vector<Instance> one;
+    one.push_back(start(sim, "solo"));
+    const Reads solo = readAll(one, reads);
+    const std::size_t solo_rss = residentKib(one.front().daemon->pid());
+    const std::size_t solo_pss = proportionalKib(one.front().daemon->pid());
+    const double solo_start = one.front().start_ms;
+    one.clear();
+
+    std::vector<Instance> all;
+    const auto t0 = Clock::now();
+    for (int i = 0; i < guests; ++i) all.push_back(start(sim, "g" + std::to_string(i)));
+    const double all_start_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    const Reads many = readAll(all, reads);
+    std::size_t total_rss = 0;
+    std::size_t total_pss = 0;
+    std::vector<double> starts;
+    for (const Instance& in : all) {
+        total_rss += residentKib(in.daemon->pid());
+        total_pss += proportionalKib(in.daemon->pid());
+        starts.push_back(in.start_ms);
+    }
+
+    std::printf("guest instances: 1, then %d against one simulator\n", guests);
+    std::printf("  start to first reply     : alone %.1f ms; %d instances: median %.1f ms, max %.1f ms, all %.2f s\n",
+                solo_start, guests, median(starts), *std::max_element(starts.begin(), starts.end()), all_start_s);
+    std::printf("  idle RSS per instance    : alone %zu KiB; mean of %d %zu KiB (goal <= 6 MiB each)\n", solo_rss,
+                guests, total_rss / static_cast<std::size_t>(guests));
+    std::printf("  idle PSS per instance    : alone %zu KiB; mean of %d %zu KiB; total %.1f MiB\n", solo_pss, guests,
+                total_pss / static_cast<std::size_t>(guests), total_pss / 1024.0);
+    std::printf("  property read, %d reads : alone p50 %.1f us p99 %.1f us; across %d p50 %.1f us p99 %.1f us\n", reads,
+                solo.p50_us, solo.p99_us, guests, many.p50_us, many.p99_us);
+    std::printf("  p99 ratio many/alone     : %.2fx (goal <= 2x)\n", many.p99_us / solo.p99_us);
+    return 0;
+}
