@@ -2,6 +2,7 @@
 // undo leaves in it (fail closed).
 #include <algorithm>
 
+#include "common/checked_math.hpp"
 #include "core/guest.hpp"
 #include "kernel/kvm.hpp"
 
@@ -75,9 +76,13 @@ void Guest::afterRollback() {
     // there is then inside the window, whole, and goes with it.
     std::vector<Window> windows;
     for (auto [start, end] : std::exchange(touched_, {})) {
+        // Whole pages (the kernel unmaps nothing less); a Split/Join point: its page.
+        start -= start % kPageSize;
+        end = std::max(end, start + kPageSize);
+        end += (kPageSize - end % kPageSize) % kPageSize;
         for (const auto& [id, r] : memory_) {
             const std::uint64_t from = std::max(start, r.gpa);
-            const std::uint64_t to = std::min(std::max(end, start + 1), r.end());  // a Split/Join point: its page
+            const std::uint64_t to = std::min(end, r.end());
             if (from >= to) continue;
             const auto [s, e] = areaSpan(r, from, to);
             start = std::min(start, s);
