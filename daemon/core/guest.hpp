@@ -301,6 +301,16 @@ private:
     // Closes the windows still uncertain; the kernel's answer decides, so a window whose
     // closing failed is tried again before the next conversion or punch.
     [[nodiscard]] Result<> closeUncertain();
+    // The pieces a window is put in order with (restart repair, failing closed):
+    // - cut at start and end where the kernel can, then unmap what is inside at either
+    //   alias (ENOENT: nothing was there); the first real refusal, if any;
+    [[nodiscard]] Result<> clearWindow(std::uint64_t start, std::uint64_t end);
+    // - the record of [from, to) of `r` says revoked, attributes kept;
+    void recordRevoked(MemoryRegion& r, std::uint64_t from, std::uint64_t to, Rollback& undo);
+    // - in place, the kernel's attributes of [from, to) of `r` are the record's, every
+    //   run tried (under the separate model they are the VMM's: nothing to do); the
+    //   first refusal, if any.
+    [[nodiscard]] Result<> attributesToRecord(MemoryRegion& r, std::uint64_t from, std::uint64_t to);
     [[nodiscard]] Result<> convertRanges(std::span<const MemoryConversion> ranges, Rollback& undo, ApplyMode mode);
     [[nodiscard]] Result<std::vector<RevokedRange>> revokeRange(std::uint64_t gpa, std::uint64_t size, Rollback& undo,
                                                                 ApplyMode mode);

@@ -1,6 +1,7 @@
 // Guest memory: the record of page states that follows the kernel, and what a failed
 // undo leaves in it (fail closed).
 #include <algorithm>
+#include <optional>
 
 #include "common/checked_math.hpp"
 #include "core/guest.hpp"
@@ -99,11 +100,7 @@ void Guest::afterRollback() {
         for (auto& [id, r] : memory_) {
             const std::uint64_t from = std::max(start, r.gpa);
             const std::uint64_t to = std::min(end, r.end());
-            if (from >= to) continue;
-            for (const auto& run : r.states.runs(from, to)) {
-                recordChange(r, Change{.start = run.start, .end = run.end, .attr = run.value.attr, .revoked = true},
-                             forward);
-            }
+            if (from < to) recordRevoked(r, from, to, forward);
         }
         failed_closed_.push_back({start, end - start});
         faults_.push_back({0, "memory-uncertain",
@@ -123,42 +120,53 @@ void Guest::afterRollback() {
 Result<> Guest::closeUncertain() {
     if (!vm_) uncertain_.clear();  // the IOAS went with the VM
     if (uncertain_.empty()) return {};
-    const std::uint32_t ioas = ioasId();
     std::vector<Window> left;
-    std::string why;  // the first refusal, for the error
+    std::optional<Error> first;  // the first refusal, for the error
     for (const auto& [start, end] : uncertain_) {
-        bool closed = true;
-        // Cut at the ends (where the kernel can), then nothing mapped inside, at either alias.
-        for (std::uint64_t bit : {std::uint64_t{0}, kSharedAliasBit}) {
-            (void)vm_->iommufd.splitArea(ioas, start | bit);
-            (void)vm_->iommufd.splitArea(ioas, end | bit);
-            auto u = vm_->iommufd.unmap(ioas, start | bit, end - start);
-            if (!u && u.error().sys_errno != ENOENT) {
-                closed = false;
-                if (why.empty()) why = u.error().message;
-            }
-        }
-        // In place, the attribute is the daemon's: back to the record, once nothing
-        // maps the pages (a private one is then unreachable through the IOMMU).
+        // Nothing mapped inside first; then, in place, the attributes back to the record
+        // (a private page is then unreachable through the IOMMU).
+        Result<> closed = clearWindow(start, end);
         for (auto& [id, r] : memory_) {
             const std::uint64_t from = std::max(start, r.gpa);
             const std::uint64_t to = std::min(end, r.end());
-            if (!closed || from >= to || vm_->model != MemoryModel::InPlace) continue;
-            for (const auto& run : r.states.runs(from, to)) {
-                auto set = kernel::setGuestMemfdAttributes(sys_, r.gmem.get(), r.fileOffset(run.start),
-                                                           run.end - run.start, run.value.attr == MemoryState::Private);
-                if (!set) {
-                    closed = false;
-                    if (why.empty()) why = set.error().error.message;
-                }
-            }
+            if (closed && from < to) closed = attributesToRecord(r, from, to);
         }
-        if (!closed) left.emplace_back(start, end);
+        if (closed) continue;
+        left.emplace_back(start, end);
+        if (!first) first = closed.error();
     }
     uncertain_ = std::move(left);
     if (uncertain_.empty()) return {};
     return fail(Code::Kernel, "memory a failed undo left uncertain (" + std::to_string(uncertain_.size()) +
-                                  " windows) could not be closed yet (" + why + "); nothing else was done");
+                                  " windows) could not be closed yet (" + first->message + "); nothing else was done");
+}
+
+Result<> Guest::clearWindow(std::uint64_t start, std::uint64_t end) {
+    Result<> result;
+    for (std::uint64_t bit : {std::uint64_t{0}, kSharedAliasBit}) {
+        (void)vm_->iommufd.splitArea(ioasId(), start | bit);
+        (void)vm_->iommufd.splitArea(ioasId(), end | bit);
+        auto u = vm_->iommufd.unmap(ioasId(), start | bit, end - start);
+        if (!u && u.error().sys_errno != ENOENT && result) result = std::unexpected(u.error());
+    }
+    return result;
+}
+
+void Guest::recordRevoked(MemoryRegion& r, std::uint64_t from, std::uint64_t to, Rollback& undo) {
+    for (const auto& run : r.states.runs(from, to)) {
+        recordChange(r, Change{.start = run.start, .end = run.end, .attr = run.value.attr, .revoked = true}, undo);
+    }
+}
+
+Result<> Guest::attributesToRecord(MemoryRegion& r, std::uint64_t from, std::uint64_t to) {
+    Result<> result;
+    if (vm_->model != MemoryModel::InPlace) return result;
+    for (const auto& run : r.states.runs(from, to)) {  // every run, whatever one refuses
+        auto set = kernel::setGuestMemfdAttributes(sys_, r.gmem.get(), r.fileOffset(run.start), run.end - run.start,
+                                                   run.value.attr == MemoryState::Private);
+        if (!set && result) result = std::unexpected(set.error().error);
+    }
+    return result;
 }
 
 std::vector<RevokedRange> Guest::takeFailedClosed() { return std::exchange(failed_closed_, {}); }

@@ -63,25 +63,12 @@ void Guest::repairWindows(const std::vector<std::pair<std::uint64_t, std::uint64
     }
     Rollback forward;  // forward only
     forward.commit();
+    for (const auto& [key, end] : windows) (void)clearWindow(key.second, end);
     for (const auto& [key, end] : windows) {
-        const std::uint64_t start = key.second;
-        for (std::uint64_t bit : {std::uint64_t{0}, kSharedAliasBit}) {
-            (void)vm_->iommufd.splitArea(ioasId(), start | bit);
-            (void)vm_->iommufd.splitArea(ioasId(), end | bit);
-            (void)vm_->iommufd.unmap(ioasId(), start | bit, end - start);
-        }
-    }
-    for (auto& [r, runs] : targets) {
-        for (const auto& run : runs) {
-            recordChange(*r, Change{.start = run.start, .end = run.end, .attr = run.value.attr, .revoked = true},
-                         forward);
-            // In place the attribute is the daemon's: back to the record. (Under the
-            // separate model it is the VMM's, set around its own call.)
-            if (vm_->model == MemoryModel::InPlace) {
-                (void)kernel::setGuestMemfdAttributes(sys_, r->gmem.get(), r->fileOffset(run.start),
-                                                      run.end - run.start, run.value.attr == MemoryState::Private);
-            }
-        }
+        MemoryRegion& r = memory_.at(key.first);
+        recordRevoked(r, key.second, end, forward);
+        // In place the attribute is the daemon's: back to the record.
+        (void)attributesToRecord(r, key.second, end);
     }
     for (auto& [r, runs] : targets) {
         for (const auto& run : runs) {
