@@ -116,6 +116,12 @@ public:
     std::uint64_t flags_;
     std::set<std::pair<KvmVmFile*, std::uint32_t>> bindings_;  // (vm, slot)
     std::uint64_t pinned_ = 0;                                 // IOAS areas holding this file
+    std::uint64_t pinned_by_address_ = 0;                      // those of them pinned through a mapping
+    // An area holding this file came (`add`) or went.
+    void pin(bool by_address, bool add) {
+        pinned_ = add ? pinned_ + 1 : pinned_ - 1;
+        if (by_address) pinned_by_address_ = add ? pinned_by_address_ + 1 : pinned_by_address_ - 1;
+    }
     RangeMap<bool> punched_;  // offsets whose pages were discarded and not allocated again
 
 private:

@@ -103,7 +103,7 @@ void IommufdFile::sync(std::uint32_t ioas_id, std::uint64_t s, std::uint64_t e, 
 }
 
 void IommufdFile::dropArea(IoArea& area) {
-    if (area.gmem) --area.gmem->pinned_;
+    if (area.gmem) area.gmem->pin(area.pinned_by_address, false);
 }
 
 long IommufdFile::iovaRanges(IoctlCall& c) {
@@ -204,7 +204,7 @@ long IommufdFile::insertArea(IommuObj& ioas, std::uint32_t ioas_id, std::uint32_
         if (prev->first + prev->second.length > iova) return -EEXIST;
     }
     if (area.gmem) {
-        ++area.gmem->pinned_;
+        area.gmem->pin(area.pinned_by_address, true);
         area.gmem->punched_.erase(area.start, area.start + area.length);  // pinning allocates the pages again
     }
     ioas.areas.emplace(iova, std::move(area));
@@ -324,12 +324,13 @@ long IommufdFile::reshape(IoctlCall& c) {
                          .start = left.start + cut,
                          .writeable = left.writeable,
                          .file_key = left.file_key,
-                         .gmem = left.gmem};
+                         .gmem = left.gmem,
+                         .pinned_by_address = left.pinned_by_address};
             if (left.host_file) {
                 right.host_file = UniqueFd(::fcntl(left.host_file.get(), F_DUPFD_CLOEXEC, 0));
                 if (!right.host_file) return -EMFILE;
             }
-            if (right.gmem) ++right.gmem->pinned_;
+            if (right.gmem) right.gmem->pin(right.pinned_by_address, true);
             const std::uint64_t whole_end = prev->first + left.length;
             left.length = cut;
             areas.emplace(r.iova, std::move(right));
@@ -340,7 +341,7 @@ long IommufdFile::reshape(IoctlCall& c) {
         IoArea& left = prev->second;
         const IoArea& right = next->second;
         if (left.file_key != right.file_key || left.start + left.length != right.start ||
-            left.writeable != right.writeable) {
+            left.writeable != right.writeable || left.pinned_by_address != right.pinned_by_address) {
             return -EINVAL;
         }
         const std::uint64_t whole_end = r.iova + right.length;

@@ -255,7 +255,8 @@ long GuestMemfdFile::setAttributes(IoctlCall& call) {
     // refuses it): the conversion stops there, EAGAIN with error_offset. fail-nth's
     // partial progress stops half-way, in whole pages.
     std::uint64_t stop = call.stop_partway ? a.offset + (a.size / kPageSize / 2) * kPageSize : *end;
-    if ((a.attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE) != 0) {
+    // (Only when some area pins this file by address: the search visits every area.)
+    if ((a.attributes & KVM_MEMORY_ATTRIBUTE_PRIVATE) != 0 && pinned_by_address_ != 0) {
         kernel_.forEachIommufd([&](IommufdFile& ictx) {
             if (auto pinned = ictx.firstPinnedByAddress(this, a.offset, stop)) stop = *pinned;
         });

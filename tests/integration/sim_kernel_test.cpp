@@ -574,7 +574,17 @@ TEST_P(ProfileTest, MapByAddressPinsWhatTheCallerMapped) {
     ASSERT_FALSE(converted);
     EXPECT_EQ(converted.error().error.sys_errno, EAGAIN);
     EXPECT_EQ(converted.error().converted, kMiB) << "stopped at the first pinned page";
-    ASSERT_TRUE(ictx->unmap(ioas, 0x10000000, kMiB));
+    if (is("proposed")) {
+        // Split, each half still pins by address: the right half alone stops it next.
+        ASSERT_TRUE(ictx->splitArea(ioas, 0x10000000 + kMiB / 2));
+        ASSERT_TRUE(ictx->unmap(ioas, 0x10000000, kMiB / 2));
+        auto again = setGuestMemfdAttributes(*sys, gmem->fd(), kMiB, 3 * kMiB, true);
+        ASSERT_FALSE(again);
+        EXPECT_EQ(again.error().converted, kMiB / 2) << "stopped at the right half";
+        ASSERT_TRUE(ictx->unmap(ioas, 0x10000000 + kMiB / 2, kMiB / 2));
+    } else {
+        ASSERT_TRUE(ictx->unmap(ioas, 0x10000000, kMiB));
+    }
     EXPECT_TRUE(setGuestMemfdAttributes(*sys, gmem->fd(), 0, 4 * kMiB, true)) << "unpinned, it converts";
 }
 
