@@ -17,6 +17,7 @@ packages=(
   dpkg-dev debhelper fakeroot lintian
   clang-format clang-tidy-16
   clang-16 libfuzzer-16-dev libclang-rt-16-dev
+  libabsl-dev libroaring-dev
 )
 
 missing=()

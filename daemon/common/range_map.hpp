@@ -2,7 +2,9 @@
 // A map from disjoint half-open ranges [start, end) of u64 to values, kept coalesced:
 // two touching runs never hold equal values. Memory and time depend on the number of
 // runs (fragments), never on the length they cover: a 1 TiB guest with one private
-// page costs three entries (architecture.md section 6).
+// page costs three entries. Each run is a map node, though, so a pattern of one run
+// per page costs far more than a bitmap: the daemon keeps its page states in page
+// sets (common/page_set.hpp); this serves the simulator and the tests' oracles.
 #include <cstdint>
 #include <iterator>
 #include <map>
@@ -11,7 +13,10 @@
 
 namespace tio {
 
-template <typename V>
+// MapT is any ordered map with std::map's interface (absl::btree_map, for the
+// comparison in tests/bench/page_state_bench.cpp): no iterator is used after an
+// insert or erase that may invalidate it.
+template <typename V, template <typename, typename, typename...> class MapT = std::map>
 class RangeMap {
 public:
     struct Run {
@@ -106,7 +111,7 @@ private:
         V value{};
         bool operator==(const Entry&) const = default;
     };
-    using Map = std::map<std::uint64_t, Entry>;
+    using Map = MapT<std::uint64_t, Entry>;
 
     // Removes [s, e) from every run, keeping the parts outside it.
     void carve(std::uint64_t s, std::uint64_t e) {
@@ -138,9 +143,10 @@ private:
         if (it != runs_.begin()) {
             auto prev = std::prev(it);
             if (prev->second.end == it->first && prev->second.value == it->second.value) {
+                const std::uint64_t key = prev->first;
                 prev->second.end = it->second.end;
                 runs_.erase(it);
-                it = prev;
+                it = runs_.find(key);
             }
         }
         auto next = std::next(it);

@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "common/range_map.hpp"
 #include "common/unique_fd.hpp"
 #include "core/lifecycle.hpp"
 #include "core/memory_rules.hpp"
@@ -38,10 +37,10 @@ struct GuestImage {
         std::uint64_t gpa = 0;
         std::uint64_t size = 0;
         std::uint64_t offset = 0;
-        std::vector<RangeMap<PageState>::Run> runs;  // the page states; empty means all shared
-        UniqueFd gmem;                               // empty when not kept (regions on one file each get a duplicate)
-        bool has_shared = false;                     // the region had a shared backing (separate model)
-        UniqueFd shared;                             // that memfd, empty when not kept
+        std::vector<PageStates::Run> runs;  // the page states; empty means all shared
+        UniqueFd gmem;                      // empty when not kept (regions on one file each get a duplicate)
+        bool has_shared = false;            // the region had a shared backing (separate model)
+        UniqueFd shared;                    // that memfd, empty when not kept
         std::uint64_t shared_offset = 0;
     };
 

@@ -132,7 +132,7 @@ Result<ObjectId> Guest::addMemory(Who, std::uint64_t gpa, std::uint64_t size, Un
         assumed = initial == MemoryState::Shared ? MemoryState::Private : MemoryState::Shared;
     }
     const PageState unmapped{.attr = assumed, .revoked = true};
-    region.states.assign(gpa, end, unmapped);
+    region.states = PageStates(gpa, size, unmapped);
     region.count(unmapped, size, true);
     if (auto r = applyChange(region, Change{.start = gpa, .end = end, .attr = initial, .revoked = false}, undo); !r) {
         return std::unexpected(r.error());

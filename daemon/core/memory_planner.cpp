@@ -34,9 +34,10 @@ Side sideOf(const Piece& p) { return {p.old_view, p.new_view, p.removed(), p.add
 
 }  // namespace
 
-std::vector<Step> planChange(const MappingRules& rules, const RangeMap<PageState>& states, std::uint64_t region_start,
+std::vector<Step> planChange(const MappingRules& rules, const PageStates& states, std::uint64_t region_start,
                              std::uint64_t region_end, const Change& change) {
     std::vector<Piece> pieces;
+    pieces.reserve(4);  // most changes meet one to three runs
     states.forEach(change.start, change.end, [&](std::uint64_t s, std::uint64_t e, const PageState& old) {
         const PageState now = change.applied(old);
         pieces.push_back({s, e, old, now, iommuView(rules, old), iommuView(rules, now)});
@@ -44,7 +45,7 @@ std::vector<Step> planChange(const MappingRules& rules, const RangeMap<PageState
     auto neighbour = [&](std::optional<std::uint64_t> at) {
         Side side;
         if (!at) return side;
-        if (auto run = states.find(*at)) side.old_view = side.new_view = iommuView(rules, run->value);
+        side.old_view = side.new_view = iommuView(rules, states.at(*at));
         return side;
     };
     const Side left = neighbour(change.start > region_start ? std::optional(change.start - 1) : std::nullopt);
@@ -56,6 +57,7 @@ std::vector<Step> planChange(const MappingRules& rules, const RangeMap<PageState
     auto rightOf = [&](std::size_t j) { return j == n ? right : sideOf(pieces[j]); };
     const bool limits = usesPageSizeLimits(rules);
     std::vector<Step> plan;
+    plan.reserve(2 * n + 4);  // a change's steps: about two per piece, plus its edges
 
     // 1. Splits: a mapped stretch keeps one side of the boundary and loses the other.
     //    (With page areas every boundary already is one.)

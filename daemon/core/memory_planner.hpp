@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "common/platform.hpp"
-#include "common/range_map.hpp"
 #include "core/memory_rules.hpp"
+#include "core/page_states.hpp"
 
 namespace tio::core {
 
@@ -50,7 +50,7 @@ struct Change {
 };
 
 // `states` covers the whole region [region_start, region_end); the change lies inside.
-[[nodiscard]] std::vector<Step> planChange(const MappingRules& rules, const RangeMap<PageState>& states,
+[[nodiscard]] std::vector<Step> planChange(const MappingRules& rules, const PageStates& states,
                                            std::uint64_t region_start, std::uint64_t region_end, const Change& change);
 
 }  // namespace tio::core

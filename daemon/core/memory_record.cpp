@@ -53,11 +53,11 @@ std::pair<std::uint64_t, std::uint64_t> Guest::areaSpan(const MemoryRegion& r, s
     // covers the runs beyond it mapped at the alias of the run next to the edge.
     const MappingRules rules = mappingRules(r);
     if (rules.page_areas) return {from, to};  // one area per page: none crosses an edge
-    auto viewAt = [&](std::uint64_t x) { return iommuView(rules, r.states.find(x)->value); };
+    auto viewAt = [&](std::uint64_t x) { return iommuView(rules, r.states.at(x)); };
     auto widen = [&](std::uint64_t at, bool left) {
         const auto edge = viewAt(left ? at - 1 : at);
         while (edge.mapped && (left ? at > r.gpa : at < r.end())) {
-            const auto run = *r.states.find(left ? at - 1 : at);
+            const auto run = r.states.find(left ? at - 1 : at);
             const auto view = iommuView(rules, run.value);
             if (!view.mapped || view.iova_bit != edge.iova_bit) break;
             at = left ? run.start : run.end;

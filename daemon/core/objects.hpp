@@ -8,12 +8,12 @@
 #include <utility>
 
 #include "common/bdf.hpp"
-#include "common/range_map.hpp"
 #include "common/shared_mapping.hpp"
 #include "common/unique_fd.hpp"
 #include "core/lifecycle.hpp"
 #include "core/memory_rules.hpp"
 #include "core/object_table.hpp"
+#include "core/page_states.hpp"
 #include "host/device_claim.hpp"
 #include "kernel/vfio_device.hpp"
 
@@ -83,7 +83,7 @@ struct MemoryRegion {
     // through which IOMMU_IOAS_MAP pins shared pages (empty when the guest_memfd
     // cannot be mapped: created without GUEST_MEMFD_FLAG_MMAP).
     SharedMapping view;
-    RangeMap<PageState> states;  // covers exactly [gpa, gpa + size)
+    PageStates states;  // covers exactly [gpa, gpa + size)
     // Byte counts of `states`, kept in step by count() so that readers (the views, on
     // every change) never walk the runs.
     std::uint64_t private_bytes = 0;

@@ -56,7 +56,7 @@ void Guest::repairWindows(const std::vector<std::pair<std::uint64_t, std::uint64
         }
     }
     // What the record holds for each window: the target.
-    std::vector<std::pair<MemoryRegion*, std::vector<RangeMap<PageState>::Run>>> targets;
+    std::vector<std::pair<MemoryRegion*, std::vector<PageStates::Run>>> targets;
     for (const auto& [key, end] : windows) {
         MemoryRegion& r = memory_.at(key.first);
         targets.emplace_back(&r, r.states.runs(key.second, end));
@@ -281,11 +281,18 @@ Result<RestoreReport> Guest::restore(GuestImage image, const std::vector<Journal
                 r.view = std::move(*view);
             }
         }
+        // Pages the snapshot names no state for are shared, as a region with no runs is.
+        r.states = PageStates(r.gpa, r.size, PageState{});
         for (const auto& run : sm.runs) {
+            if (!r.states.holds(run.start, run.end)) {
+                report.notes.push_back("memory region " + std::to_string(sm.id) + ": ignored a state for [" +
+                                       std::to_string(run.start) + ", " + std::to_string(run.end) +
+                                       "): not whole pages of the region");
+                continue;
+            }
             r.states.assign(run.start, run.end, run.value);
-            r.count(run.value, run.end - run.start, true);
         }
-        if (r.states.fragments() == 0) r.states.assign(r.gpa, r.end(), PageState{});
+        for (const auto& run : r.states.all()) r.count(run.value, run.end - run.start, true);
         if (auto added = objects_.add({ObjectKind::Memory, r.id}, 0, holdsOf(r)); !added) {
             return std::unexpected(added.error());
         }

@@ -21,11 +21,7 @@ std::vector<StepKind> kinds(const std::vector<Step>& plan) {
     return out;
 }
 
-RangeMap<PageState> uniform(PageState s) {
-    RangeMap<PageState> m;
-    m.assign(kBase, kEnd, s);
-    return m;
-}
+PageStates uniform(PageState s) { return PageStates(kBase, kEnd - kBase, s); }
 
 TEST(MemoryPlannerTest, TdxToPrivateUnmapsBeforeTheAttributeAndCutsTheNeighbours) {
     const auto plan = planChange({Platform::Tdx}, uniform(kShared), kBase, kEnd,

@@ -1,0 +1,78 @@
+#pragma once
+// The page states of one memory region: for every 4 KiB page of [base, base + size),
+// its attribute and whether it is revoked (core/memory_rules.hpp), as two page sets
+// (common/page_set.hpp): the private pages and the revoked ones. Conversions touch
+// only the first; the second is empty unless pages were punched or closed.
+//
+// Why two sets and not a map of runs (issue 13, tests/bench/page_state_bench.cpp):
+// a run costs a std::map node (~80 bytes) and a page pattern can make one run per
+// page, so a 1 TiB guest could need gigabytes; a page set never needs more than its
+// bitmap (32 MiB for 1 TiB) plus 1%, and where memory is mostly uniform it needs 8
+// bytes a run. Everything here costs O(runs visited), never O(pages).
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "common/page_set.hpp"
+#include "core/memory_rules.hpp"
+
+namespace tio::core {
+
+class PageStates {
+public:
+    static constexpr std::uint64_t kPage = 4096;
+
+    struct Run {
+        std::uint64_t start = 0;  // GPAs, [start, end)
+        std::uint64_t end = 0;
+        PageState value{};
+        bool operator==(const Run&) const = default;
+    };
+
+    PageStates() = default;
+    // Every page of [base, base + size) in `initial`. base and size page-aligned.
+    PageStates(std::uint64_t base, std::uint64_t size, PageState initial);
+
+    // Whether [s, e) is a non-empty page-aligned range of the region (what assign takes).
+    [[nodiscard]] bool holds(std::uint64_t s, std::uint64_t e) const;
+    // Makes [s, e) hold `v`; holds(s, e).
+    void assign(std::uint64_t s, std::uint64_t e, PageState v);
+    // The state of the page at gpa, inside the region.
+    [[nodiscard]] PageState at(std::uint64_t gpa) const;
+    // The maximal run of one state holding gpa, inside the region.
+    [[nodiscard]] Run find(std::uint64_t gpa) const;
+
+    // Calls f(start, end, state) for each maximal run overlapping [s, e), clipped to it.
+    template <typename F>
+    void forEach(std::uint64_t s, std::uint64_t e, F&& f) const {
+        const std::uint64_t last = pageOf(e);
+        for (std::uint64_t p = pageOf(s); p < last;) {
+            const PageSet::Stretch priv = private_.stretchAt(p, last);
+            const PageSet::Stretch revoked = revoked_.stretchAt(p, last);
+            const std::uint64_t q = std::min(priv.end, revoked.end);
+            f(gpaOf(p), gpaOf(q), PageState{priv.member ? MemoryState::Private : MemoryState::Shared, revoked.member});
+            p = q;
+        }
+    }
+    [[nodiscard]] std::vector<Run> runs(std::uint64_t s, std::uint64_t e) const;
+    [[nodiscard]] std::vector<Run> all() const { return runs(base_, base_ + size_); }
+
+    // The heap bytes held (both sets).
+    [[nodiscard]] std::size_t heapBytes() const { return private_.heapBytes() + revoked_.heapBytes(); }
+    [[nodiscard]] const PageSet& privatePages() const { return private_; }
+    bool operator==(const PageStates&) const = default;
+
+private:
+    [[nodiscard]] std::uint64_t pageOf(std::uint64_t gpa) const { return (gpa - base_) / kPage; }
+    [[nodiscard]] std::uint64_t gpaOf(std::uint64_t page) const { return base_ + page * kPage; }
+    [[nodiscard]] PageState stateOf(std::uint64_t page) const {
+        return {private_.contains(page) ? MemoryState::Private : MemoryState::Shared, revoked_.contains(page)};
+    }
+
+    std::uint64_t base_ = 0;
+    std::uint64_t size_ = 0;
+    PageSet private_;  // page numbers from base_
+    PageSet revoked_;
+};
+
+}  // namespace tio::core
