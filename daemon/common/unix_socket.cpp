@@ -72,8 +72,12 @@ std::expected<void, int> send(int sock, std::span<const std::uint8_t> header, st
 
 std::expected<Message, int> receive(int sock, std::size_t max_bytes) {
     Message m;
-    m.bytes.resize(max_bytes);
-    iovec iov{m.bytes.data(), m.bytes.size()};
+    // Read into a buffer kept per thread, then copy what came: a fresh max_bytes
+    // vector would be zeroed on every call (160 KiB for the simulator's wire: a
+    // quarter of a conversion_bench run's CPU was that memset).
+    thread_local std::vector<std::uint8_t> scratch;
+    if (scratch.size() < max_bytes) scratch.resize(max_bytes);
+    iovec iov{scratch.data(), max_bytes};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage) + CMSG_SPACE(sizeof(ucred))] = {};
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -91,7 +95,7 @@ std::expected<Message, int> receive(int sock, std::size_t max_bytes) {
     takeControl(msg, m.fds, &m.sender_pid);
     if (n == 0) return std::unexpected(EPIPE);
     if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return std::unexpected(EPROTO);
-    m.bytes.resize(static_cast<std::size_t>(n));
+    m.bytes.assign(scratch.data(), scratch.data() + n);
     return m;
 }
 
