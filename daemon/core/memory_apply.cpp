@@ -3,6 +3,8 @@
 // each one's undo (none of which maps or makes private once one failed: fail closed),
 // and spends the operation's kernel-call budget.
 
+#include <memory>
+
 #include "core/guest.hpp"
 #include "core/memory_planner.hpp"
 
@@ -58,11 +60,14 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
         }
         return {};
     };
-    const auto before = r.states.runs(change.start, change.end);
-    // Puts the attribute of [from, to) back to what `before` recorded. Once an undo
-    // failed, no page is made private again: it may be mapped shared (fail closed).
+    // Puts the attribute of [from, to) back to what `before` recorded (in place only:
+    // under the separate model the attribute is the VMM's). Once an undo failed, no
+    // page is made private again: it may be mapped shared (fail closed).
+    // (Shared: the undo keeps a copy of this lambda, not of the runs.)
+    const auto before = std::make_shared<const std::vector<PageStates::Run>>(
+        in_place ? r.states.runs(change.start, change.end) : std::vector<PageStates::Run>{});
     auto restoreAttributes = [this, &r, before](std::uint64_t from, std::uint64_t to, MemoryState changed_to) {
-        for (const auto& run : before) {
+        for (const auto& run : *before) {
             const std::uint64_t s = std::max(from, run.start);
             const std::uint64_t e = std::min(to, run.end);
             if (s >= e || run.value.attr == changed_to) continue;

@@ -11,13 +11,13 @@ namespace tio::core {
 
 void Guest::recordChange(MemoryRegion& r, const Change& change, Rollback& undo) {
     // The record follows the kernel; its undo restores the runs and the byte counts.
-    const auto before = r.states.runs(change.start, change.end);
+    auto before = r.states.runs(change.start, change.end);
     for (const auto& run : before) {
         r.count(run.value, run.end - run.start, false);
         r.count(change.applied(run.value), run.end - run.start, true);
         r.states.assign(run.start, run.end, change.applied(run.value));
     }
-    undo.add([&r, before, change] {
+    undo.add([&r, before = std::move(before), change] {
         for (const auto& run : before) {
             r.count(change.applied(run.value), run.end - run.start, false);
             r.count(run.value, run.end - run.start, true);

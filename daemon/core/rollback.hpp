@@ -10,7 +10,7 @@ namespace tio::core {
 
 class Rollback {
 public:
-    Rollback() = default;
+    Rollback() { undo_.reserve(8); }  // a conversion registers a handful: one allocation
     Rollback(const Rollback&) = delete;
     Rollback& operator=(const Rollback&) = delete;
     ~Rollback() {
