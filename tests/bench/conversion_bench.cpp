@@ -29,7 +29,6 @@
 #include <string>
 #include <vector>
 
-#include "common/range_map.hpp"
 #include "core/guest.hpp"
 #include "kernel/forwarding_syscalls.hpp"
 #include "kernel/iommufd.hpp"
@@ -80,6 +79,8 @@ struct Figures {
     std::uint64_t iopte_writes = 0;
     std::uint64_t pages_disrupted = 0;
     std::uint64_t heap_bytes = 0;
+    std::uint64_t state_bytes = 0;  // the page-state record's own count (PageStates::heapBytes)
+    std::uint64_t state_runs = 0;   // runs of one page state in the record
     std::uint64_t areas = 0;
     std::uint64_t ioptes = 0;
     [[nodiscard]] static double percentile(std::vector<double> v, double p) {
@@ -159,6 +160,15 @@ Figures runTioManager(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_
                       const std::vector<Conversion>& seq, std::uint64_t count, Platform platform) {
     CountingSyscalls sys(raw);
     Figures f;
+    f.latency_us.reserve(count);
+    f.daemon_us.reserve(count);
+    // The benchmark's own record, to pick each direction: a bit per page, set = shared,
+    // allocated before the heap is measured (it is not the daemon's).
+    std::vector<std::uint64_t> shared((guest_bytes / kPage + 63) / 64, 0);
+    auto isShared = [&](std::uint64_t gpa) {
+        const std::uint64_t p = (gpa - kGpa) / kPage;
+        return ((shared[p / 64] >> (p % 64)) & 1U) != 0;
+    };
     const std::size_t heap_before = heapInUse();
     core::Guest g(core::GuestConfig{.name = "bench", .platform = platform, .claim_dir = sim.dir() + "/claims"}, sys,
                   test::anyDevice("bench"));
@@ -171,16 +181,14 @@ Figures runTioManager(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_
     const auto dev = must(g.addDevice(test::trusted(), *Bdf::parse("0000:3a:00.0")), "AddDevice");
     must(vmm.addDeviceFile(g, dev), "FILE_ADD");
     must(g.attachDevice(test::trusted(), dev), "Attach");
-    RangeMap<bool> shared;  // the benchmark's own record, to pick each direction
     std::uint64_t converted_from_shared = 0;
     const Start start = startOf(sim, sys, heap_before);
     for (std::uint64_t i = 0; i < count; ++i) {
         const Conversion& c = seq[i];
-        const bool to_shared = !shared.find(c.gpa).has_value();
+        const bool to_shared = !isShared(c.gpa);
         // Unmapping what was shared in the range is the conversion; anything more disrupts.
-        if (!to_shared) {
-            shared.forEach(c.gpa, c.gpa + c.size,
-                           [&](std::uint64_t s, std::uint64_t e, bool) { converted_from_shared += (e - s) / kPage; });
+        for (std::uint64_t at = c.gpa; !to_shared && at < c.gpa + c.size; at += kPage) {
+            converted_from_shared += isShared(at) ? 1 : 0;
         }
         const core::MemoryConversion mc{c.gpa, c.size,
                                         to_shared ? core::MemoryState::Shared : core::MemoryState::Private};
@@ -190,10 +198,16 @@ Figures runTioManager(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_
         const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - s).count();
         f.latency_us.push_back(us);
         f.daemon_us.push_back(us - (sys.kernel_us - k));
-        if (to_shared) shared.assign(c.gpa, c.gpa + c.size, true);
-        else shared.erase(c.gpa, c.gpa + c.size);
+        for (std::uint64_t p = (c.gpa - kGpa) / kPage; p < (c.gpa + c.size - kGpa) / kPage; ++p) {
+            if (to_shared) shared[p / 64] |= 1ULL << (p % 64);
+            else shared[p / 64] &= ~(1ULL << (p % 64));
+        }
     }
     finish(f, sim, sys, start, count, platform == Platform::Snp ? 0 : converted_from_shared, "0000:3a:00.0");
+    for (const auto& [id, m] : g.memory()) {
+        f.state_bytes += m.states.heapBytes();
+        f.state_runs += m.states.all().size();
+    }
     if (sim.audit("0000:3a:00.0").at("layout_mismatches") != 0) die("the oracle found the layout wrong");
     return f;
 }
@@ -203,6 +217,8 @@ Figures runQemuStyle(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_t
                      const std::vector<Conversion>& seq, std::uint64_t count, Platform platform) {
     CountingSyscalls sys(raw);
     Figures f;
+    f.latency_us.reserve(count);
+    f.daemon_us.reserve(count);
     const std::size_t heap_before = heapInUse();
     // QEMU is the VMM: it creates the VM itself. In place, the attribute is the
     // guest_memfd's (KVM_SET_MEMORY_ATTRIBUTES2), as the in-place series has it.
@@ -367,6 +383,11 @@ int main(int argc, char** argv) {
         static_cast<double>(ours_all.pages_disrupted), true, "%.0f");
     row("state memory (KiB, heap)", static_cast<double>(ours_prefix.heap_bytes) / 1024,
         static_cast<double>(qemu.heap_bytes) / 1024, static_cast<double>(ours_all.heap_bytes) / 1024, true, "%.0f");
+    row("state memory (KiB, counted)", static_cast<double>(ours_prefix.state_bytes) / 1024,
+        static_cast<double>(guest_bytes / kPage / 8) / 1024, static_cast<double>(ours_all.state_bytes) / 1024, true,
+        "%.0f");
+    row("page-state runs at end", static_cast<double>(ours_prefix.state_runs), 0,
+        static_cast<double>(ours_all.state_runs), true, "%.0f");
     row("IOAS areas at end", static_cast<double>(ours_prefix.areas), static_cast<double>(qemu.areas),
         static_cast<double>(ours_all.areas), true, "%.0f");
     row("IOPTEs at end", static_cast<double>(ours_prefix.ioptes), static_cast<double>(qemu.ioptes),
