@@ -238,7 +238,6 @@ private:
 
     std::map<std::uint32_t, IommuObj> objects_;
     std::set<std::uint32_t> tombstones_;
-    std::uint32_t next_id_ = 1;  // xarray ALLOC1: 0 is never an id
 };
 
 class VfioDeviceFile final : public SimFile {

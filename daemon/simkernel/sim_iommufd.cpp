@@ -36,7 +36,9 @@ const IommuObj* IommufdFile::find(std::uint32_t id, ObjType type) const {
 }
 
 std::uint32_t IommufdFile::add(IommuObj obj) {
-    const std::uint32_t id = next_id_++;
+    // The lowest free id from 1, as xa_alloc gives iommufd (ids are reused).
+    std::uint32_t id = 1;
+    for (auto it = objects_.begin(); it != objects_.end() && it->first == id; ++it) ++id;
     objects_.emplace(id, std::move(obj));
     kernel_.registerObjects(1);
     return id;

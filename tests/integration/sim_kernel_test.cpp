@@ -145,6 +145,11 @@ TEST_F(SimKernelTest, DestroyIsRefusedWhileReferencedAndUnmapNeverSplitsAnArea) 
     EXPECT_EQ(attached.error().code, Code::Busy);
     ASSERT_TRUE(dev.detach());
     ASSERT_TRUE(ictx->destroy(*hwpt));
+    // Ids are the lowest free one (xa_alloc): the HWPT's comes back.
+    auto again = ictx->allocIoas();
+    ASSERT_TRUE(again);
+    EXPECT_EQ(*again, *hwpt);
+    ASSERT_TRUE(ictx->destroy(*again));
     ASSERT_TRUE(ictx->destroy(ioas));
 }
 
