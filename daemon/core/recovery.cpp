@@ -11,9 +11,13 @@
 namespace tio::core {
 namespace {
 
-// How far above the largest known iommufd id to look for objects a crash left
-// behind: one interrupted call allocates at most a few (HWPT, vIOMMU, vDEVICE).
-constexpr std::uint32_t kScrubMargin = 32;
+// Where objects a crash left behind can be. iommufd gives each new object the
+// lowest free id (xa_alloc), so an object made when n were alive has an id of at
+// most n + 1. Those alive at the crash are the snapshot's (the known ones) and
+// those the interrupted call made, at most a few (HWPT, vIOMMU, vDEVICE): no
+// leftover has an id above known + kScrubMargin. Only the unknown ids up to there
+// are asked about, in one pass each (the bench's 25-device guest: 8 instead of 33).
+constexpr std::uint32_t kScrubMargin = 8;
 
 }  // namespace
 
@@ -139,7 +143,7 @@ void Guest::replay(const MemoryIntent& intent, bool finished, RestoreReport& rep
 void Guest::scrubUnaccountedObjects(RestoreReport& report) {
     // What the table accounts for stays; anything else a crash left behind goes.
     const std::set<std::uint32_t> known = objects_.kernelIds();
-    const std::uint32_t top = *known.rbegin() + kScrubMargin;
+    const auto top = static_cast<std::uint32_t>(known.size()) + kScrubMargin;
     // Leaf-first without knowing the leaves: repeat while something went.
     for (bool progressed = true; progressed;) {
         progressed = false;
@@ -199,7 +203,8 @@ Result<RestoreReport> Guest::restore(GuestImage image, const std::vector<Journal
     kernel::PciSysfs sysfs(sys_);
     for (GuestImage::DeviceImage& sd : image.devices) {
         const auto bdf = Bdf::parse(sd.bdf);
-        auto cdev = bdf ? sysfs.vfioCdev(*bdf) : Result<kernel::VfioCdev>(fail(Code::NotFound, "bad BDF"));
+        auto cdev =
+            bdf ? sysfs.vfioCdev(*bdf, sd.vfio_name) : Result<kernel::VfioCdev>(fail(Code::NotFound, "bad BDF"));
         if (!cdev || !sd.vfio || !sd.claim) {
             report.notes.push_back("dropped device " + sd.bdf + ": its fds were not kept");
             continue;  // closing whatever fd there was unbinds it
@@ -213,7 +218,7 @@ Result<RestoreReport> Guest::restore(GuestImage image, const std::vector<Journal
         }
         Device d{.id = sd.id,
                  .bdf = *bdf,
-                 .vfio_name = sd.vfio_name,
+                 .vfio_name = cdev->name,
                  .claim = std::move(*claim),
                  .vfio = std::move(*vfio),
                  .dev_id = sd.dev_id,

@@ -20,6 +20,12 @@ std::optional<dev_t> parseDevNumber(const std::string& text) {
     return makedev(major_n, minor_n);
 }
 
+Result<VfioCdev> cdevOf(const std::string& name, const std::string& dev_attribute) {
+    const auto rdev = parseDevNumber(dev_attribute);
+    if (!rdev) return fail(Code::Kernel, "unparsable vfio-dev/" + name + "/dev attribute");
+    return VfioCdev{name, "/dev/vfio/devices/" + name, *rdev};
+}
+
 }  // namespace
 
 std::string PciSysfs::devicePath(const Bdf& bdf) { return "/sys/bus/pci/devices/" + bdf.toString(); }
@@ -44,11 +50,18 @@ Result<VfioCdev> PciSysfs::vfioCdev(const Bdf& bdf) {
         if (name.rfind("vfio", 0) != 0) continue;
         auto number = sys_->readAttribute(dev + "/vfio-dev/" + name + "/dev");
         if (!number) return std::unexpected(kernelError("read vfio-dev/" + name + "/dev", number.error()));
-        const auto rdev = parseDevNumber(*number);
-        if (!rdev) return fail(Code::Kernel, "unparsable vfio-dev/" + name + "/dev attribute");
-        return VfioCdev{name, "/dev/vfio/devices/" + name, *rdev};
+        return cdevOf(name, *number);
     }
     return fail(Code::NotSupported, bdf.toString() + " has no VFIO device cdev");
+}
+
+Result<VfioCdev> PciSysfs::vfioCdev(const Bdf& bdf, const std::string& name) {
+    if (name.rfind("vfio", 0) == 0 && name.find('/') == std::string::npos) {
+        if (auto number = sys_->readAttribute(devicePath(bdf) + "/vfio-dev/" + name + "/dev")) {
+            return cdevOf(name, *number);
+        }
+    }
+    return vfioCdev(bdf);
 }
 
 }  // namespace tio::kernel

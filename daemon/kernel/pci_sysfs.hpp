@@ -21,6 +21,9 @@ public:
 
     // NotFound when there is no such function; NotSupported when it is not bound to vfio-pci.
     [[nodiscard]] Result<VfioCdev> vfioCdev(const Bdf& bdf);
+    // The same when the cdev's name is known ("vfio3", a snapshot's): one read of its
+    // dev attribute instead of a listing and a read; the listing if the name is gone.
+    [[nodiscard]] Result<VfioCdev> vfioCdev(const Bdf& bdf, const std::string& name);
     [[nodiscard]] static std::string devicePath(const Bdf& bdf);
     // An attribute's value without the line end sysfs appends ("tsm0\n" -> "tsm0").
     [[nodiscard]] static std::string attributeValue(std::string raw);

@@ -6,8 +6,9 @@
 //   cold start: spawn to READY=1 with nothing kept (the baseline);
 //   recovery:   after SIGKILL, spawn to READY=1 with every fd and the snapshot kept,
 //               the guest re-adopted and checked against the kernel.
-// Prints both per guest and the ratio. No pass/fail on speed; exits 1 if a restart
-// changed the kernel's objects or files.
+// Prints both per guest, the ratio, and the kernel calls each made (cold / recovery:
+// the simulator's count). No pass/fail on speed; exits 1 if a restart changed the
+// kernel's objects or files.
 //   restart_bench [--platform P] [--guests G] [--devices D] [--memory-gib M] [--conversions C]
 #include <sdbus-c++/sdbus-c++.h>
 
@@ -80,11 +81,14 @@ int main(int argc, char** argv) {
     std::vector<std::unique_ptr<ServiceManager>> managers;
     std::vector<std::unique_ptr<VmmClient>> vmms;  // each guest's VMM side, alive across the restarts
     std::vector<double> cold;
+    std::vector<std::uint64_t> cold_calls;  // kernel calls (the simulator's syscalls) from spawn to READY
     std::mt19937_64 rng(7);
     for (unsigned g = 0; g < guests; ++g) {
         managers.push_back(std::make_unique<ServiceManager>(sim, "g" + std::to_string(g),
                                                             std::vector<std::string>{"--policy", policy}));
+        const auto calls_before = sim.counter("syscalls");
         cold.push_back(managers.back()->start());
+        cold_calls.push_back(sim.counter("syscalls") - calls_before);
         auto conn = sdbus::createSessionBusConnectionWithAddress(managers.back()->address());
         GuestClient guest(*conn, "g" + std::to_string(g));
         vmms.push_back(std::make_unique<VmmClient>(sim));
@@ -112,23 +116,35 @@ int main(int argc, char** argv) {
     const auto objects = sim.counter("objects");
     const auto files = sim.counter("open_files");
     std::vector<double> recovery;
-    for (auto& m : managers) recovery.push_back(m->start());
+    std::vector<std::uint64_t> recovery_calls;
+    for (auto& m : managers) {
+        const auto calls_before = sim.counter("syscalls");
+        recovery.push_back(m->start());
+        recovery_calls.push_back(sim.counter("syscalls") - calls_before);
+    }
     const bool unchanged = sim.counter("objects") == objects && sim.counter("open_files") == files;
 
     std::printf(
         "restart benchmark: %s, %u guests, %u devices bound and running, %llu GiB of memory, "
         "%u conversions per guest\n",
         platform.c_str(), guests, devices, static_cast<unsigned long long>(memory_gib), conversions);
-    std::printf("%-8s %10s %18s %16s %10s\n", "guest", "devices", "cold start (ms)", "recovery (ms)", "ratio");
+    std::printf("%-8s %10s %18s %16s %10s %14s\n", "guest", "devices", "cold start (ms)", "recovery (ms)", "ratio",
+                "kernel calls");
     double cold_sum = 0, rec_sum = 0;
+    std::uint64_t cold_calls_sum = 0, rec_calls_sum = 0;
     for (unsigned g = 0; g < guests; ++g) {
         const unsigned n = (devices - g + guests - 1) / guests;
-        std::printf("%-8s %10u %18.1f %16.1f %9.1fx\n", ("g" + std::to_string(g)).c_str(), n, cold[g] * 1e3,
-                    recovery[g] * 1e3, recovery[g] / cold[g]);
+        std::printf("%-8s %10u %18.1f %16.1f %9.1fx %6llu / %-6llu\n", ("g" + std::to_string(g)).c_str(), n,
+                    cold[g] * 1e3, recovery[g] * 1e3, recovery[g] / cold[g],
+                    static_cast<unsigned long long>(cold_calls[g]), static_cast<unsigned long long>(recovery_calls[g]));
         cold_sum += cold[g];
         rec_sum += recovery[g];
+        cold_calls_sum += cold_calls[g];
+        rec_calls_sum += recovery_calls[g];
     }
-    std::printf("%-8s %10u %18.1f %16.1f %9.1fx\n", "all", devices, cold_sum * 1e3, rec_sum * 1e3, rec_sum / cold_sum);
+    std::printf("%-8s %10u %18.1f %16.1f %9.1fx %6llu / %-6llu\n", "all", devices, cold_sum * 1e3, rec_sum * 1e3,
+                rec_sum / cold_sum, static_cast<unsigned long long>(cold_calls_sum),
+                static_cast<unsigned long long>(rec_calls_sum));
     std::printf("kernel objects %llu and files %llu %s across the restarts\n", static_cast<unsigned long long>(objects),
                 static_cast<unsigned long long>(files), unchanged ? "unchanged" : "CHANGED");
     return unchanged ? 0 : 1;

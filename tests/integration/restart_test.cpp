@@ -396,5 +396,45 @@ TEST(RestartQuarantine, AQuarantinedTdiStaysQuarantined) {
     EXPECT_TRUE(eventually([&] { return sim.counter("objects") == 0 && sim.counter("open_files") == 0; }));
 }
 
+// An object the kernel made but the daemon never learnt of (it died in the call) is
+// found after the restart and destroyed: the scrub asks the unknown ids up to the
+// known count plus its margin, which holds because iommufd gives the lowest free id.
+TEST(RestartScrub, AnObjectTheKernelMadeButNeverReportedIsDestroyed) {
+    SimProcess sim{"tdx", {kA}};
+    ServiceManager manager{sim, "vm1"};
+    VmmClient kvm{sim};
+    manager.start();
+    std::uint64_t objects_before = 0;
+    {
+        Vmm vmm(manager.address(), kvm);
+        kvm.attachVm(vmm.guest);
+        vmm.device = kvm.addDevice(*vmm.conn, vmm.guest, kA);
+        vmm.viommu = vmm.guest.CreateVIommu(vmm.device, {});
+        objects_before = sim.counter("objects");
+        sim.injectFailure("IOMMU_VDEVICE_ALLOC", 1, "ETIMEDOUT");  // made at once, answered late
+        std::thread call([&] {
+            try {
+                Vmm caller(manager.address(), kvm);
+                DeviceClient(*caller.conn, vmm.device).CreateVDevice(vmm.viommu, 0x42);
+            } catch (const sdbus::Error&) {  // the daemon dies under it
+            }
+        });
+        EXPECT_TRUE(eventually([&] { return sim.counter("objects") == objects_before + 1; }));
+        manager.kill9();
+        call.join();
+    }
+    manager.start();
+    EXPECT_EQ(sim.counter("objects"), objects_before) << "the restart destroyed the vDEVICE nobody accounted for";
+    {
+        Vmm vmm(manager.address(), kvm);
+        rediscoverDevice(vmm);
+        EXPECT_FALSE(DeviceClient(*vmm.conn, vmm.device).HasVDevice());
+        vmm.guest.Teardown();
+    }
+    EXPECT_EQ(manager.stop(), 0);
+    kvm.exit();
+    EXPECT_TRUE(eventually([&] { return sim.counter("objects") == 0 && sim.counter("open_files") == 0; }));
+}
+
 }  // namespace
 }  // namespace tio::test

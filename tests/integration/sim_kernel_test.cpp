@@ -329,6 +329,13 @@ TEST_F(SimKernelTest, SysfsNamesTheCdevAndRefusesUnknownFunctions) {
     ASSERT_TRUE(cdev);
     EXPECT_EQ(cdev->name, "vfio1");
     EXPECT_EQ(cdev->path, "/dev/vfio/devices/vfio1");
+    // Named (a snapshot's name): the same cdev; a stale or bad name finds the real one.
+    for (const std::string name : {"vfio1", "vfio0", "vfio7", "../vfio1", ""}) {
+        auto named = sysfs.vfioCdev(*Bdf::parse("0000:3b:00.0"), name);
+        ASSERT_TRUE(named) << name;
+        EXPECT_EQ(named->name, "vfio1") << name;
+        EXPECT_EQ(named->rdev, cdev->rdev) << name;
+    }
     auto missing = sysfs.vfioCdev(*Bdf::parse("0000:99:00.0"));
     ASSERT_FALSE(missing);
     EXPECT_EQ(missing.error().code, Code::NotFound);
