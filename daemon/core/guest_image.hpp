@@ -12,6 +12,7 @@
 #include "core/lifecycle.hpp"
 #include "core/memory_rules.hpp"
 #include "core/objects.hpp"
+#include "kernel/features.hpp"
 #include "kernel/kvm.hpp"
 
 namespace tio::core {
@@ -49,6 +50,7 @@ struct GuestImage {
     std::uint32_t ioas_id = 0;
     std::uint32_t hwpt_id = 0;
     ObjectId next_object_id = 1;
+    std::optional<kernel::IommuFeatures> iommu_features;             // what the previous instance probed, if it said
     std::optional<bool> gmem_map_file;                               // what the previous instance probed, if it did
     std::vector<std::pair<std::uint64_t, std::uint64_t>> uncertain;  // [start, end): Guest::uncertainWindows()
     std::uint64_t conversions = 0;

@@ -168,7 +168,10 @@ Result<RestoreReport> Guest::restore(GuestImage image, const std::vector<Journal
     if (!vm) return std::unexpected(vm.error());
     auto iommufd = kernel::Iommufd::adopt(sys_, std::move(image.iommufd), image.ioas_id);
     if (!iommufd) return std::unexpected(iommufd.error());
-    auto features = kernel::probeFeatures(sys_, *iommufd);
+    // What the previous instance probed holds: the kernel cannot change under the fds
+    // it kept (nothing twice). Older snapshots did not say: probed again.
+    auto features = image.iommu_features ? Result<kernel::IommuFeatures>(*image.iommu_features)
+                                         : kernel::probeFeatures(sys_, *iommufd);
     if (!features) return std::unexpected(features.error());
     auto in_place = kernel::kernelConvertsInPlace(sys_);
     if (!in_place) return std::unexpected(in_place.error());

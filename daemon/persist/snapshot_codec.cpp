@@ -32,6 +32,12 @@ v1::GuestSnapshot encode(const core::Guest& guest, std::string_view backend) {
         s.set_hwpt_id(guest.hwptId());
         s.set_memory_model(std::string(toString(vm->model)));
         if (vm->gmem_map_file) s.set_gmem_map_file(*vm->gmem_map_file);
+        auto* f = s.mutable_iommu_features();
+        f->set_map_file(vm->features.map_file);
+        f->set_viommu(vm->features.viommu);
+        f->set_vdevice(vm->features.vdevice);
+        f->set_tsm_request(vm->features.tsm_request);
+        f->set_reshape(vm->features.reshape);
         for (const auto& [start, end] : guest.uncertainWindows()) {
             auto* w = s.add_uncertain();
             w->set_gpa(start);
@@ -97,6 +103,14 @@ GuestImage decode(const v1::GuestSnapshot& s, std::map<std::string, UniqueFd>& f
     image.hwpt_id = s.hwpt_id();
     image.next_object_id = s.next_object_id();
     if (s.has_gmem_map_file()) image.gmem_map_file = s.gmem_map_file();
+    if (s.has_iommu_features()) {
+        const auto& f = s.iommu_features();
+        image.iommu_features = kernel::IommuFeatures{.map_file = f.map_file(),
+                                                     .viommu = f.viommu(),
+                                                     .vdevice = f.vdevice(),
+                                                     .tsm_request = f.tsm_request(),
+                                                     .reshape = f.reshape()};
+    }
     for (const auto& w : s.uncertain()) {
         if (w.size() != 0 && w.gpa() + w.size() > w.gpa()) image.uncertain.emplace_back(w.gpa(), w.gpa() + w.size());
     }

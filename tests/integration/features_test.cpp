@@ -11,6 +11,7 @@
 #include "kernel/ioctl_table.hpp"
 #include "kernel/uapi/iommufd.hpp"
 #include "kernel/uapi/iommufd_tsm_proposed.hpp"
+#include "persist/snapshot_codec.hpp"
 #include "support/assert_ok.hpp"
 #include "support/bring_up.hpp"
 #include "support/guest_rig.hpp"
@@ -86,6 +87,15 @@ TEST(Features, EachProfileIsProbedForWhatItHas) {
         const bool mapped = e.gmem_map_file;
         EXPECT_EQ(g.mappingRules(g.memory().at(*region)).shared_dma, mapped);
         EXPECT_EQ(g.mappedBytes(g.memory().at(*region)), mapped ? 4 * kMiB : 0);
+        // The snapshot keeps what was probed: a restart does not probe again.
+        std::map<std::string, UniqueFd> no_fds;
+        const auto image = persist::decode(persist::encode(g, "test"), no_fds);
+        ASSERT_TRUE(image.iommu_features);
+        EXPECT_EQ(image.iommu_features->reshape, e.reshape);
+        EXPECT_EQ(image.iommu_features->tsm_request, e.reshape);
+        EXPECT_TRUE(image.iommu_features->map_file);
+        EXPECT_EQ(image.iommu_features->viommu, g.vm()->features.viommu);
+        EXPECT_EQ(image.iommu_features->vdevice, g.vm()->features.vdevice);
     }
 }
 
