@@ -25,7 +25,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -36,6 +35,7 @@
 #include "kernel/pci_sysfs.hpp"
 #include "kernel/uapi/ioctl_encoding.hpp"
 #include "kernel/vfio_device.hpp"
+#include "random_conversions.hpp"
 #include "support/sim_process.hpp"
 #include "support/test_vmm.hpp"
 #include "support/trusted_caller.hpp"
@@ -45,7 +45,6 @@ namespace tio::bench {
 namespace {
 
 constexpr std::uint64_t kPage = 4096;
-constexpr std::uint64_t k2M = 2ULL << 20U;
 constexpr std::uint64_t kGpa = 1ULL << 32U;
 constexpr std::uint32_t kIommufdIoctlType = 0x3B;
 
@@ -142,16 +141,11 @@ void finish(Figures& f, test::SimProcess& sim, const CountingSyscalls& sys, cons
     f.ioptes = audit.at("actual_leaves");
 }
 
-// The random sequence both sides run: 4 KiB or 2 MiB (aligned), anywhere.
+// The random sequence both sides run (random_conversions.hpp), at the guest's GPA.
 std::vector<Conversion> sequence(std::uint64_t guest_bytes, std::uint64_t n, std::uint64_t seed) {
-    std::mt19937_64 rng(seed);
     std::vector<Conversion> out;
     out.reserve(n);
-    for (std::uint64_t i = 0; i < n; ++i) {
-        const bool huge = (rng() & 1U) != 0;
-        const std::uint64_t size = huge ? k2M : kPage;
-        out.push_back({kGpa + (rng() % (guest_bytes / size)) * size, size});
-    }
+    for (const RandomConversion& c : randomConversions(guest_bytes, n, seed)) out.push_back({kGpa + c.offset, c.size});
     return out;
 }
 

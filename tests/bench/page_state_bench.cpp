@@ -24,13 +24,13 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "common/range_map.hpp"
 #include "core/memory_planner.hpp"
 #include "core/page_states.hpp"
+#include "random_conversions.hpp"
 
 #include <absl/container/btree_map.h>
 #include <roaring/roaring.h>
@@ -42,7 +42,6 @@ using core::MemoryState;
 using core::PageState;
 
 constexpr std::uint64_t kPage = 4096;
-constexpr std::uint64_t k2M = 2ULL << 20U;
 constexpr PageState kPrivate{MemoryState::Private, false};
 constexpr PageState kShared{MemoryState::Shared, false};
 
@@ -158,14 +157,12 @@ struct Conversion {
     std::uint64_t pages = 0;
 };
 
+// conversion_bench's sequence (random_conversions.hpp), in pages.
 std::vector<Conversion> sequence(std::uint64_t guest_pages, std::uint64_t n, std::uint64_t seed) {
-    std::mt19937_64 rng(seed);
     std::vector<Conversion> out;
     out.reserve(n);
-    for (std::uint64_t i = 0; i < n; ++i) {
-        const bool huge = (rng() & 1U) != 0;
-        const std::uint64_t pages = huge ? k2M / kPage : 1;
-        out.push_back({(rng() % (guest_pages / pages)) * pages, pages});
+    for (const RandomConversion& c : randomConversions(guest_pages * kPage, n, seed)) {
+        out.push_back({c.offset / kPage, c.size / kPage});
     }
     return out;
 }
