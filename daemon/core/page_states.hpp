@@ -5,7 +5,7 @@
 // only the first; the second is empty unless pages were punched or closed.
 //
 // Why two sets and not a map of runs (issue 13, tests/bench/page_state_bench.cpp):
-// a run costs a std::map node (~80 bytes) and a page pattern can make one run per
+// a run costs a std::map node (~64 bytes) and a page pattern can make one run per
 // page, so a 1 TiB guest could need gigabytes; a page set never needs more than its
 // bitmap (32 MiB for 1 TiB) plus 1%, and where memory is mostly uniform it needs 8
 // bytes a run. Everything here costs O(runs visited), never O(pages).
@@ -59,7 +59,6 @@ public:
 
     // The heap bytes held (both sets).
     [[nodiscard]] std::size_t heapBytes() const { return private_.heapBytes() + revoked_.heapBytes(); }
-    [[nodiscard]] const PageSet& privatePages() const { return private_; }
     bool operator==(const PageStates&) const = default;
 
 private:
