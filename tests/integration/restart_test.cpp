@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <csignal>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -411,7 +413,10 @@ TEST(RestartScrub, AnObjectTheKernelMadeButNeverReportedIsDestroyed) {
         vmm.device = kvm.addDevice(*vmm.conn, vmm.guest, kA);
         vmm.viommu = vmm.guest.CreateVIommu(vmm.device, {});
         objects_before = sim.counter("objects");
-        sim.injectFailure("IOMMU_VDEVICE_ALLOC", 1, "ETIMEDOUT");  // made at once, answered late
+        // The simulator makes the vDEVICE at once and answers a second later (it sleeps,
+        // so asking it anything waits for the answer too): the daemon is stopped inside
+        // that second, before it can read the answer, and killed.
+        sim.injectFailure("IOMMU_VDEVICE_ALLOC", 1, "ETIMEDOUT");
         std::thread call([&] {
             try {
                 Vmm caller(manager.address(), kvm);
@@ -419,7 +424,9 @@ TEST(RestartScrub, AnObjectTheKernelMadeButNeverReportedIsDestroyed) {
             } catch (const sdbus::Error&) {  // the daemon dies under it
             }
         });
-        EXPECT_TRUE(eventually([&] { return sim.counter("objects") == objects_before + 1; }));
+        std::this_thread::sleep_for(std::chrono::milliseconds(400));
+        EXPECT_EQ(::kill(manager.pid(), SIGSTOP), 0);
+        EXPECT_EQ(sim.counter("objects"), objects_before + 1) << "the call reached the kernel before the stop";
         manager.kill9();
         call.join();
     }
