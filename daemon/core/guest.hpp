@@ -345,10 +345,9 @@ private:
     bool undo_failed_ = false;
     std::vector<std::pair<std::uint64_t, std::uint64_t>> touched_;    // [start, end) of the steps run
     std::vector<std::pair<std::uint64_t, std::uint64_t>> uncertain_;  // windows not yet closed
-    std::uint64_t closures_ = 0;
-    std::size_t call_budget_ =
-        MemoryOperation::kUnlimited;  // kernel calls the running operation may still plan  // failed undos closed (in
-                                      // generation(): a snapshot records them)
+    std::uint64_t closures_ = 0;  // failed undos closed (in generation(): a snapshot records them)
+    // Kernel calls the running operation may still plan.
+    std::size_t call_budget_ = MemoryOperation::kUnlimited;
     ObjectId next_id_ = 1;
 };
 
