@@ -42,10 +42,19 @@ PageSet::Chunk PageSet::Chunk::full() {
     return c;
 }
 
+std::vector<PageSet::Run>::const_iterator PageSet::Chunk::firstStartingAfter(std::uint32_t x) const {
+    return runs_.begin() +
+           static_cast<std::ptrdiff_t>(firstAbove(runs_.data(), runs_.size(), x, [](const Run& r) { return r.start; }));
+}
+
+std::vector<PageSet::Run>::const_iterator PageSet::Chunk::firstEndingAfter(std::uint32_t x) const {
+    return runs_.begin() +
+           static_cast<std::ptrdiff_t>(firstAbove(runs_.data(), runs_.size(), x, [](const Run& r) { return r.end; }));
+}
+
 bool PageSet::Chunk::contains(std::uint32_t off) const {
     if (bits_) return ((bits_[off / 64] >> (off % 64)) & 1U) != 0;
-    auto it = runs_.begin() + static_cast<std::ptrdiff_t>(
-                                  firstAbove(runs_.data(), runs_.size(), off, [](const Run& r) { return r.start; }));
+    auto it = firstStartingAfter(off);
     return it != runs_.begin() && std::prev(it)->end > off;
 }
 
@@ -54,35 +63,41 @@ bool PageSet::Chunk::allMembers() const {
     return bitmap_runs_ == 1 && (bits_[0] & 1U) != 0 && (bits_[kWords - 1] >> 63U) != 0;
 }
 
-std::uint32_t PageSet::Chunk::next(std::uint32_t off, bool member) const {
-    if (bits_) {
-        std::size_t i = off / 64;
-        auto differing = [&](std::size_t w) { return member ? ~bits_[w] : bits_[w]; };
-        std::uint64_t w = differing(i) & (kAllOnes << (off % 64));
-        while (w == 0) {
-            if (++i == kWords) return kChunkPages;
-            w = differing(i);
-        }
-        return static_cast<std::uint32_t>(i * 64 + static_cast<unsigned>(std::countr_zero(w)));
+std::uint32_t PageSet::Chunk::scanBits(std::uint32_t off, bool member) const {
+    std::size_t i = off / 64;
+    auto differing = [&](std::size_t w) { return member ? ~bits_[w] : bits_[w]; };
+    std::uint64_t w = differing(i) & (kAllOnes << (off % 64));
+    while (w == 0) {
+        if (++i == kWords) return kChunkPages;
+        w = differing(i);
     }
-    // The first run ending after off: either off is in it, or it is the next one.
-    auto it = runs_.begin() + static_cast<std::ptrdiff_t>(
-                                  firstAbove(runs_.data(), runs_.size(), off, [](const Run& r) { return r.end; }));
-    const bool inside = it != runs_.end() && it->start <= off;
-    if (inside != member) return off;
-    if (inside) return it->end;
-    return it == runs_.end() ? static_cast<std::uint32_t>(kChunkPages) : it->start;
+    return static_cast<std::uint32_t>(i * 64 + static_cast<unsigned>(std::countr_zero(w)));
+}
+
+std::uint32_t PageSet::Chunk::next(std::uint32_t off, bool member) const {
+    if (bits_) return scanBits(off, member);
+    const auto [inside, end] = stretchAt(off);
+    return inside == member ? end : off;
 }
 
 std::pair<bool, std::uint32_t> PageSet::Chunk::stretchAt(std::uint32_t off) const {
     if (bits_) {
         const bool member = contains(off);
-        return {member, next(off, member)};
+        return {member, scanBits(off, member)};
     }
-    auto it = runs_.begin() + static_cast<std::ptrdiff_t>(
-                                  firstAbove(runs_.data(), runs_.size(), off, [](const Run& r) { return r.end; }));
+    // The first run ending after off: either off is in it, or it is the next one.
+    auto it = firstEndingAfter(off);
     if (it != runs_.end() && it->start <= off) return {true, it->end};
     return {false, it == runs_.end() ? static_cast<std::uint32_t>(kChunkPages) : it->start};
+}
+
+template <typename F>
+void PageSet::Chunk::forEachRun(F&& f) const {
+    for (std::uint32_t at = next(0, false); at < kChunkPages;) {
+        const std::uint32_t end = next(at, true);
+        f(at, end);
+        at = end < kChunkPages ? next(end, false) : end;
+    }
 }
 
 std::uint32_t PageSet::Chunk::stretchStart(std::uint32_t end, bool member) const {
@@ -99,8 +114,7 @@ std::uint32_t PageSet::Chunk::stretchStart(std::uint32_t end, bool member) const
     }
     const std::uint32_t last = end - 1;
     // The last run starting at or before `last`.
-    auto it = runs_.begin() + static_cast<std::ptrdiff_t>(
-                                  firstAbove(runs_.data(), runs_.size(), last, [](const Run& r) { return r.start; }));
+    auto it = firstStartingAfter(last);
     if (it == runs_.begin()) return member ? end : 0;
     const Run& r = *std::prev(it);
     const bool inside = r.end > last;
@@ -163,25 +177,25 @@ void PageSet::Chunk::assignBits(std::uint32_t s, std::uint32_t e, bool member) {
     // after (its first bit's predecessor may change), are all it can move.
     const std::size_t counted_to = std::min(we + 1, kWords - 1);
     const std::size_t before = runStartsIn(ws, counted_to);
+    fillBits(s, e, member);
+    bitmap_runs_ = bitmap_runs_ - before + runStartsIn(ws, counted_to);
+    if (bitmap_runs_ <= kMaxRuns / 2) toRuns();
+}
+
+void PageSet::Chunk::fillBits(std::uint32_t s, std::uint32_t e, bool member) {
+    const std::size_t ws = s / 64;
+    const std::size_t we = (e - 1) / 64;
     for (std::size_t i = ws; i <= we; ++i) {
         const unsigned lo = i == ws ? s % 64 : 0;
         const unsigned hi = i == we ? (e - 1) % 64 + 1 : 64;
         const std::uint64_t mask = bitsBetween(lo, hi);
         bits_[i] = member ? bits_[i] | mask : bits_[i] & ~mask;
     }
-    bitmap_runs_ = bitmap_runs_ - before + runStartsIn(ws, counted_to);
-    if (bitmap_runs_ <= kMaxRuns / 2) toRuns();
 }
 
 void PageSet::Chunk::toBitmap() {
     bits_ = std::make_unique<std::uint64_t[]>(kWords);  // zeroed
-    for (const Run& r : runs_) {
-        for (std::uint32_t w = r.start / 64; w <= (r.end - 1) / 64; ++w) {
-            const unsigned lo = w == r.start / 64 ? r.start % 64 : 0;
-            const unsigned hi = w == (r.end - 1) / 64 ? (r.end - 1) % 64 + 1 : 64;
-            bits_[w] |= bitsBetween(lo, hi);
-        }
-    }
+    for (const Run& r : runs_) fillBits(r.start, r.end, true);
     bitmap_runs_ = runs_.size();
     std::vector<Run>().swap(runs_);
 }
@@ -189,11 +203,7 @@ void PageSet::Chunk::toBitmap() {
 void PageSet::Chunk::toRuns() {
     std::vector<Run> runs;
     runs.reserve(bitmap_runs_);
-    for (std::uint32_t at = next(0, false); at < kChunkPages;) {
-        const std::uint32_t end = next(at, true);
-        runs.push_back({at, end});
-        at = end < kChunkPages ? next(end, false) : end;
-    }
+    forEachRun([&runs](std::uint32_t s, std::uint32_t e) { runs.push_back({s, e}); });
     bits_.reset();
     bitmap_runs_ = 0;
     runs_ = std::move(runs);
@@ -277,12 +287,8 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> PageSet::members() const {
         const Slot& slot = slots_[chunk];
         const std::uint64_t base = chunk << kChunkShift;
         if (slot.fill == Fill::All) add(base, base + kChunkPages);
-        if (slot.fill != Fill::Some) continue;
-        for (std::uint32_t at = slot.chunk->next(0, false); at < kChunkPages;) {
-            const std::uint32_t end = slot.chunk->next(at, true);
-            add(base + at, base + end);
-            at = end < kChunkPages ? slot.chunk->next(end, false) : end;
-        }
+        if (slot.fill == Fill::Some)
+            slot.chunk->forEachRun([&](std::uint32_t s, std::uint32_t e) { add(base + s, base + e); });
     }
     return out;
 }

@@ -78,8 +78,19 @@ private:
         [[nodiscard]] bool isBitmap() const { return bits_ != nullptr; }
         // A chunk of members only: what an all-members chunk becomes when it is cut.
         static Chunk full();
+        // Calls f(start, end) for each run of members, in order.
+        template <typename F>
+        void forEachRun(F&& f) const;
 
     private:
+        // In the run vector, by a branch-free search: the first run starting after x,
+        // and the first ending after x.
+        [[nodiscard]] std::vector<Run>::const_iterator firstStartingAfter(std::uint32_t x) const;
+        [[nodiscard]] std::vector<Run>::const_iterator firstEndingAfter(std::uint32_t x) const;
+        // In the bitmap: the first offset at or after `off` whose bit is not `member`.
+        [[nodiscard]] std::uint32_t scanBits(std::uint32_t off, bool member) const;
+        // Sets (`member`) or clears the bits of [s, e).
+        void fillBits(std::uint32_t s, std::uint32_t e, bool member);
         void assignRuns(std::uint32_t s, std::uint32_t e, bool member);
         void assignBits(std::uint32_t s, std::uint32_t e, bool member);
         [[nodiscard]] std::size_t runStartsIn(std::size_t first_word, std::size_t last_word) const;
