@@ -6,7 +6,6 @@
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl.h>
-#include <google/protobuf/util/delimited_message_util.h>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
@@ -14,6 +13,8 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "wire/delimited.hpp"
 
 namespace tio::audit {
 namespace {
@@ -116,11 +117,9 @@ bool AuditLog::append(tio::v1::AuditRecord record) {
         spdlog::info("{}", line);
     }
     if (!fd_) return true;
-    std::string bytes;
-    {
-        google::protobuf::io::StringOutputStream out(&bytes);
-        if (!google::protobuf::util::SerializeDelimitedToZeroCopyStream(record, &out)) return false;
-    }
+    const auto delimited = wire::delimited(record);
+    if (!delimited) return false;
+    const std::string& bytes = *delimited;
     off_t before = ::lseek(fd_.get(), 0, SEEK_END);
     if (before > 0 && static_cast<std::uint64_t>(before) + bytes.size() > max_bytes_) {
         if (!rotate()) {
@@ -149,8 +148,7 @@ Result<std::vector<tio::v1::AuditRecord>> readAuditLog(const std::string& path) 
         google::protobuf::io::FileInputStream in(fd);
         for (;;) {
             tio::v1::AuditRecord r;
-            bool clean_eof = false;
-            if (!google::protobuf::util::ParseDelimitedFromZeroCopyStream(&r, &in, &clean_eof)) break;
+            if (!wire::readDelimited(in, r)) break;
             out.push_back(std::move(r));
         }
     }

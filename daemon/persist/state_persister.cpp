@@ -6,8 +6,6 @@
 #include <unistd.h>
 
 #include <google/protobuf/io/zero_copy_stream_impl.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-#include <google/protobuf/util/delimited_message_util.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -16,6 +14,7 @@
 #include "persist/fd_names.hpp"
 #include "persist/journal_codec.hpp"
 #include "persist/snapshot_codec.hpp"
+#include "wire/delimited.hpp"
 
 namespace tio::persist {
 namespace {
@@ -51,13 +50,13 @@ void StatePersister::append(const v1::JournalEntry& e) {
             return;
         }
     }
-    std::string bytes;
-    {
-        google::protobuf::io::StringOutputStream out(&bytes);
-        google::protobuf::util::SerializeDelimitedToZeroCopyStream(e, &out);
+    const auto bytes = wire::delimited(e);
+    if (!bytes) {
+        spdlog::error("memory journal: an entry too large to append");
+        return;
     }
-    if (!writeAll(journal_.get(), bytes)) spdlog::error("memory journal: append failed");
-    journal_bytes_ += bytes.size();
+    if (!writeAll(journal_.get(), *bytes)) spdlog::error("memory journal: append failed");
+    journal_bytes_ += bytes->size();
 }
 
 std::uint64_t StatePersister::intent(const core::MemoryIntent& intent) {
@@ -154,8 +153,7 @@ std::vector<v1::JournalEntry> StatePersister::readJournal(int fd) {
     google::protobuf::io::FileInputStream in(fd);
     for (;;) {
         v1::JournalEntry e;
-        bool clean_eof = false;
-        if (!google::protobuf::util::ParseDelimitedFromZeroCopyStream(&e, &in, &clean_eof)) break;
+        if (!wire::readDelimited(in, e)) break;
         out.push_back(std::move(e));
     }
     return out;

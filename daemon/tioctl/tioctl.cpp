@@ -1,9 +1,8 @@
 // tioctl: the admin CLI. Talks to the guests' admin door on the system bus.
 //   tioctl list                 guests with state, platform and device count
 //   tioctl show GUEST           the guest's devices with TDI states, vIOMMUs, memory
-//   tioctl dump GUEST           DumpState as JSON (protobuf's JSON printer)
+//   tioctl dump GUEST           DumpState as JSON (protobuf's JSON printer, wire/message_text.hpp)
 //   tioctl teardown GUEST       unwind the guest (uid 0 or a policy admin)
-#include <google/protobuf/util/json_util.h>
 #include <sdbus-c++/sdbus-c++.h>
 
 #include <cstdio>
@@ -15,6 +14,7 @@
 #include "tio/Memory1-proxy.h"
 #include "tio/VIommu1-proxy.h"
 #include "tio/v1/guest_snapshot.pb.h"
+#include "wire/message_text.hpp"
 
 namespace {
 
@@ -99,12 +99,9 @@ int dump(sdbus::IConnection& bus, const std::string& guest) {
         std::fprintf(stderr, "tioctl: the snapshot does not parse\n");
         return 1;
     }
-    std::string json;
-    google::protobuf::util::JsonPrintOptions options;
-    options.add_whitespace = true;
-    options.always_print_primitive_fields = true;
-    if (!google::protobuf::util::MessageToJsonString(snapshot, &json, options).ok()) return 1;
-    std::printf("%s", json.c_str());
+    const auto json = tio::wire::toJson(snapshot);
+    if (!json) return 1;
+    std::printf("%s", json->c_str());
     return 0;
 }
 

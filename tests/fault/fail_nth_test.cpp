@@ -20,6 +20,7 @@
 #include "support/guest_rig.hpp"
 #include "support/model_of.hpp"
 #include "support/trusted_caller.hpp"
+#include "wire/message_text.hpp"
 
 namespace tio::test {
 namespace {
@@ -51,7 +52,7 @@ struct Step {
 std::string modelBesidesBinds(const Guest& g) {
     auto snapshot = persist::encode(g, "test");
     for (auto& d : *snapshot.mutable_devices()) d.set_dev_id(0);
-    return snapshot.DebugString();
+    return wire::toText(snapshot);
 }
 
 // A step of the TSM (bind, the guest's requests, evidence, unbind): merged kernels

@@ -21,6 +21,7 @@
 #include "support/service_manager.hpp"
 #include "support/vmm_client.hpp"
 #include "tio/v1/guest_snapshot.pb.h"
+#include "wire/message_text.hpp"
 
 namespace tio::test {
 namespace {
@@ -54,7 +55,7 @@ void rediscoverDevice(Vmm& v) {
 std::string text(const std::vector<std::uint8_t>& bytes) {
     v1::GuestSnapshot s;
     if (!s.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return "unparsable";
-    return s.DebugString();
+    return wire::toText(s);
 }
 
 // The GPA ranges the daemon says are private, as "start-end" in hex, merged across

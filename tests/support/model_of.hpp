@@ -6,9 +6,10 @@
 
 #include "core/guest.hpp"
 #include "persist/snapshot_codec.hpp"
+#include "wire/message_text.hpp"
 
 namespace tio::test {
 
-[[nodiscard]] inline std::string modelOf(const core::Guest& g) { return persist::encode(g, "test").DebugString(); }
+[[nodiscard]] inline std::string modelOf(const core::Guest& g) { return wire::toText(persist::encode(g, "test")); }
 
 }  // namespace tio::test

@@ -5,6 +5,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/timestamp.pb.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -129,6 +132,39 @@ TEST_F(AuditLogTest, OpeningALongLogKeepsEveryCompleteRecord) {
     auto all = readAuditLog(path);
     ASSERT_TRUE(all);
     EXPECT_EQ(all->size(), 20000U);
+}
+
+// Records written before the daemon moved to the lite runtime held a
+// google.protobuf.Timestamp (tio.v1.Timestamp is its wire form) and were delimited
+// by protobuf's full-runtime helper: they read back the same, time included.
+TEST_F(AuditLogTest, RecordsWithAWellKnownTimestampReadBackWithTheirTime) {
+    google::protobuf::Timestamp time;
+    time.set_seconds(1765000000);
+    time.set_nanos(42);
+    std::string body;  // AuditRecord{time = 1: the Timestamp, event = 3: "teardown"}
+    {
+        google::protobuf::io::StringOutputStream s(&body);
+        google::protobuf::io::CodedOutputStream out(&s);
+        out.WriteTag((1 << 3) | 2);
+        out.WriteVarint32(static_cast<std::uint32_t>(time.ByteSizeLong()));
+        ASSERT_TRUE(time.SerializeToCodedStream(&out));
+        out.WriteTag((3 << 3) | 2);
+        out.WriteVarint32(8);
+        out.WriteString("teardown");
+    }
+    std::filesystem::create_directory(dir + "/audit");
+    const std::string path = dir + "/audit/vm1.log";
+    {
+        std::ofstream file(path, std::ios::binary);
+        file << static_cast<char>(body.size()) << body;  // one varint byte: under 128
+    }
+    ASSERT_LT(body.size(), 128U);
+    auto all = readAuditLog(path);
+    ASSERT_TRUE(all);
+    ASSERT_EQ(all->size(), 1U);
+    EXPECT_EQ((*all)[0].event(), "teardown");
+    EXPECT_EQ((*all)[0].time().seconds(), 1765000000);
+    EXPECT_EQ((*all)[0].time().nanos(), 42);
 }
 
 }  // namespace
