@@ -4,12 +4,17 @@
 //  - start to first reply: from spawning the daemon to the answer to its first
 //    call (its listening socket appears within 2 ms polling; the call then waits
 //    until the daemon serves);
-//  - idle RSS per instance (VmRSS, shared library pages included) and in total;
+//  - idle RSS per instance (VmRSS, shared library pages included) and in total,
+//    beside the same-run RSS of idle_floor: a C++ sd-bus server that does nothing,
+//    the part of the figure any daemon built like this one pays;
 //  - the p50/p99 of a property read, round-robin across all instances.
 // Figures only; no pass/fail on speed (ctest runs it small so it cannot rot).
 //   instance_bench [--guests N] [--reads N]
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -17,6 +22,7 @@
 #include <vector>
 
 #include "support/daemon_rig.hpp"
+#include "support/process.hpp"
 #include "support/raw_dbus.hpp"
 
 using namespace tio::test;
@@ -87,6 +93,17 @@ Reads readAll(std::vector<Instance>& all, int reads) {
     return {us[us.size() / 2], us[std::min(us.size() - 1, us.size() * 99 / 100)]};
 }
 
+// idle_floor's RSS once it is serving (see its header comment).
+std::size_t floorKib() {
+    const std::string ready = "/tmp/tio-idle-floor-" + std::to_string(::getpid());
+    pid_t pid = spawnProcess({TIO_IDLE_FLOOR_PATH, ready});
+    waitForPath(ready, "idle_floor");
+    const std::size_t kib = residentKib(pid);
+    (void)stopProcess(pid, SIGKILL);
+    ::unlink(ready.c_str());
+    return kib;
+}
+
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v[v.size() / 2];
@@ -110,6 +127,7 @@ int main(int argc, char** argv) {
     const std::size_t solo_rss = residentKib(one.front().daemon->pid());
     const std::size_t solo_pss = proportionalKib(one.front().daemon->pid());
     const double solo_start = one.front().start_ms;
+    const std::size_t floor_rss = floorKib();
     one.clear();
 
     std::vector<Instance> all;
@@ -131,6 +149,8 @@ int main(int argc, char** argv) {
                 solo_start, guests, median(starts), *std::max_element(starts.begin(), starts.end()), all_start_s);
     std::printf("  idle RSS per instance    : alone %zu KiB; mean of %d %zu KiB (goal <= 6 MiB each)\n", solo_rss,
                 guests, total_rss / static_cast<std::size_t>(guests));
+    std::printf("  idle RSS of idle_floor   : %zu KiB (a C++ sd-bus server doing nothing); the daemon adds %zu KiB\n",
+                floor_rss, solo_rss - std::min(solo_rss, floor_rss));
     std::printf("  idle PSS per instance    : alone %zu KiB; mean of %d %zu KiB; total %.1f MiB\n", solo_pss, guests,
                 total_pss / static_cast<std::size_t>(guests), total_pss / 1024.0);
     std::printf("  property read, %d reads : alone p50 %.1f us p99 %.1f us; across %d p50 %.1f us p99 %.1f us\n", reads,
