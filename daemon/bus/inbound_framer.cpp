@@ -1,5 +1,6 @@
 #include "bus/inbound_framer.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <optional>
@@ -87,6 +88,7 @@ std::expected<void, std::string> InboundFramer::violation(std::string why) {
     ready_.clear();  // nothing of a peer that broke the protocol is served
     partial_.clear();
     head_ = 0;
+    searched_ = 0;
     return std::unexpected(std::move(why));
 }
 
@@ -97,6 +99,7 @@ std::expected<void, std::string> InboundFramer::feed(std::span<const char> bytes
     partial_.append(bytes.data(), bytes.size());
     auto r = cut();
     partial_.erase(0, head_);  // once per read: cutting many small messages stays linear
+    searched_ -= std::min(searched_, head_);
     head_ = 0;
     if (!r) return violation(std::move(r.error()));
     // Fds are received with the first bytes of the message that carries them (a read
@@ -116,9 +119,11 @@ std::expected<void, std::string> InboundFramer::cut() {
 }
 
 std::expected<bool, std::string> InboundFramer::cutAuthLine() {
-    const std::size_t end = partial_.find("\r\n", head_);
+    // A "\r" that ended the bytes searched may pair with a "\n" that came since.
+    const std::size_t end = partial_.find("\r\n", std::max(head_, searched_ == 0 ? 0 : searched_ - 1));
     if (end == std::string::npos) {
         if (partial_.size() - head_ > kMaxAuthLine) return std::unexpected("an authentication line longer than 16 KiB");
+        searched_ = partial_.size();
         return false;
     }
     const bool begin = std::string_view(partial_).substr(head_, end - head_) == "BEGIN";

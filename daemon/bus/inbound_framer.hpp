@@ -63,7 +63,10 @@ private:
     bool authenticating_ = true;
     bool broken_ = false;
     std::string partial_;
-    std::size_t head_ = 0;      // within a feed: where the next frame starts in partial_
+    std::size_t head_ = 0;  // within a feed: where the next frame starts in partial_
+    // Authenticating: partial_[0, searched_) holds no "\r\n" at or after head_, so a
+    // line fed a byte at a time is searched once, not once per byte.
+    std::size_t searched_ = 0;
     std::deque<UniqueFd> fds_;  // received, not yet claimed by a message
     std::deque<Frame> ready_;
 };

@@ -86,6 +86,20 @@ TEST(InboundFramer, AMessageFedByteByByteIsOneFrame) {
     EXPECT_EQ(f.buffered(), 0U);
 }
 
+// A line is searched for its end once however it is fed (the framer remembers how
+// far it looked), and a "\r\n" split between two reads still ends it.
+TEST(InboundFramer, AuthLinesFedByteByByteAreTheSameFrame) {
+    InboundFramer f;
+    const std::string msg = marshal(call());
+    for (char c : kAuth + msg) ASSERT_TRUE(f.feed(std::string_view(&c, 1), {}));
+    ASSERT_TRUE(f.hasFrame());
+    EXPECT_EQ(f.next().bytes, kAuth);
+    ASSERT_TRUE(f.hasFrame());
+    EXPECT_EQ(f.next().bytes, msg);
+    EXPECT_FALSE(f.authenticating());
+    EXPECT_EQ(f.buffered(), 0U);
+}
+
 TEST(InboundFramer, FdsThatDoNotAddUpAreAViolationAndClosed) {
     struct Case {
         const char* what;
