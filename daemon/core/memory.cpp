@@ -2,6 +2,8 @@
 // The planner decides which kernel operations, in which order; memory_apply.cpp runs
 // them, memory_record.cpp keeps the record of page states.
 
+#include <bit>
+
 #include "common/checked_math.hpp"
 #include "core/guest.hpp"
 #include "core/memory_planner.hpp"
