@@ -3,6 +3,10 @@
 // libstdc++, libm, libgcc_s, the loader, libsystemd and the libraries it pulls
 // in) and does nothing else. It starts a peer-to-peer sd-bus server on one end of
 // a socketpair, creates the file named by its argument, and waits to be killed.
+// Built twice: idle_floor_iostream also includes <iostream>, whose static
+// initializer sets up the standard streams and their locale, as libprotobuf's own
+// static constructors do in every process that links it (its headers and sources
+// include <iostream>; with g++ 12 the set-up runs per translation unit that does).
 //   idle_floor READY_PATH
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -11,6 +15,9 @@
 #include <unistd.h>
 
 #include <string>
+#ifdef TIO_IDLE_FLOOR_IOSTREAM
+#include <iostream>
+#endif
 
 int main(int argc, char** argv) {
     if (argc != 2) return 2;

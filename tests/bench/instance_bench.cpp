@@ -93,10 +93,10 @@ Reads readAll(std::vector<Instance>& all, int reads) {
     return {us[us.size() / 2], us[std::min(us.size() - 1, us.size() * 99 / 100)]};
 }
 
-// idle_floor's RSS once it is serving (see its header comment).
-std::size_t floorKib() {
+// The RSS of an idle_floor build once it is serving (see its header comment).
+std::size_t floorKib(const char* program) {
     const std::string ready = "/tmp/tio-idle-floor-" + std::to_string(::getpid());
-    pid_t pid = spawnProcess({TIO_IDLE_FLOOR_PATH, ready});
+    pid_t pid = spawnProcess({program, ready});
     waitForPath(ready, "idle_floor");
     const std::size_t kib = residentKib(pid);
     (void)stopProcess(pid, SIGKILL);
@@ -127,7 +127,8 @@ int main(int argc, char** argv) {
     const std::size_t solo_rss = residentKib(one.front().daemon->pid());
     const std::size_t solo_pss = proportionalKib(one.front().daemon->pid());
     const double solo_start = one.front().start_ms;
-    const std::size_t floor_rss = floorKib();
+    const std::size_t floor_rss = floorKib(TIO_IDLE_FLOOR_PATH);
+    const std::size_t floor_iostream_rss = floorKib(TIO_IDLE_FLOOR_IOSTREAM_PATH);
     one.clear();
 
     std::vector<Instance> all;
@@ -151,6 +152,10 @@ int main(int argc, char** argv) {
                 guests, total_rss / static_cast<std::size_t>(guests));
     std::printf("  idle RSS of idle_floor   : %zu KiB (a C++ sd-bus server doing nothing); the daemon adds %zu KiB\n",
                 floor_rss, solo_rss - std::min(solo_rss, floor_rss));
+    std::printf(
+        "  ... with <iostream>      : %zu KiB (the streams libprotobuf's constructors set up); the daemon adds "
+        "%zu KiB\n",
+        floor_iostream_rss, solo_rss - std::min(solo_rss, floor_iostream_rss));
     std::printf("  idle PSS per instance    : alone %zu KiB; mean of %d %zu KiB; total %.1f MiB\n", solo_pss, guests,
                 total_pss / static_cast<std::size_t>(guests), total_pss / 1024.0);
     std::printf("  property read, %d reads : alone p50 %.1f us p99 %.1f us; across %d p50 %.1f us p99 %.1f us\n", reads,
