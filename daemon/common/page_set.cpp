@@ -220,7 +220,7 @@ bool PageSet::contains(std::uint64_t page) const {
     if (chunk >= slots_.size()) return false;
     const Slot& slot = slots_[chunk];
     if (slot.fill != Fill::Some) return slot.fill == Fill::All;
-    return slot.chunk->contains(static_cast<std::uint32_t>(page % kChunkPages));
+    return slot.chunk.contains(static_cast<std::uint32_t>(page % kChunkPages));
 }
 
 std::uint64_t PageSet::runEnd(std::uint64_t page, std::uint64_t limit) const { return stretchAt(page, limit).end; }
@@ -233,7 +233,7 @@ PageSet::Stretch PageSet::stretchAt(std::uint64_t page, std::uint64_t limit) con
     }
     // A mixed chunk: one search gives the membership and where it changes.
     const std::uint64_t base = page - page % kChunkPages;
-    const auto [member, q] = slots_[chunk].chunk->stretchAt(static_cast<std::uint32_t>(page - base));
+    const auto [member, q] = slots_[chunk].chunk.stretchAt(static_cast<std::uint32_t>(page - base));
     if (q < kChunkPages) return {member, std::min(limit, base + q)};
     return {member, runEndFrom(base + kChunkPages, limit, member)};
 }
@@ -244,7 +244,7 @@ std::uint64_t PageSet::runEndFrom(std::uint64_t at, std::uint64_t limit, bool me
         if (chunk >= slots_.size()) return member ? at : limit;  // no members past the slots
         const Slot& slot = slots_[chunk];
         if (slot.fill == Fill::Some) {
-            const std::uint32_t q = slot.chunk->next(static_cast<std::uint32_t>(at % kChunkPages), member);
+            const std::uint32_t q = slot.chunk.next(static_cast<std::uint32_t>(at % kChunkPages), member);
             if (q < kChunkPages) return std::min(limit, (chunk << kChunkShift) + q);
         } else if ((slot.fill == Fill::All) != member) {
             return at;
@@ -267,7 +267,7 @@ std::uint64_t PageSet::runStart(std::uint64_t page, std::uint64_t floor) const {
         }
         const Slot& slot = slots_[chunk];
         if (slot.fill == Fill::Some) {
-            const std::uint32_t q = slot.chunk->stretchStart(static_cast<std::uint32_t>(end - base), member);
+            const std::uint32_t q = slot.chunk.stretchStart(static_cast<std::uint32_t>(end - base), member);
             if (q > 0) return std::max(floor, base + q);
         } else if ((slot.fill == Fill::All) != member) {
             return end;
@@ -288,7 +288,7 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> PageSet::members() const {
         const std::uint64_t base = chunk << kChunkShift;
         if (slot.fill == Fill::All) add(base, base + kChunkPages);
         if (slot.fill == Fill::Some)
-            slot.chunk->forEachRun([&](std::uint32_t s, std::uint32_t e) { add(base + s, base + e); });
+            slot.chunk.forEachRun([&](std::uint32_t s, std::uint32_t e) { add(base + s, base + e); });
     }
     return out;
 }
@@ -296,14 +296,14 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> PageSet::members() const {
 std::size_t PageSet::heapBytes() const {
     std::size_t n = slots_.capacity() * sizeof(Slot);
     for (const Slot& slot : slots_) {
-        if (slot.chunk) n += sizeof(Chunk) + slot.chunk->heapBytes();
+        if (slot.fill == Fill::Some) n += slot.chunk.heapBytes();
     }
     return n;
 }
 
 std::size_t PageSet::bitmapChunks() const {
-    return static_cast<std::size_t>(
-        std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return s.chunk && s.chunk->isBitmap(); }));
+    return static_cast<std::size_t>(std::count_if(
+        slots_.begin(), slots_.end(), [](const Slot& s) { return s.fill == Fill::Some && s.chunk.isBitmap(); }));
 }
 
 void PageSet::assign(std::uint64_t first, std::uint64_t end, bool member) {
@@ -321,7 +321,7 @@ void PageSet::assign(std::uint64_t first, std::uint64_t end, bool member) {
     for (; at + kChunkPages <= end; at += kChunkPages) {  // whole chunks
         Slot& slot = slots_[at >> kChunkShift];
         slot.fill = member ? Fill::All : Fill::None;
-        slot.chunk.reset();
+        slot.chunk = Chunk{};
     }
     if (at < end) assignInChunk(at >> kChunkShift, 0, static_cast<std::uint32_t>(end - at), member);  // the tail
     if (!member) {
@@ -334,13 +334,13 @@ void PageSet::assignInChunk(std::uint64_t chunk, std::uint32_t s, std::uint32_t 
     Slot& slot = slots_[chunk];
     if (slot.fill == (member ? Fill::All : Fill::None)) return;
     if (slot.fill != Fill::Some) {
-        slot.chunk = std::make_unique<Chunk>(slot.fill == Fill::All ? Chunk::full() : Chunk{});
+        slot.chunk = slot.fill == Fill::All ? Chunk::full() : Chunk{};
         slot.fill = Fill::Some;
     }
-    slot.chunk->assign(s, e, member);
-    if (slot.chunk->noMembers() || slot.chunk->allMembers()) {
-        slot.fill = slot.chunk->noMembers() ? Fill::None : Fill::All;
-        slot.chunk.reset();
+    slot.chunk.assign(s, e, member);
+    if (slot.chunk.noMembers() || slot.chunk.allMembers()) {
+        slot.fill = slot.chunk.noMembers() ? Fill::None : Fill::All;
+        slot.chunk = Chunk{};
     }
 }
 

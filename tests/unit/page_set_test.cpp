@@ -99,7 +99,7 @@ TEST(PageSetTest, UniformMemoryCostsOneSlotAChunk) {
     const std::uint64_t tib_pages = (1ULL << 40U) / 4096;
     set.assign(0, tib_pages, true);
     const std::size_t uniform = set.heapBytes();
-    EXPECT_EQ(uniform, 32U * 1024) << "16 bytes per 512 MiB chunk: 0.1% of the bitmap";
+    EXPECT_EQ(uniform, 96U * 1024) << "48 bytes per 512 MiB chunk (its slot): 0.3% of the bitmap";
     // One page out in the middle: one chunk of two runs.
     set.assign(tib_pages / 2, tib_pages / 2 + 1, false);
     EXPECT_LT(set.heapBytes(), uniform + 128);
