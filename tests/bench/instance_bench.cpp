@@ -5,8 +5,9 @@
 //    call (its listening socket appears within 2 ms polling; the call then waits
 //    until the daemon serves);
 //  - idle RSS per instance (VmRSS, shared library pages included) and in total,
-//    beside the same-run RSS of idle_floor: a C++ sd-bus server that does nothing,
-//    the part of the figure any daemon built like this one pays;
+//    beside the same-run RSS of idle_floor, a C++ sd-bus server that does nothing
+//    (the part of the figure any daemon built like this one pays), with and
+//    without the standard streams libprotobuf sets up;
 //  - the p50/p99 of a property read, round-robin across all instances.
 // Figures only; no pass/fail on speed (ctest runs it small so it cannot rot).
 //   instance_bench [--guests N] [--reads N]
