@@ -36,9 +36,10 @@ const IommuObj* IommufdFile::find(std::uint32_t id, ObjType type) const {
 }
 
 std::uint32_t IommufdFile::add(IommuObj obj) {
-    // The lowest free id from 1, as xa_alloc gives iommufd (ids are reused).
+    // The lowest free id from 1, as xa_alloc gives iommufd (ids are reused). A
+    // tombstoned id is not free: its slot holds XA_ZERO_ENTRY until the fd closes.
     std::uint32_t id = 1;
-    for (auto it = objects_.begin(); it != objects_.end() && it->first == id; ++it) ++id;
+    while (objects_.contains(id) || tombstones_.contains(id)) ++id;
     objects_.emplace(id, std::move(obj));
     kernel_.registerObjects(1);
     return id;

@@ -205,6 +205,11 @@ TEST_F(SimKernelTest, VdeviceRulesAndTombstoneOnDeviceClose) {
     ASSERT_FALSE(gone);
     EXPECT_EQ(gone.error().sys_errno, ENOENT);
     ASSERT_TRUE(ictx->destroy(*viommu)) << "the vIOMMU is free again";
+    // The tombstoned id is not reused until the iommufd closes; the other free ids
+    // are, the lowest first (xa_alloc).
+    std::vector<std::uint32_t> ids;
+    for (int i = 0; i < 3; ++i) ids.push_back(*ictx->allocIoas());
+    EXPECT_EQ(ids, (std::vector<std::uint32_t>{da, *viommu, *va + 1}));
 }
 
 // RFC v7: a vDEVICE on a TSM vIOMMU binds (the TSM's device context, not LOCK), which
