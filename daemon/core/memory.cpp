@@ -15,8 +15,10 @@ bool validRange(std::uint64_t gpa, std::uint64_t size) {
     return size != 0 && checkedEnd(gpa, size).has_value() && pageAligned(gpa) && pageAligned(size);
 }
 
-// The journal's record of one operation: the intent goes out when this is made, the
-// outcome when it is destroyed, after the operation's Rollback (declare it first).
+// The journal's record of one operation: the intent goes out when this is made; the
+// outcome at done(), once the kernel holds the result and before the change is
+// announced (whatever snapshot that triggers covers the whole record), or, for an
+// operation that failed, when this is destroyed, after its Rollback (declare it first).
 class Intent {
 public:
     Intent(MemoryObserver* observer, const MemoryIntent& intent)
@@ -24,14 +26,17 @@ public:
     Intent(const Intent&) = delete;
     Intent& operator=(const Intent&) = delete;
     ~Intent() {
-        if (observer_ != nullptr) observer_->outcome(seq_, done_);
+        if (observer_ != nullptr && !recorded_) observer_->outcome(seq_, false);
     }
-    void done() { done_ = true; }
+    void done() {
+        if (observer_ != nullptr) observer_->outcome(seq_, true);
+        recorded_ = true;
+    }
 
 private:
     MemoryObserver* observer_;
     std::uint64_t seq_;
-    bool done_ = false;
+    bool recorded_ = false;
 };
 
 }  // namespace

@@ -75,24 +75,25 @@ void StatePersister::outcome(std::uint64_t seq, bool done) {
     append(e);
 }
 
-void StatePersister::writeSnapshot() {
+bool StatePersister::writeSnapshot() {
     v1::GuestSnapshot s = encode(guest_, backend_);
     s.set_journal_seq(seq_);
     std::string bytes;
-    if (!s.SerializeToString(&bytes)) return;
+    if (!s.SerializeToString(&bytes)) return false;
     UniqueFd fd(::memfd_create("tio-snapshot", MFD_CLOEXEC | MFD_ALLOW_SEALING));
     if (!fd || !writeAll(fd.get(), bytes) ||
         ::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
         spdlog::error("snapshot: cannot write it; a restart would use the previous one");
-        return;
+        return false;
     }
     const std::string next = snapshotName(snapshot_generation_ + 1);
-    if (!store_.store(next, fd.get())) return;
+    if (!store_.store(next, fd.get())) return false;
     ++snapshot_generation_;
     // Every other snapshot goes only once the new one is kept.
     const std::set<std::string> stored = store_.stored();
     for (const auto& n : stored)
         if (snapshotGeneration(n) && n != next) store_.remove(n);
+    return true;
 }
 
 std::optional<std::pair<std::string, std::uint64_t>> StatePersister::newestSnapshot(
@@ -128,11 +129,13 @@ void StatePersister::persist() {
     const bool have_snapshot = std::any_of(store_.stored().begin(), store_.stored().end(),
                                            [](const std::string& n) { return snapshotGeneration(n).has_value(); });
     if (structure == last_structure_ && journal_bytes_ < kJournalCompactBytes && have_snapshot) return;
-    writeSnapshot();
+    // Not kept: the journal stays whole and the next call tries again.
+    if (!writeSnapshot()) return;
     last_structure_ = structure;
-    if (journal_bytes_ >= kJournalCompactBytes && journal_) {
-        // Everything up to seq_ is in the snapshot just stored; entries are skipped by
-        // seq on replay, so a crash between the two steps is harmless.
+    if (journal_ && journal_bytes_ > 0) {
+        // Everything up to seq_ is in the snapshot just stored, so the journal starts
+        // over and a restart reads each change once, in whichever of the two holds it.
+        // Replay skips entries by seq, so a crash between the two steps is harmless.
         (void)::ftruncate(journal_.get(), 0);
         (void)::lseek(journal_.get(), 0, SEEK_SET);
         journal_bytes_ = 0;

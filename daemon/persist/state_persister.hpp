@@ -5,7 +5,8 @@
 // and the memory journal ("journal", proto/tio/v1/memory_journal.proto), an append-only
 // memfd of intents and outcomes. A snapshot is written when anything but page states
 // changed, or when the journal has grown; page-state changes cost two small appends.
-// Invariant: every fd the snapshot names is stored before the snapshot is.
+// Invariants: every fd the snapshot names is stored before the snapshot is; the
+// journal holds only what came after the newest snapshot (it starts over at each).
 #include <string>
 #include <vector>
 
@@ -39,12 +40,13 @@ public:
     [[nodiscard]] static Result<v1::GuestSnapshot> readSnapshot(int fd);
     [[nodiscard]] static std::vector<v1::JournalEntry> readJournal(int fd);
 
-    // The journal is compacted into a snapshot once it holds this much.
+    // The journal is folded into a snapshot once it holds this much.
     static constexpr std::uint64_t kJournalCompactBytes = 1U << 20U;
 
 private:
     void append(const v1::JournalEntry& e);
-    void writeSnapshot();
+    // True when the new snapshot is in the store.
+    [[nodiscard]] bool writeSnapshot();
 
     FdStore& store_;
     core::Guest& guest_;

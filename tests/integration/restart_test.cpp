@@ -310,6 +310,45 @@ TEST(RestartByAddress, PinsSurviveAndANewViewServes) {
     EXPECT_TRUE(eventually([&] { return sim.counter("objects") == 0 && sim.counter("open_files") == 0; }));
 }
 
+// The memory journal holds what came after the newest snapshot and nothing before:
+// a restart reads each conversion once, from the snapshot or from the journal.
+TEST(RestartJournal, EachSnapshotStartsTheJournalOver) {
+    SimProcess sim{"tdx", {kA}};
+    ServiceManager manager{sim, "vm1"};
+    VmmClient kvm{sim};
+    manager.start();
+    std::vector<std::uint8_t> before;
+    {
+        Vmm vmm(manager.address(), kvm);
+        kvm.attachVm(vmm.guest);
+        (void)kvm.addMemory(vmm.guest, kGpa, 64 * kMiB, "private");
+        EXPECT_EQ(manager.storedSize("journal").value_or(0), 0U) << "AddMemory's entries are in its snapshot";
+        for (int i = 0; i < 8; ++i) vmm.guest.ConvertMemory(kGpa + 2 * i * kPage, kPage, "shared");
+        const auto grown = manager.storedSize("journal");
+        ASSERT_TRUE(grown.has_value());
+        EXPECT_GT(*grown, 0U) << "conversions only append to the journal";
+        const auto snapshots = manager.storedNames();
+        (void)kvm.addDevice(*vmm.conn, vmm.guest, kA);  // not a page state: a new snapshot
+        EXPECT_NE(manager.storedNames(), snapshots);
+        EXPECT_EQ(manager.storedSize("journal"), 0U);
+        vmm.guest.ConvertMemory(kGpa + 32 * kMiB, 2 * kMiB, "shared");
+        EXPECT_GT(manager.storedSize("journal").value_or(0), 0U);
+        before = vmm.dump();
+        manager.kill9();
+    }
+    manager.start();
+    {
+        Vmm vmm(manager.address(), kvm);
+        EXPECT_EQ(text(vmm.dump()), text(before)) << "the snapshot and the journal after it, both read";
+        EXPECT_EQ(vmm.guest.PrivateBytes(), 64 * kMiB - 8 * kPage - 2 * kMiB);
+        vmm.guest.Teardown();
+    }
+    EXPECT_TRUE(eventually([&] { return manager.storedFds() == 0; }));
+    EXPECT_EQ(manager.stop(), 0);
+    kvm.exit();
+    EXPECT_TRUE(eventually([&] { return sim.counter("objects") == 0 && sim.counter("open_files") == 0; }));
+}
+
 // The separate model (a 7.3 kernel): the shared memfd is kept in the fd store too
 // (shm-N), and after the restart the daemon still maps shared pages from it.
 TEST(RestartSeparateModel, TheSharedBackingIsKeptAndStillMapped) {

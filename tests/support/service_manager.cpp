@@ -91,6 +91,7 @@ void ServiceManager::readNotifications() {
             }
         }
         if (fields["FDSTOREREMOVE"] == "1") store_.erase(fields["FDNAME"]);
+        if (fields.contains("STATUS")) status_ = fields["STATUS"];
         if (fields["READY"] == "1") {
             ready_ = true;
             cv_.notify_all();
@@ -192,6 +193,19 @@ std::set<std::string> ServiceManager::storedNames() {
 std::size_t ServiceManager::storedFds() {
     std::lock_guard l(mu_);
     return store_.size();
+}
+
+std::optional<std::uint64_t> ServiceManager::storedSize(const std::string& name) {
+    std::lock_guard l(mu_);
+    const auto it = store_.find(name);
+    struct stat st {};
+    if (it == store_.end() || ::fstat(it->second.get(), &st) < 0) return std::nullopt;
+    return static_cast<std::uint64_t>(st.st_size);
+}
+
+std::string ServiceManager::status() {
+    std::lock_guard l(mu_);
+    return status_;
 }
 
 }  // namespace tio::test

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -36,6 +37,10 @@ public:
     [[nodiscard]] std::string address() const { return "unix:path=" + socket_; }
     [[nodiscard]] std::set<std::string> storedNames();
     [[nodiscard]] std::size_t storedFds();
+    // The size of the stored file named `name` (the first if names repeat); nullopt if none.
+    [[nodiscard]] std::optional<std::uint64_t> storedSize(const std::string& name);
+    // The last STATUS= the daemon sent.
+    [[nodiscard]] std::string status();
     [[nodiscard]] pid_t pid() const { return pid_; }
     [[nodiscard]] const std::string& stateDir() const { return state_dir_; }
 
@@ -54,6 +59,7 @@ private:
     std::mutex mu_;
     std::condition_variable cv_;
     std::multimap<std::string, UniqueFd> store_;
+    std::string status_;
     bool ready_ = false;
     bool busy_ = false;  // the reader holds a message it has not applied yet
     std::atomic<bool> stopping_{false};
