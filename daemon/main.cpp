@@ -9,6 +9,7 @@
 #include "bus/p2p_server.hpp"
 #include "common/bus_names.hpp"
 #include "kernel/sim/sim_syscalls.hpp"
+#include "kernel/timed_syscalls.hpp"
 #include "persist/recovery.hpp"
 #include "service/admin_door.hpp"
 #include "service/service_loop.hpp"
@@ -30,17 +31,24 @@ int main(int argc, char** argv) {
     std::unique_ptr<service::PrivateSim> private_sim;
     auto sys = service::openKernel(*target, *opts, private_sim);
     if (!sys) return 1;
+    // Every kernel call the guest makes is counted and timed, so a restart can say how
+    // much of its re-adoption was the kernel's word and how much the daemon's own work.
+    kernel::TimedSyscalls timed_sys(*sys);
     std::error_code ec;
     std::filesystem::create_directories(opts->claim_dir, ec);
 
     auto handed = persist::receiveHandedOver();
     persist::FdStore fd_store(persist::namesOf(handed.kept));
-    core::Guest guest({.name = opts->guest, .platform = target->platform, .claim_dir = opts->claim_dir}, *sys,
+    core::Guest guest({.name = opts->guest, .platform = target->platform, .claim_dir = opts->claim_dir}, timed_sys,
                       std::move(*policy));
     const std::string backend(toString(target->backend));
     persist::StatePersister persister(fd_store, guest, backend);
     guest.setMemoryObserver(&persister);
+    const auto recovery_start = kernel::TimedSyscalls::Clock::now();
     const auto recovered = persist::recover(std::move(handed.kept), persister, guest);
+    const auto recovery_time = kernel::TimedSyscalls::Clock::now() - recovery_start;
+    const auto recovery_calls = timed_sys.calls();
+    const auto recovery_kernel_time = timed_sys.inside();
     auto audit_log = opts->state_dir.empty() ? Result<audit::AuditLog>(audit::AuditLog())
                                              : audit::AuditLog::open(opts->state_dir, opts->guest);
     if (!audit_log) return fatal(1, "audit log: {}", audit_log.error().message);
@@ -80,6 +88,15 @@ int main(int argc, char** argv) {
         admin_door = std::move(*door);
     }
     spdlog::info("event=ready guest={} platform={} backend={}", opts->guest, toString(*target), backend);
-    sd_notifyf(0, "READY=1\nSTATUS=serving guest %s", opts->guest.c_str());
+    if (recovered.restored) {
+        const auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
+        spdlog::info("event=recovered guest={} recovery_ms={:.2f} kernel_calls={} kernel_ms={:.2f}", opts->guest,
+                     ms(recovery_time), recovery_calls, ms(recovery_kernel_time));
+        sd_notifyf(0, "READY=1\nSTATUS=serving guest %s (re-adopted in %.2f ms, %.2f ms of it in %llu kernel calls)",
+                   opts->guest.c_str(), ms(recovery_time), ms(recovery_kernel_time),
+                   static_cast<unsigned long long>(recovery_calls));
+    } else {
+        sd_notifyf(0, "READY=1\nSTATUS=serving guest %s", opts->guest.c_str());
+    }
     return loop->run();
 }

@@ -29,10 +29,10 @@
 #include <vector>
 
 #include "core/guest.hpp"
-#include "kernel/forwarding_syscalls.hpp"
 #include "kernel/iommufd.hpp"
 #include "kernel/kvm.hpp"
 #include "kernel/pci_sysfs.hpp"
+#include "kernel/timed_syscalls.hpp"
 #include "kernel/uapi/ioctl_encoding.hpp"
 #include "kernel/vfio_device.hpp"
 #include "random_conversions.hpp"
@@ -50,18 +50,17 @@ constexpr std::uint32_t kIommufdIoctlType = 0x3B;
 
 // Counts the iommufd ioctls that pass through (the rest of the kernel is not the
 // IOMMU) and the time spent inside kernel calls.
-class CountingSyscalls final : public kernel::ForwardingSyscalls {
+// Counts iommufd ioctls; TimedSyscalls keeps the time spent inside every kernel call
+// (the simulator's share).
+class CountingSyscalls final : public kernel::TimedSyscalls {
 public:
-    using ForwardingSyscalls::ForwardingSyscalls;
+    using TimedSyscalls::TimedSyscalls;
     std::uint64_t iommufd_calls = 0;
-    double kernel_us = 0;  // time spent inside kernel calls (the simulator's share)
     kernel::SysResult<long> ioctl(int fd, unsigned long request, unsigned long arg) override {
         if (((request >> 8U) & 0xffU) == kIommufdIoctlType) ++iommufd_calls;
-        const auto t = std::chrono::steady_clock::now();
-        auto r = inner().ioctl(fd, request, arg);
-        kernel_us += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t).count();
-        return r;
+        return TimedSyscalls::ioctl(fd, request, arg);
     }
+    [[nodiscard]] double kernelMicros() const { return std::chrono::duration<double, std::micro>(inside()).count(); }
 };
 
 struct Conversion {
@@ -187,11 +186,11 @@ Figures runTioManager(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_
         const core::MemoryConversion mc{c.gpa, c.size,
                                         to_shared ? core::MemoryState::Shared : core::MemoryState::Private};
         const auto s = std::chrono::steady_clock::now();
-        const double k = sys.kernel_us;
+        const double k = sys.kernelMicros();
         must(g.convertMemory(test::trusted(), {&mc, 1}), "ConvertMemory");
         const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - s).count();
         f.latency_us.push_back(us);
-        f.daemon_us.push_back(us - (sys.kernel_us - k));
+        f.daemon_us.push_back(us - (sys.kernelMicros() - k));
         for (std::uint64_t p = (c.gpa - kGpa) / kPage; p < (c.gpa + c.size - kGpa) / kPage; ++p) {
             if (to_shared) shared[p / 64] |= 1ULL << (p % 64);
             else shared[p / 64] &= ~(1ULL << (p % 64));
@@ -246,7 +245,7 @@ Figures runQemuStyle(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_t
         auto bit = [&](std::uint64_t p) { return (bitmap[p / 64] >> (p % 64)) & 1U; };
         const bool to_shared = bit(first) == 0;
         const auto s = std::chrono::steady_clock::now();
-        const double k = sys.kernel_us;
+        const double k = sys.kernelMicros();
         attributes(c.gpa, c.size, !to_shared);
         for (std::uint64_t p = first; p < first + c.size / kPage; ++p) {
             const std::uint64_t gpa = kGpa + p * kPage;
@@ -264,7 +263,7 @@ Figures runQemuStyle(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_t
         }
         const double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - s).count();
         f.latency_us.push_back(us);
-        f.daemon_us.push_back(us - (sys.kernel_us - k));
+        f.daemon_us.push_back(us - (sys.kernelMicros() - k));
     }
     finish(f, sim, sys, start, count, converted_from_shared, "0000:3b:00.0");
     (void)platform;

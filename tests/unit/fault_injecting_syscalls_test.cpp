@@ -2,27 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include "support/recording_syscalls.hpp"
+
 namespace tio::kernel {
 namespace {
 
-// Counts what reaches it; succeeds at everything.
-class RecordingSyscalls final : public Syscalls {
-public:
-    int reached = 0;
-    SysResult<UniqueFd> open(const std::string&, int) override { return ++reached, UniqueFd(); }
-    SysResult<long> ioctl(int, unsigned long, unsigned long) override { return ++reached, 0L; }
-    SysResult<> fallocate(int, int, std::uint64_t, std::uint64_t) override { return ++reached, SysResult<>{}; }
-    SysResult<std::string> readAttribute(const std::string&) override { return ++reached, std::string(); }
-    SysResult<std::string> readLink(const std::string&) override { return ++reached, std::string(); }
-    SysResult<> writeAttribute(const std::string&, const std::string&) override { return ++reached, SysResult<>{}; }
-    SysResult<std::vector<std::string>> listDirectory(const std::string&) override {
-        return ++reached, std::vector<std::string>();
-    }
-    SysResult<FdIdentity> identify(int) override { return ++reached, FdIdentity{}; }
-    SysResult<SharedMapping> mapShared(int, std::uint64_t, std::uint64_t) override {
-        return ++reached, SharedMapping();
-    }
-};
+using test::RecordingSyscalls;
 
 TEST(FaultInjectingSyscalls, FailsExactlyTheNthCallWithoutReachingTheKernel) {
     RecordingSyscalls inner;
