@@ -20,19 +20,21 @@ v1::MemoryIntent::Kind toProto(Kind k) {
 
 }  // namespace
 
-v1::MemoryIntent encode(const core::MemoryIntent& intent) {
-    v1::MemoryIntent out;
+void encode(const core::MemoryIntent& intent, v1::MemoryIntent& out) {
     out.set_kind(toProto(intent.kind));
+    out.mutable_ranges()->Reserve(static_cast<int>(intent.ranges.size()));
     for (const auto& c : intent.ranges) {
         auto* r = out.add_ranges();
         r->set_gpa(c.gpa);
         r->set_size(c.size);
-        if (intent.kind == Kind::Convert) r->set_to(std::string(core::toString(c.to)));
+        if (intent.kind == Kind::Convert) {
+            const std::string_view to = core::toString(c.to);
+            r->set_to(to.data(), to.size());
+        }
     }
     out.set_region_id(intent.region_id);
     out.set_gpa(intent.gpa);
     out.set_size(intent.size);
-    return out;
 }
 
 core::MemoryIntent decode(const v1::MemoryIntent& intent) {

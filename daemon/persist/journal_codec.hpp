@@ -9,7 +9,8 @@
 
 namespace tio::persist {
 
-[[nodiscard]] v1::MemoryIntent encode(const core::MemoryIntent& intent);
+// Into `out`, which may live on an arena (the journal encodes on one, allocating nothing).
+void encode(const core::MemoryIntent& intent, v1::MemoryIntent& out);
 [[nodiscard]] core::MemoryIntent decode(const v1::MemoryIntent& intent);
 
 // The intents journaled after `snapshot_seq`, in order, each with the outcome the

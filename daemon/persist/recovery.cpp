@@ -42,8 +42,9 @@ Recovered recover(std::map<std::string, UniqueFd> kept, StatePersister& persiste
     kept.erase(newest->first);
     std::vector<v1::JournalEntry> journal;
     if (auto j = kept.extract(std::string(kJournalName))) {
-        journal = StatePersister::readJournal(j.mapped().get());
-        persister.adoptJournal(std::move(j.mapped()), journal.empty() ? 0 : journal.back().seq());
+        auto contents = MemoryJournal::read(j.mapped().get());
+        journal = std::move(contents.entries);
+        persister.adoptJournal(std::move(j.mapped()), journal.empty() ? 0 : journal.back().seq(), contents.end);
     }
     if (!snap) return out;
     auto report = guest.restore(decode(*snap, kept), intentsAfter(journal, snap->journal_seq()));

@@ -5,16 +5,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <google/protobuf/arena.h>
 #include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
+#include <array>
+#include <cstddef>
 #include <cstdlib>
 
 #include "persist/fd_names.hpp"
 #include "persist/journal_codec.hpp"
 #include "persist/snapshot_codec.hpp"
-#include "wire/delimited.hpp"
 
 namespace tio::persist {
 namespace {
@@ -32,38 +33,37 @@ bool writeAll(int fd, const std::string& bytes) {
 
 }  // namespace
 
-void StatePersister::adoptJournal(UniqueFd fd, std::uint64_t last_seq) {
-    journal_ = std::move(fd);
+void StatePersister::adoptJournal(UniqueFd fd, std::uint64_t last_seq, std::uint64_t end) {
     seq_ = last_seq;
-    struct stat st {};
-    if (journal_ && ::fstat(journal_.get(), &st) == 0) journal_bytes_ = static_cast<std::uint64_t>(st.st_size);
-    // Appends go to the end whatever the adopted fd's offset was.
-    if (journal_) (void)::lseek(journal_.get(), 0, SEEK_END);
+    journal_ = MemoryJournal::adopt(std::move(fd), end);
+    if (!journal_) spdlog::error("memory journal: cannot continue the kept one; starting a new one");
 }
 
 void StatePersister::append(const v1::JournalEntry& e) {
     if (!FdStore::available()) return;
     if (!journal_) {
-        journal_.reset(::memfd_create("tio-journal", MFD_CLOEXEC));
-        if (!journal_ || !store_.store(std::string(kJournalName), journal_.get())) {
+        journal_ = MemoryJournal::create();
+        if (!journal_ || !store_.store(std::string(kJournalName), journal_->fd())) {
             spdlog::error("memory journal: cannot create it; a restart cannot finish interrupted conversions");
+            journal_.reset();
             return;
         }
     }
-    const auto bytes = wire::delimited(e);
-    if (!bytes) {
-        spdlog::error("memory journal: an entry too large to append");
-        return;
-    }
-    if (!writeAll(journal_.get(), *bytes)) spdlog::error("memory journal: append failed");
-    journal_bytes_ += bytes->size();
+    if (!journal_->append(e)) spdlog::error("memory journal: append failed");
 }
 
 std::uint64_t StatePersister::intent(const core::MemoryIntent& intent) {
-    v1::JournalEntry e;
-    e.set_seq(++seq_);
-    *e.mutable_intent() = encode(intent);
-    append(e);
+    // On every conversion's path: the record is built on an arena in this frame (a
+    // conversion's few ranges fit its first block), so journaling allocates nothing.
+    alignas(std::max_align_t) std::array<char, 2048> block;
+    google::protobuf::ArenaOptions options;
+    options.initial_block = block.data();
+    options.initial_block_size = block.size();
+    google::protobuf::Arena arena(options);
+    auto* e = google::protobuf::Arena::CreateMessage<v1::JournalEntry>(&arena);
+    e->set_seq(++seq_);
+    encode(intent, *e->mutable_intent());
+    append(*e);
     return seq_;
 }
 
@@ -113,11 +113,15 @@ bool StatePersister::isStateName(const std::string& name) {
 void StatePersister::persist() {
     if (!FdStore::available()) return;
     const std::uint64_t structure = guest_.generation();
+    // Only page states changed (a conversion, a hole punch): the journal holds them,
+    // and the fds and the snapshot are as the last call left them, since every fd the
+    // guest owns belongs to an object whose making or destroying changes the number.
+    // This is the path of every conversion, so it allocates nothing.
+    if (structure == last_structure_ && journalBytes() < kJournalCompactBytes) return;
     if (guest_.vm() == nullptr) {
         // Nothing to survive: let the manager drop everything it holds for us.
         if (!store_.stored().empty()) store_.removeAll();
         journal_.reset();
-        journal_bytes_ = 0;
         last_structure_ = structure;
         return;
     }
@@ -126,19 +130,14 @@ void StatePersister::persist() {
     for (const auto& n : store_.stored())
         if (isStateName(n)) keep.insert(n);
     store_.sync(ownedFds(guest_), keep);
-    const bool have_snapshot = std::any_of(store_.stored().begin(), store_.stored().end(),
-                                           [](const std::string& n) { return snapshotGeneration(n).has_value(); });
-    if (structure == last_structure_ && journal_bytes_ < kJournalCompactBytes && have_snapshot) return;
     // Not kept: the journal stays whole and the next call tries again.
     if (!writeSnapshot()) return;
     last_structure_ = structure;
-    if (journal_ && journal_bytes_ > 0) {
+    if (journalBytes() > 0) {
         // Everything up to seq_ is in the snapshot just stored, so the journal starts
         // over and a restart reads each change once, in whichever of the two holds it.
         // Replay skips entries by seq, so a crash between the two steps is harmless.
-        (void)::ftruncate(journal_.get(), 0);
-        (void)::lseek(journal_.get(), 0, SEEK_SET);
-        journal_bytes_ = 0;
+        journal_->clear();
     }
 }
 
@@ -148,18 +147,6 @@ Result<v1::GuestSnapshot> StatePersister::readSnapshot(int fd) {
     (void)::lseek(fd, 0, SEEK_SET);
     if (!s.ParseFromZeroCopyStream(&in)) return fail(Code::InvalidArgument, "the stored snapshot does not parse");
     return s;
-}
-
-std::vector<v1::JournalEntry> StatePersister::readJournal(int fd) {
-    std::vector<v1::JournalEntry> out;
-    (void)::lseek(fd, 0, SEEK_SET);
-    google::protobuf::io::FileInputStream in(fd);
-    for (;;) {
-        v1::JournalEntry e;
-        if (!wire::readDelimited(in, e)) break;
-        out.push_back(std::move(e));
-    }
-    return out;
 }
 
 }  // namespace tio::persist

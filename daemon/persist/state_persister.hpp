@@ -3,7 +3,7 @@
 // the guest's fds by name, a tio.v1.GuestSnapshot in a sealed memfd ("snapshot.N";
 // the next is stored before the previous is removed, so one is always there),
 // and the memory journal ("journal", proto/tio/v1/memory_journal.proto), an append-only
-// memfd of intents and outcomes. A snapshot is written when anything but page states
+// memfd of intents and outcomes (persist/memory_journal.hpp). A snapshot is written when anything but page states
 // changed, or when the journal has grown; page-state changes cost two small appends.
 // Invariants: every fd the snapshot names is stored before the snapshot is; the
 // journal holds only what came after the newest snapshot (it starts over at each).
@@ -13,6 +13,7 @@
 #include "common/unique_fd.hpp"
 #include "core/guest.hpp"
 #include "persist/fd_store.hpp"
+#include "persist/memory_journal.hpp"
 #include "tio/v1/guest_snapshot.pb.h"
 #include "tio/v1/memory_journal.pb.h"
 
@@ -23,8 +24,9 @@ public:
     StatePersister(FdStore& store, core::Guest& guest, std::string backend)
         : store_(store), guest_(guest), backend_(std::move(backend)) {}
 
-    // Continues a previous instance's journal (restore replays it first).
-    void adoptJournal(UniqueFd fd, std::uint64_t last_seq);
+    // Continues a previous instance's journal, whose records (MemoryJournal::read)
+    // end at `end` (restore replays them first).
+    void adoptJournal(UniqueFd fd, std::uint64_t last_seq, std::uint64_t end);
     // Continues a previous instance's snapshot numbering.
     void adoptSnapshotGeneration(std::uint64_t generation) { snapshot_generation_ = generation; }
     // The kept snapshot to restore from: the newest "snapshot.N" of `names`.
@@ -38,21 +40,20 @@ public:
     void outcome(std::uint64_t seq, bool done) override;
 
     [[nodiscard]] static Result<v1::GuestSnapshot> readSnapshot(int fd);
-    [[nodiscard]] static std::vector<v1::JournalEntry> readJournal(int fd);
 
     // The journal is folded into a snapshot once it holds this much.
     static constexpr std::uint64_t kJournalCompactBytes = 1U << 20U;
 
 private:
     void append(const v1::JournalEntry& e);
+    [[nodiscard]] std::uint64_t journalBytes() const { return journal_ ? journal_->bytes() : 0; }
     // True when the new snapshot is in the store.
     [[nodiscard]] bool writeSnapshot();
 
     FdStore& store_;
     core::Guest& guest_;
     std::string backend_;
-    UniqueFd journal_;
-    std::uint64_t journal_bytes_ = 0;
+    std::optional<MemoryJournal> journal_;
     std::uint64_t seq_ = 0;
     std::uint64_t last_structure_ = ~std::uint64_t{0};  // generation() at the last snapshot
     std::uint64_t snapshot_generation_ = 0;             // "snapshot.N": the newest N is the one

@@ -9,6 +9,7 @@
 
 #include "common/unique_fd.hpp"
 #include "persist/journal_codec.hpp"
+#include "persist/memory_journal.hpp"
 #include "persist/snapshot_codec.hpp"
 #include "persist/state_persister.hpp"
 
@@ -22,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::map<std::string, tio::UniqueFd> fds;
         (void)tio::persist::decode(*snapshot, fds);
     } else {
-        const auto journal = tio::persist::StatePersister::readJournal(file.get());
+        const auto journal = tio::persist::MemoryJournal::read(file.get()).entries;
         for (const auto& e : journal) {
             if (e.has_intent()) (void)tio::persist::decode(e.intent());
         }

@@ -195,12 +195,12 @@ std::size_t ServiceManager::storedFds() {
     return store_.size();
 }
 
-std::optional<std::uint64_t> ServiceManager::storedSize(const std::string& name) {
+UniqueFd ServiceManager::storedCopy(const std::string& name) {
     std::lock_guard l(mu_);
     const auto it = store_.find(name);
-    struct stat st {};
-    if (it == store_.end() || ::fstat(it->second.get(), &st) < 0) return std::nullopt;
-    return static_cast<std::uint64_t>(st.st_size);
+    if (it == store_.end()) return UniqueFd();
+    auto copy = it->second.duplicate();
+    return copy ? std::move(*copy) : UniqueFd();
 }
 
 std::string ServiceManager::status() {

@@ -11,7 +11,6 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
-#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -37,8 +36,8 @@ public:
     [[nodiscard]] std::string address() const { return "unix:path=" + socket_; }
     [[nodiscard]] std::set<std::string> storedNames();
     [[nodiscard]] std::size_t storedFds();
-    // The size of the stored file named `name` (the first if names repeat); nullopt if none.
-    [[nodiscard]] std::optional<std::uint64_t> storedSize(const std::string& name);
+    // A copy of the stored fd named `name` (the first if names repeat); empty if none.
+    [[nodiscard]] UniqueFd storedCopy(const std::string& name);
     // The last STATUS= the daemon sent.
     [[nodiscard]] std::string status();
     [[nodiscard]] pid_t pid() const { return pid_; }
