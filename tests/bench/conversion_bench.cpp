@@ -3,7 +3,9 @@
 // 2 MiB (2 MiB aligned), each flipping the state its range starts in.
 //
 // tio-manager: core::Guest (the daemon's model, planner and kernel calls) against a
-// real tio-simkernel process, huge IOPTEs with hitless split/join.
+// real tio-simkernel process, huge IOPTEs with hitless split/join, with its memory
+// journal and snapshots kept as tio-managerd keeps them (the daemon's own time
+// includes them, their write()s and sd_notify()s too).
 // Baseline, same process, same simulator, same conversion sequence: what QEMU does
 // today (kernel-uapi.md 6.3): a bitmap with one bit per 4 KiB page, the attribute
 // first, then on ->shared one IOMMU_IOAS_MAP_FILE per 4 KiB page and on ->private
@@ -16,18 +18,26 @@
 // writes per conversion, pages disrupted (unmapped without being converted), heap
 // bytes the state costs, and the IOAS areas and IOPTEs the kernel holds at the end.
 // No pass/fail on speed.
+// The caller and the simulator share one CPU unless --cpu spread (one_cpu.hpp).
 //   conversion_bench [--platform tdx|snp|cca] [--guest-gib G] [--conversions N]
-//                    [--baseline B] [--seed S]
+//                    [--baseline B] [--seed S] [--cpu one|spread]
 #include <malloc.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "common/unix_socket.hpp"
 #include "core/guest.hpp"
 #include "kernel/iommufd.hpp"
 #include "kernel/kvm.hpp"
@@ -35,6 +45,9 @@
 #include "kernel/timed_syscalls.hpp"
 #include "kernel/uapi/ioctl_encoding.hpp"
 #include "kernel/vfio_device.hpp"
+#include "one_cpu.hpp"
+#include "persist/fd_store.hpp"
+#include "persist/state_persister.hpp"
 #include "random_conversions.hpp"
 #include "support/sim_process.hpp"
 #include "support/test_vmm.hpp"
@@ -162,9 +175,41 @@ Figures runTioManager(test::SimProcess& sim, kernel::Syscalls& raw, std::uint64_
         const std::uint64_t p = (gpa - kGpa) / kPage;
         return ((shared[p / 64] >> (p % 64)) & 1U) != 0;
     };
+    // What the daemon keeps for a restart, as tio-managerd keeps it: the memory journal
+    // takes an intent and an outcome per conversion, and after each the persister
+    // checks the fd store and folds a grown journal into a snapshot. Its fd store
+    // messages go to a socket a thread of ours empties, as systemd would.
+    const std::string notify_path = sim.dir() + "/notify";
+    UniqueFd notify(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", notify_path.c_str());
+    if (!notify || ::bind(notify.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) < 0)
+        die("notify socket");
+    ::setenv("NOTIFY_SOCKET", notify_path.c_str(), 1);
+    std::atomic<bool> done{false};
+    std::thread manager([&] {
+        while (!done) {
+            pollfd p{notify.get(), POLLIN, 0};
+            if (::poll(&p, 1, 50) > 0) (void)unixsock::receive(notify.get(), 64U * 1024U);
+        }
+    });
+    struct Joiner {
+        std::atomic<bool>& done;
+        std::thread& t;
+        ~Joiner() {
+            done = true;
+            t.join();
+            ::unsetenv("NOTIFY_SOCKET");
+        }
+    } joiner{done, manager};
     const std::size_t heap_before = heapInUse();
     core::Guest g(core::GuestConfig{.name = "bench", .platform = platform, .claim_dir = sim.dir() + "/claims"}, sys,
                   test::anyDevice("bench"));
+    persist::FdStore fd_store({});
+    persist::StatePersister persister(fd_store, g, "sim");
+    g.setMemoryObserver(&persister);
+    g.subscribe([&] { persister.persist(); });
     // The VMM's side, outside the figures' kernel calls (it is not the daemon's work).
     test::TestVmm vmm(raw);
     must(vmm.attachTo(g), "AttachVm");
@@ -299,6 +344,7 @@ int main(int argc, char** argv) {
     std::uint64_t conversions = 1000000;
     std::uint64_t baseline = 10000;
     std::uint64_t seed = 1;
+    bool one_cpu = true;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
         const std::string v = argv[i + 1];
@@ -307,6 +353,7 @@ int main(int argc, char** argv) {
         else if (a == "--conversions") conversions = std::stoull(v);
         else if (a == "--baseline") baseline = std::stoull(v);
         else if (a == "--seed") seed = std::stoull(v);
+        else if (a == "--cpu" && (v == "one" || v == "spread")) one_cpu = v == "one";
         else die("unknown option " + a);
     }
     const auto platform = parsePlatform(platform_name);
@@ -315,11 +362,12 @@ int main(int argc, char** argv) {
     const std::uint64_t guest_bytes = guest_gib << 30U;
     const auto seq = sequence(guest_bytes, conversions, seed);
 
+    const std::string cpus = one_cpu ? pinToOneCpu() : "CPUs as the scheduler places them";
     std::printf(
         "conversion benchmark: %s, %llu GiB guest (all private at start), %llu random conversions "
-        "(half 4 KiB, half 2 MiB aligned), seed %llu\n",
+        "(half 4 KiB, half 2 MiB aligned), seed %llu; %s\n",
         platform_name.c_str(), static_cast<unsigned long long>(guest_gib), static_cast<unsigned long long>(conversions),
-        static_cast<unsigned long long>(seed));
+        static_cast<unsigned long long>(seed), cpus.c_str());
     Figures ours_prefix, ours_all, qemu;
     {
         test::SimProcess sim(platform_name, {"0000:3a:00.0", "0000:3b:00.0"});

@@ -17,7 +17,9 @@
 // Prints each per guest, the ratios, and the kernel calls each start made (cold /
 // recovery: the simulator's count). No pass/fail on speed; exits 1 if a restart
 // changed the kernel's objects or files, or a recovering daemon did not report.
+// Everything shares one CPU unless --cpu spread (one_cpu.hpp).
 //   restart_bench [--platform P] [--guests G] [--devices D] [--memory-gib M] [--conversions C]
+//                 [--cpu one|spread]
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -35,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "one_cpu.hpp"
 #include "support/guest_client.hpp"
 #include "support/service_manager.hpp"
 #include "support/vmm_client.hpp"
@@ -108,6 +111,7 @@ int main(int argc, char** argv) {
     std::string platform = "tdx";
     unsigned guests = 4, devices = 100, conversions = 2000;
     std::uint64_t memory_gib = 1024;
+    bool one_cpu = true;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
         const std::string v = argv[i + 1];
@@ -116,12 +120,14 @@ int main(int argc, char** argv) {
         else if (a == "--devices") devices = static_cast<unsigned>(std::stoul(v));
         else if (a == "--memory-gib") memory_gib = std::stoull(v);
         else if (a == "--conversions") conversions = static_cast<unsigned>(std::stoul(v));
+        else if (a == "--cpu" && (v == "one" || v == "spread")) one_cpu = v == "one";
         else {
             std::fprintf(stderr, "unknown option %s\n", a.c_str());
             return 2;
         }
     }
     if (guests == 0 || devices < guests || memory_gib < guests) return 2;
+    const std::string cpus = one_cpu ? tio::bench::pinToOneCpu() : "CPUs as the scheduler places them";
     std::vector<std::string> bdfs;
     for (unsigned i = 0; i < devices; ++i) bdfs.push_back(bdfOf(i));
     SimProcess sim(platform, bdfs);
@@ -208,8 +214,8 @@ int main(int argc, char** argv) {
 
     std::printf(
         "restart benchmark: %s, %u guests, %u devices bound and running, %llu GiB of memory, "
-        "%u conversions per guest\n",
-        platform.c_str(), guests, devices, static_cast<unsigned long long>(memory_gib), conversions);
+        "%u conversions per guest; %s\n",
+        platform.c_str(), guests, devices, static_cast<unsigned long long>(memory_gib), conversions, cpus.c_str());
     std::printf("%-6s %7s %10s %9s %9s %7s %9s %18s %10s %7s %9s %9s\n", "guest", "devices", "cold (ms)", "bring-up",
                 "recovery", "/cold", "daemon's", "in kernel (calls)", "recovery", "/cold", "/bring-up", "kernel");
     std::printf("%-6s %7s %10s %9s %9s %7s %9s %18s %10s %7s %9s %9s\n", "", "", "", "(ms)", "(ms)", "", "part (ms)",
