@@ -263,6 +263,11 @@ private:
         std::uint64_t end = 0;
     };
     [[nodiscard]] Result<std::vector<RegionSlice>> slicesOf(std::uint64_t gpa, std::uint64_t size);
+    // The same slices, each passed to `f` (a Result<>(const RegionSlice&)) in order,
+    // only once the whole range is known to be memory; stops at the first error `f`
+    // returns. Allocates nothing: the conversion path.
+    template <typename F>
+    [[nodiscard]] Result<> forEachSlice(std::uint64_t gpa, std::uint64_t size, F&& f);
     // Plans `change`, runs its kernel steps and records the new states; each step and
     // the record register their undo in `undo`. Returns the GPA ranges it unmapped.
     [[nodiscard]] Result<std::vector<RevokedRange>> applyChange(MemoryRegion& region, const Change& change,

@@ -41,20 +41,37 @@ private:
 
 }  // namespace
 
+template <typename F>
+Result<> Guest::forEachSlice(std::uint64_t gpa, std::uint64_t size, F&& f) {
+    const std::uint64_t end = gpa + size;
+    auto first = memory_by_gpa_.upper_bound(gpa);
+    if (first != memory_by_gpa_.begin()) --first;
+    // Two walks over the few regions: the first proves the range is all memory, so
+    // `f` never sees part of a range that fails.
+    for (const bool apply : {false, true}) {
+        std::uint64_t at = gpa;
+        for (auto it = first; it != memory_by_gpa_.end() && at < end; ++it) {
+            MemoryRegion& r = memory_.at(it->second);
+            if (r.end() <= at) continue;
+            if (r.gpa > at) break;  // a hole
+            const RegionSlice slice{&r, at, std::min(end, r.end())};
+            if (apply) {
+                if (auto done = f(slice); !done) return done;
+            }
+            at = slice.end;
+        }
+        if (at < end) return fail(Code::InvalidArgument, "the range is not all guest memory (AddMemory it first)");
+    }
+    return {};
+}
+
 Result<std::vector<Guest::RegionSlice>> Guest::slicesOf(std::uint64_t gpa, std::uint64_t size) {
     std::vector<RegionSlice> out;
-    const std::uint64_t end = gpa + size;
-    std::uint64_t at = gpa;
-    auto it = memory_by_gpa_.upper_bound(gpa);
-    if (it != memory_by_gpa_.begin()) --it;
-    for (; it != memory_by_gpa_.end() && at < end; ++it) {
-        MemoryRegion& r = memory_.at(it->second);
-        if (r.end() <= at) continue;
-        if (r.gpa > at) break;  // a hole
-        out.push_back({&r, at, std::min(end, r.end())});
-        at = out.back().end;
-    }
-    if (at < end) return fail(Code::InvalidArgument, "the range is not all guest memory (AddMemory it first)");
+    auto walked = forEachSlice(gpa, size, [&](const RegionSlice& s) -> Result<> {
+        out.push_back(s);
+        return {};
+    });
+    if (!walked) return std::unexpected(walked.error());
     return out;
 }
 
@@ -176,13 +193,13 @@ Result<> Guest::removeMemory(Who, ObjectId id) {
 
 Result<> Guest::convertRanges(std::span<const MemoryConversion> ranges, Rollback& undo, ApplyMode mode) {
     for (const auto& c : ranges) {
-        auto slices = slicesOf(c.gpa, c.size);
-        if (!slices) return std::unexpected(slices.error());
-        for (const RegionSlice& s : *slices) {
+        auto applied = forEachSlice(c.gpa, c.size, [&](const RegionSlice& s) -> Result<> {
             auto r = applyChange(*s.region, Change{.start = s.start, .end = s.end, .attr = c.to, .revoked = false},
                                  undo, mode);
             if (!r) return std::unexpected(r.error());
-        }
+            return {};
+        });
+        if (!applied) return applied;
     }
     conversions_ += ranges.size();
     return {};
@@ -199,16 +216,16 @@ Result<> Guest::convertMemory(Who, std::span<const MemoryConversion> ranges) {
         if (!validRange(c.gpa, c.size)) {
             return fail(Code::InvalidArgument, "gpa and size must be 4 KiB aligned, size non-zero, no overflow");
         }
-        auto slices = slicesOf(c.gpa, c.size);
-        if (!slices) return std::unexpected(slices.error());
-        for (const RegionSlice& s : *slices) {
+        auto usable = forEachSlice(c.gpa, c.size, [&](const RegionSlice& s) -> Result<> {
             if (vm_->model == MemoryModel::Separate && !s.region->shared) {
                 return fail(Code::InvalidArgument,
                             "memory region " + std::to_string(s.region->id) +
                                 " has no shared backing: under the separate model the daemon maps shared pages from "
                                 "the memfd AddMemory's options[\"shared-fd\"] names, and has nothing else to convert");
             }
-        }
+            return {};
+        });
+        if (!usable) return usable;
     }
     if (auto r = closeUncertain(); !r) return r;
     // Only a call that would run spends budget.

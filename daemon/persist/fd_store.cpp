@@ -25,7 +25,8 @@ std::multimap<std::string, UniqueFd> FdStore::receive() {
     return out;
 }
 
-bool FdStore::available() { return std::getenv("NOTIFY_SOCKET") != nullptr; }
+FdStore::FdStore(std::set<std::string> stored)
+    : stored_(std::move(stored)), available_(std::getenv("NOTIFY_SOCKET") != nullptr) {}
 
 bool FdStore::store(const std::string& name, int fd) {
     if (!available()) return false;

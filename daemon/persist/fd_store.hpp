@@ -20,9 +20,11 @@ public:
     [[nodiscard]] static std::multimap<std::string, UniqueFd> receive();
 
     // `stored`: the names the manager holds already (those received at start).
-    explicit FdStore(std::set<std::string> stored) : stored_(std::move(stored)) {}
+    explicit FdStore(std::set<std::string> stored);
 
-    [[nodiscard]] static bool available();
+    // Whether a service manager listens ($NOTIFY_SOCKET when this store was made:
+    // read once, as the journal asks on every conversion).
+    [[nodiscard]] bool available() const noexcept { return available_; }
     // Keeps a copy of `fd` under `name` (the name is replaced if stored).
     bool store(const std::string& name, int fd);
     void remove(const std::string& name);
@@ -34,6 +36,7 @@ public:
 
 private:
     std::set<std::string> stored_;
+    bool available_;
 };
 
 }  // namespace tio::persist

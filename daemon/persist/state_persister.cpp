@@ -40,7 +40,7 @@ void StatePersister::adoptJournal(UniqueFd fd, std::uint64_t last_seq, std::uint
 }
 
 void StatePersister::append(const v1::JournalEntry& e) {
-    if (!FdStore::available()) return;
+    if (!store_.available()) return;
     if (!journal_) {
         journal_ = MemoryJournal::create();
         if (!journal_ || !store_.store(std::string(kJournalName), journal_->fd())) {
@@ -89,6 +89,7 @@ bool StatePersister::writeSnapshot() {
     const std::string next = snapshotName(snapshot_generation_ + 1);
     if (!store_.store(next, fd.get())) return false;
     ++snapshot_generation_;
+    snapshot_bytes_ = bytes.size();
     // Every other snapshot goes only once the new one is kept.
     const std::set<std::string> stored = store_.stored();
     for (const auto& n : stored)
@@ -111,13 +112,13 @@ bool StatePersister::isStateName(const std::string& name) {
 }
 
 void StatePersister::persist() {
-    if (!FdStore::available()) return;
+    if (!store_.available()) return;
     const std::uint64_t structure = guest_.generation();
     // Only page states changed (a conversion, a hole punch): the journal holds them,
     // and the fds and the snapshot are as the last call left them, since every fd the
     // guest owns belongs to an object whose making or destroying changes the number.
     // This is the path of every conversion, so it allocates nothing.
-    if (structure == last_structure_ && journalBytes() < kJournalCompactBytes) return;
+    if (structure == last_structure_ && journalBytes() < foldAt()) return;
     if (guest_.vm() == nullptr) {
         // Nothing to survive: let the manager drop everything it holds for us.
         if (!store_.stored().empty()) store_.removeAll();
