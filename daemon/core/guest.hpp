@@ -273,6 +273,9 @@ private:
     [[nodiscard]] Result<std::vector<RevokedRange>> applyChange(MemoryRegion& region, const Change& change,
                                                                 Rollback& undo, ApplyMode mode = ApplyMode::Normal);
     void recordChange(MemoryRegion& region, const Change& change, Rollback& undo);
+    // The same, from `before`, the runs of the change's range as they are now.
+    void recordChange(MemoryRegion& region, const Change& change, Rollback& undo,
+                      std::shared_ptr<const std::vector<PageStates::Run>> before);
     // One memory operation (convert, punch, add, remove), declared before its Rollback
     // so that it acts after it. It gives the operation its kernel-call budget (spent
     // by applyChange), and it fails closed (issue 12): the undo steps set undo_failed_

@@ -14,13 +14,16 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
                                                      ApplyMode mode) {
     const MappingRules rules = mappingRules(r);
     const std::vector<Step> plan = planChange(rules, r.states, r.gpa, r.end(), change);
+    // The runs the change starts from: the record's undo puts them back, and in place
+    // a failed attribute change is put back from them. Shared, as both undos hold them.
+    const auto before = std::make_shared<const std::vector<PageStates::Run>>(r.states.runs(change.start, change.end));
     if (mode == ApplyMode::ModelOnly) {
         // Replaying the journal: the kernel did all of it already; only the record and
         // what the live call reported (the ranges it unmapped) are redone.
         std::vector<RevokedRange> unmapped;
         for (const Step& s : plan)
             if (s.kind == StepKind::Unmap) unmapped.push_back({s.start, s.end - s.start});
-        recordChange(r, change, undo);
+        recordChange(r, change, undo, before);
         return unmapped;
     }
     // The operation's budget, before anything of this change runs (a map of page
@@ -63,9 +66,6 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
     // Puts the attribute of [from, to) back to what `before` recorded (in place only:
     // under the separate model the attribute is the VMM's). Once an undo failed, no
     // page is made private again: it may be mapped shared (fail closed).
-    // (Shared: the undo keeps a copy of this lambda, not of the runs.)
-    const auto before = std::make_shared<const std::vector<PageStates::Run>>(
-        in_place ? r.states.runs(change.start, change.end) : std::vector<PageStates::Run>{});
     auto restoreAttributes = [this, &r, before](std::uint64_t from, std::uint64_t to, MemoryState changed_to) {
         for (const auto& run : *before) {
             const std::uint64_t s = std::max(from, run.start);
@@ -152,7 +152,7 @@ Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Chan
             return std::unexpected(done.error());
         }
     }
-    recordChange(r, change, undo);
+    recordChange(r, change, undo, before);
     return unmapped;
 }
 

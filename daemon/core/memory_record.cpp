@@ -1,6 +1,7 @@
 // Guest memory: the record of page states that follows the kernel, and what a failed
 // undo leaves in it (fail closed).
 #include <algorithm>
+#include <memory>
 #include <optional>
 
 #include "common/checked_math.hpp"
@@ -10,15 +11,20 @@
 namespace tio::core {
 
 void Guest::recordChange(MemoryRegion& r, const Change& change, Rollback& undo) {
+    recordChange(r, change, undo,
+                 std::make_shared<const std::vector<PageStates::Run>>(r.states.runs(change.start, change.end)));
+}
+
+void Guest::recordChange(MemoryRegion& r, const Change& change, Rollback& undo,
+                         std::shared_ptr<const std::vector<PageStates::Run>> before) {
     // The record follows the kernel; its undo restores the runs and the byte counts.
-    auto before = r.states.runs(change.start, change.end);
-    for (const auto& run : before) {
+    for (const auto& run : *before) {
         r.count(run.value, run.end - run.start, false);
         r.count(change.applied(run.value), run.end - run.start, true);
         r.states.assign(run.start, run.end, change.applied(run.value));
     }
     undo.add([&r, before = std::move(before), change] {
-        for (const auto& run : before) {
+        for (const auto& run : *before) {
             r.count(change.applied(run.value), run.end - run.start, false);
             r.count(run.value, run.end - run.start, true);
             r.states.assign(run.start, run.end, run.value);

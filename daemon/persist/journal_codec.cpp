@@ -21,8 +21,8 @@ v1::MemoryIntent::Kind toProto(Kind k) {
 }  // namespace
 
 void encode(const core::MemoryIntent& intent, v1::MemoryIntent& out) {
+    out.Clear();  // its ranges stay allocated for the add_ranges() below to reuse
     out.set_kind(toProto(intent.kind));
-    out.mutable_ranges()->Reserve(static_cast<int>(intent.ranges.size()));
     for (const auto& c : intent.ranges) {
         auto* r = out.add_ranges();
         r->set_gpa(c.gpa);

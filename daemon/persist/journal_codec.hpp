@@ -9,7 +9,8 @@
 
 namespace tio::persist {
 
-// Into `out`, which may live on an arena (the journal encodes on one, allocating nothing).
+// Into `out`, cleared first: the journal rewrites one record in place, so encoding
+// reuses what the last intent allocated.
 void encode(const core::MemoryIntent& intent, v1::MemoryIntent& out);
 [[nodiscard]] core::MemoryIntent decode(const v1::MemoryIntent& intent);
 

@@ -5,12 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <google/protobuf/arena.h>
 #include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <spdlog/spdlog.h>
 
-#include <array>
-#include <cstddef>
 #include <cstdlib>
 
 #include "persist/fd_names.hpp"
@@ -53,17 +50,12 @@ void StatePersister::append(const v1::JournalEntry& e) {
 }
 
 std::uint64_t StatePersister::intent(const core::MemoryIntent& intent) {
-    // On every conversion's path: the record is built on an arena in this frame (a
-    // conversion's few ranges fit its first block), so journaling allocates nothing.
-    alignas(std::max_align_t) std::array<char, 2048> block;
-    google::protobuf::ArenaOptions options;
-    options.initial_block = block.data();
-    options.initial_block_size = block.size();
-    google::protobuf::Arena arena(options);
-    auto* e = google::protobuf::Arena::CreateMessage<v1::JournalEntry>(&arena);
-    e->set_seq(++seq_);
-    encode(intent, *e->mutable_intent());
-    append(*e);
+    // On every conversion's path: one record object, rewritten in place, so after the
+    // first conversion journaling allocates nothing (a cleared repeated field keeps
+    // its elements, a string its buffer).
+    intent_record_.set_seq(++seq_);
+    encode(intent, *intent_record_.mutable_intent());
+    append(intent_record_);
     return seq_;
 }
 

@@ -65,6 +65,7 @@ private:
     std::uint64_t last_structure_ = ~std::uint64_t{0};  // generation() at the last snapshot
     std::uint64_t snapshot_generation_ = 0;             // "snapshot.N": the newest N is the one
     std::uint64_t snapshot_bytes_ = 0;                  // the size of the last snapshot written
+    v1::JournalEntry intent_record_;                    // reused by every intent()
 };
 
 }  // namespace tio::persist
