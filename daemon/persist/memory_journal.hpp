@@ -44,8 +44,9 @@ public:
     // is empty, cut short or does not parse.
     [[nodiscard]] static Contents read(int fd);
 
-    // The size a journal file starts at: what the persister lets it grow to before it
-    // folds it into a snapshot, with room for the operation that crosses that line.
+    // The size a journal file starts at: twice the least the persister lets it grow
+    // to before it folds it into a snapshot (StatePersister::kJournalCompactBytes).
+    // Past it the file doubles, so appends stay copies with a rare remap.
     static constexpr std::uint64_t kInitialCapacity = 2U << 20U;
 
 private:
