@@ -49,7 +49,9 @@ bool MemoryJournal::append(const google::protobuf::MessageLite& record) {
     if (size == 0 || size > INT_MAX) return false;
     const auto length = static_cast<std::uint32_t>(size);
     const std::uint64_t need = CodedOutputStream::VarintSize32(length) + size;
-    // Growing is rare (an operation of very many ranges past the fold line): double.
+    // Growing is rare: the fold line is past the file's size (the persister folds when
+    // the journal is as large as the last snapshot), or an operation of very many
+    // ranges crosses it. Doubling keeps the remaps few.
     if (end_ + need > map_.length() && !reserve(std::max({kInitialCapacity, 2 * map_.length(), end_ + need}))) {
         return false;
     }
