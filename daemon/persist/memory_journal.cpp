@@ -3,19 +3,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstring>
 
 #include "wire/delimited.hpp"
 
 namespace tio::persist {
-
-using google::protobuf::io::CodedOutputStream;
 
 std::optional<MemoryJournal> MemoryJournal::create() {
     UniqueFd fd(::memfd_create("tio-journal", MFD_CLOEXEC));
@@ -45,21 +41,17 @@ bool MemoryJournal::reserve(std::uint64_t size) {
 }
 
 bool MemoryJournal::append(const google::protobuf::MessageLite& record) {
-    const std::size_t size = record.ByteSizeLong();
-    if (size == 0 || size > INT_MAX) return false;
-    const auto length = static_cast<std::uint32_t>(size);
-    const std::uint64_t need = CodedOutputStream::VarintSize32(length) + size;
+    const auto need = wire::delimitedSize(record);
+    // An empty record would read as the journal's end.
+    if (!need || *need <= 1) return false;
     // Growing is rare: the fold line is past the file's size (the persister folds when
     // the journal is as large as the last snapshot), or an operation of very many
     // ranges crosses it. Doubling keeps the remaps few.
-    if (end_ + need > map_.length() && !reserve(std::max({kInitialCapacity, 2 * map_.length(), end_ + need}))) {
+    if (end_ + *need > map_.length() && !reserve(std::max({kInitialCapacity, 2 * map_.length(), end_ + *need}))) {
         return false;
     }
-    auto* at = reinterpret_cast<std::uint8_t*>(map_.address()) + end_;
-    at = CodedOutputStream::WriteVarint32ToArray(length, at);
-    // ByteSizeLong() above cached the sizes this serialization walks by.
-    record.SerializeWithCachedSizesToArray(at);
-    end_ += need;
+    wire::writeDelimited(record, reinterpret_cast<std::uint8_t*>(map_.address()) + end_);
+    end_ += *need;
     return true;
 }
 

@@ -10,15 +10,23 @@ namespace tio::wire {
 using google::protobuf::io::CodedInputStream;
 using google::protobuf::io::CodedOutputStream;
 
-std::optional<std::string> delimited(const google::protobuf::MessageLite& message) {
+std::optional<std::size_t> delimitedSize(const google::protobuf::MessageLite& message) {
     const std::size_t size = message.ByteSizeLong();
     if (size > INT_MAX) return std::nullopt;
-    const auto length = static_cast<std::uint32_t>(size);
-    std::string out(CodedOutputStream::VarintSize32(length) + size, '\0');
-    auto* at = reinterpret_cast<std::uint8_t*>(out.data());
-    at = CodedOutputStream::WriteVarint32ToArray(length, at);
-    // ByteSizeLong() above cached the sizes this serialization walks by.
+    return CodedOutputStream::VarintSize32(static_cast<std::uint32_t>(size)) + size;
+}
+
+void writeDelimited(const google::protobuf::MessageLite& message, std::uint8_t* at) {
+    // delimitedSize() cached the sizes: GetCachedSize() and the serialization walk them.
+    at = CodedOutputStream::WriteVarint32ToArray(static_cast<std::uint32_t>(message.GetCachedSize()), at);
     message.SerializeWithCachedSizesToArray(at);
+}
+
+std::optional<std::string> delimited(const google::protobuf::MessageLite& message) {
+    const auto size = delimitedSize(message);
+    if (!size) return std::nullopt;
+    std::string out(*size, '\0');
+    writeDelimited(message, reinterpret_cast<std::uint8_t*>(out.data()));
     return out;
 }
 
