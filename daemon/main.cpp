@@ -3,11 +3,11 @@
 #include <systemd/sd-daemon.h>
 
 #include <cstring>
-#include <filesystem>
 
 #include "bus/listen_socket.hpp"
 #include "bus/p2p_server.hpp"
 #include "common/bus_names.hpp"
+#include "common/directories.hpp"
 #include "kernel/sim/sim_syscalls.hpp"
 #include "kernel/timed_syscalls.hpp"
 #include "persist/recovery.hpp"
@@ -34,8 +34,9 @@ int main(int argc, char** argv) {
     // Every kernel call the guest makes is counted and timed, so a restart can say how
     // much of its re-adoption was the kernel's word and how much the daemon's own work.
     kernel::TimedSyscalls timed_sys(*sys);
-    std::error_code ec;
-    std::filesystem::create_directories(opts->claim_dir, ec);
+    // Where device claims go (the unit's RuntimeDirectory= makes it under systemd);
+    // one that cannot be made fails the first claim, which says why.
+    (void)makeDirectories(opts->claim_dir, 0755);
 
     auto handed = persist::receiveHandedOver();
     persist::FdStore fd_store(persist::namesOf(handed.kept));

@@ -7,7 +7,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 
 #include "kernel/linux_syscalls.hpp"
 #include "kernel/sim/sim_syscalls.hpp"
@@ -15,7 +14,7 @@
 namespace tio::service {
 
 void setUpLogging() {
-    if (std::filesystem::exists("/run/systemd/journal/socket")) {
+    if (::access("/run/systemd/journal/socket", F_OK) == 0) {
         spdlog::set_default_logger(spdlog::systemd_logger_st("tio-managerd", "tio-managerd"));
         spdlog::set_pattern("%v");
     } else {

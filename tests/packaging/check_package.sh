@@ -31,6 +31,9 @@ for f in "${expected[@]}"; do
 done
 echo "files: all ${#expected[@]} present"
 dpkg-deb -f "$deb" Depends | grep -q dbus || { echo "FAIL: no dependency on dbus"; exit 1; }
+# tio-managerd has libprotobuf-lite compiled in: the package names the version.
+dpkg-deb -f "$deb" Static-Built-Using | grep -q "^protobuf (= [0-9]" ||
+  { echo "FAIL: no Static-Built-Using for protobuf"; exit 1; }
 dpkg-deb -e "$deb" "$work/control"
 grep -qx /etc/tio-manager/policy.json "$work/control/conffiles" || { echo "FAIL: the policy is not a conffile"; exit 1; }
 # The binaries run (usage answers 2) and the packaged policy parses as the daemon reads it.
