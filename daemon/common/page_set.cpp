@@ -24,6 +24,12 @@ std::size_t firstAbove(const RunT* runs, std::size_t n, std::uint32_t x, Key key
     const RunT* base = runs;
     while (n > 1) {
         const std::size_t half = n / 2;
+        // The next step probes one of two runs, whichever this comparison picks: both
+        // are fetched now, so its cache miss overlaps this one's instead of following it.
+        const std::size_t next = (n - half) / 2;
+        const std::size_t probe = next == 0 ? 0 : next - 1;
+        __builtin_prefetch(base + probe);
+        __builtin_prefetch(base + half + probe);
         // Arithmetic, not a conditional: g++ 12 turns the conditional into a branch.
         base += half * static_cast<std::size_t>(key(base[half - 1]) <= x);
         n -= half;
