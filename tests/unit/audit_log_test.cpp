@@ -13,18 +13,13 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/temp_dir.hpp"
+
 namespace tio::audit {
 namespace {
 
 class AuditLogTest : public ::testing::Test {
 protected:
-    void SetUp() override {
-        char tmpl[] = "/tmp/tio-audit-XXXXXX";
-        ASSERT_NE(::mkdtemp(tmpl), nullptr);
-        dir = tmpl;
-    }
-    void TearDown() override { std::filesystem::remove_all(dir); }
-
     static tio::v1::AuditRecord rec(const std::string& event, const std::string& object) {
         tio::v1::AuditRecord r;
         r.set_guest("vm1");
@@ -32,7 +27,8 @@ protected:
         r.set_object(object);
         return r;
     }
-    std::string dir;
+    test::TempDir tmp{"tio-audit"};
+    const std::string& dir = tmp.path();
 };
 
 TEST_F(AuditLogTest, RecordsReadBackInOrderWithTheirTime) {

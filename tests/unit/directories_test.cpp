@@ -7,25 +7,21 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <string>
+
+#include "support/temp_dir.hpp"
 
 namespace tio {
 namespace {
 
 class MakeDirectories : public ::testing::Test {
 protected:
-    void SetUp() override {
-        char tmpl[] = "/tmp/tio-dirs-XXXXXX";
-        ASSERT_NE(::mkdtemp(tmpl), nullptr);
-        top_ = tmpl;
-    }
-    void TearDown() override { (void)std::system(("rm -rf " + top_).c_str()); }
     static bool isDirectory(const std::string& p) {
         struct stat st {};
         return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
     }
-    std::string top_;
+    test::TempDir tmp_{"tio-dirs"};
+    const std::string& top_ = tmp_.path();
 };
 
 TEST_F(MakeDirectories, MakesEachMissingParent) {

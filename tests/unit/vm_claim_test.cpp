@@ -10,18 +10,17 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/temp_dir.hpp"
+
 namespace tio::host {
 namespace {
 
 class VmClaimTest : public ::testing::Test {
 protected:
-    std::string dir = [] {
-        std::string d = ::testing::TempDir() + "vm-claims-XXXXXX";
-        return std::string(::mkdtemp(d.data()));
-    }();
+    test::TempDir tmp{"vm-claims"};
+    const std::string& dir = tmp.path();
     UniqueFd vm{::eventfd(0, EFD_CLOEXEC)};
     UniqueFd other_vm{::eventfd(0, EFD_CLOEXEC)};
-    ~VmClaimTest() override { std::filesystem::remove_all(dir); }
 };
 
 TEST_F(VmClaimTest, TheSameVmIsBusyForAnotherGuestWhileHeld) {
