@@ -100,6 +100,11 @@ void ServiceManager::readNotifications() {
 }
 
 double ServiceManager::start() {
+    launch();
+    return waitReady();
+}
+
+void ServiceManager::launch() {
     // Everything the child gets, prepared before fork (the child only dup2s and execs).
     std::vector<int> fds = {listen_.get()};
     std::string names = "vmm";
@@ -134,7 +139,7 @@ double ServiceManager::start() {
     envp.push_back(nullptr);
     char* pid_field = env.back().data() + std::strlen("LISTEN_PID=");
 
-    const auto t0 = std::chrono::steady_clock::now();
+    launched_ = std::chrono::steady_clock::now();
     pid_ = ::fork();
     if (pid_ == 0) {
         for (std::size_t i = 0; i < high.size(); ++i) ::dup2(high[i].get(), static_cast<int>(3 + i));
@@ -151,9 +156,12 @@ double ServiceManager::start() {
         ::execve(argv[0], argv.data(), envp.data());
         ::_exit(127);
     }
+}
+
+double ServiceManager::waitReady() {
     std::unique_lock l(mu_);
     const bool ready = cv_.wait_for(l, std::chrono::seconds(20), [&] { return ready_; });
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - launched_).count();
     if (!ready) ADD_FAILURE() << "tio-managerd sent no READY=1";
     return seconds;
 }

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -30,10 +31,16 @@ public:
 
     // Starts the daemon and waits for READY=1; returns the seconds that took.
     double start();
+    // start() in two halves: the fork and exec, then the wait for READY=1 (the
+    // seconds since launch()). Between them the socket already takes calls, queued
+    // until the daemon serves, as under systemd.
+    void launch();
+    double waitReady();
     void kill9();  // SIGKILL, reaped
     int stop();    // SIGTERM; the exit status (waitpid encoding)
 
     [[nodiscard]] std::string address() const { return "unix:path=" + socket_; }
+    [[nodiscard]] const std::string& socketPath() const { return socket_; }
     [[nodiscard]] std::set<std::string> storedNames();
     [[nodiscard]] std::size_t storedFds();
     // A copy of the stored fd named `name` (the first if names repeat); empty if none.
@@ -55,6 +62,7 @@ private:
     UniqueFd listen_;
     UniqueFd notify_;
     pid_t pid_ = -1;
+    std::chrono::steady_clock::time_point launched_;
     std::mutex mu_;
     std::condition_variable cv_;
     std::multimap<std::string, UniqueFd> store_;
