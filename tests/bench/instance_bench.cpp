@@ -8,10 +8,10 @@
 //    beside the same-run RSS of idle_floor, a C++ sd-bus server that does nothing
 //    (the part of the figure any daemon built like this one pays), with and
 //    without the standard streams libprotobuf sets up;
-//  - the p50/p99 of a property read, round-robin across all instances.
-// Figures only; no pass/fail on speed (ctest runs it small so it cannot rot).
+//  - the p50/p99 of a property read, round-robin across all instances;
 //  - start to first reply under socket activation (a service manager's socket, the
 //    call queued before the daemon runs), over a series of starts one at a time.
+// Figures only; no pass/fail on speed (ctest runs it small so it cannot rot).
 //   instance_bench [--guests N] [--reads N] [--activations N]
 #include <unistd.h>
 
