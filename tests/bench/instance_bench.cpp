@@ -65,16 +65,20 @@ struct Instance {
     std::uint32_t serial = 1;
 };
 
+// The first call on a fresh connection, answered; exits naming the guest if not.
+void firstCall(RawDbusClient& client, std::uint32_t serial, const std::string& guest) {
+    if (!client.handshake() || client.send(marshal(getState(serial))) != 0 || !client.replyTo(serial)) {
+        std::fprintf(stderr, "%s did not answer\n", guest.c_str());
+        std::exit(1);
+    }
+}
+
 Instance start(SimProcess& sim, const std::string& guest) {
     Instance in;
     const auto t0 = Clock::now();
     in.daemon = std::make_unique<DaemonProcess>(sim, guest, "");
     in.client = std::make_unique<RawDbusClient>(in.daemon->socket());
-    if (!in.client->handshake() || in.client->send(marshal(getState(in.serial))) != 0 ||
-        !in.client->replyTo(in.serial)) {
-        std::fprintf(stderr, "%s did not answer\n", guest.c_str());
-        std::exit(1);
-    }
+    firstCall(*in.client, in.serial, guest);
     in.start_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     return in;
 }
@@ -106,10 +110,7 @@ double activatedStartMs(SimProcess& sim, const std::string& guest) {
     const auto t0 = Clock::now();
     manager.launch();
     RawDbusClient client(manager.socketPath());
-    if (!client.handshake() || client.send(marshal(getState(1))) != 0 || !client.replyTo(1)) {
-        std::fprintf(stderr, "%s did not answer\n", guest.c_str());
-        std::exit(1);
-    }
+    firstCall(client, 1, guest);
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     (void)manager.waitReady();
     return ms;
