@@ -82,19 +82,21 @@ std::uint32_t PageSet::Chunk::scanBits(std::uint32_t off, bool member) const {
 
 std::uint32_t PageSet::Chunk::next(std::uint32_t off, bool member) const {
     if (bits_) return scanBits(off, member);
-    const auto [inside, end] = stretchAt(off);
-    return inside == member ? end : off;
+    const Probe p = probe(off);
+    return p.member == member ? p.end : off;
 }
 
-std::pair<bool, std::uint32_t> PageSet::Chunk::stretchAt(std::uint32_t off) const {
+PageSet::Chunk::Probe PageSet::Chunk::probe(std::uint32_t off) const {
     if (bits_) {
         const bool member = contains(off);
-        return {member, scanBits(off, member)};
+        return {off > 0 && contains(off - 1), member, scanBits(off, member)};
     }
-    // The first run ending after off: either off is in it, or it is the next one.
+    // The first run ending after off: either off is in it, or it is the next one. off - 1
+    // is in it too when it starts before off, or in the run before, if that ends at off.
     auto it = firstEndingAfter(off);
-    if (it != runs_.end() && it->start <= off) return {true, it->end};
-    return {false, it == runs_.end() ? static_cast<std::uint32_t>(kChunkPages) : it->start};
+    const bool before = (it != runs_.begin() && std::prev(it)->end == off) || (it != runs_.end() && it->start < off);
+    if (it != runs_.end() && it->start <= off) return {before, true, it->end};
+    return {before, false, it == runs_.end() ? static_cast<std::uint32_t>(kChunkPages) : it->start};
 }
 
 template <typename F>
@@ -239,8 +241,22 @@ PageSet::Stretch PageSet::stretchAt(std::uint64_t page, std::uint64_t limit) con
     }
     // A mixed chunk: one search gives the membership and where it changes.
     const std::uint64_t base = page - page % kChunkPages;
-    const auto [member, q] = slots_[chunk].chunk.stretchAt(static_cast<std::uint32_t>(page - base));
-    if (q < kChunkPages) return {member, std::min(limit, base + q)};
+    const Chunk::Probe p = slots_[chunk].chunk.probe(static_cast<std::uint32_t>(page - base));
+    return stretchFrom(base, p.member, p.end, limit);
+}
+
+PageSet::Edge PageSet::edgeAt(std::uint64_t page, std::uint64_t limit) const {
+    const std::uint64_t chunk = page >> kChunkShift;
+    // page - 1 in another chunk, or no search to share: two plain lookups.
+    if (page % kChunkPages == 0 || chunk >= slots_.size() || slots_[chunk].fill != Fill::Some)
+        return {page > 0 && contains(page - 1), stretchAt(page, limit)};
+    const std::uint64_t base = page - page % kChunkPages;
+    const Chunk::Probe p = slots_[chunk].chunk.probe(static_cast<std::uint32_t>(page - base));
+    return {p.before, stretchFrom(base, p.member, p.end, limit)};
+}
+
+PageSet::Stretch PageSet::stretchFrom(std::uint64_t base, bool member, std::uint32_t end, std::uint64_t limit) const {
+    if (end < kChunkPages) return {member, std::min(limit, base + end)};
     return {member, runEndFrom(base + kChunkPages, limit, member)};
 }
 

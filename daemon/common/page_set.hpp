@@ -40,6 +40,14 @@ public:
         std::uint64_t end = 0;
     };
     [[nodiscard]] Stretch stretchAt(std::uint64_t page, std::uint64_t limit) const;
+    // stretchAt(page, limit), and whether page - 1 is a member (false for page 0): in a
+    // mixed chunk the search that finds the one finds the other, so a caller that wants
+    // a range's left neighbour too (the planner) searches once, not twice.
+    struct Edge {
+        bool before = false;
+        Stretch stretch;
+    };
+    [[nodiscard]] Edge edgeAt(std::uint64_t page, std::uint64_t limit) const;
     // The first page of the stretch with the membership of `page` that holds it; no
     // lower than `floor`.
     [[nodiscard]] std::uint64_t runStart(std::uint64_t page, std::uint64_t floor) const;
@@ -66,8 +74,14 @@ private:
         [[nodiscard]] bool contains(std::uint32_t off) const;
         // The first offset at or after `off` whose membership is not `member`; kChunkPages if none.
         [[nodiscard]] std::uint32_t next(std::uint32_t off, bool member) const;
-        // contains(off), and next(off, contains(off)).
-        [[nodiscard]] std::pair<bool, std::uint32_t> stretchAt(std::uint32_t off) const;
+        // contains(off - 1) (when off > 0), contains(off), and next(off, contains(off)):
+        // what one search tells.
+        struct Probe {
+            bool before = false;
+            bool member = false;
+            std::uint32_t end = 0;
+        };
+        [[nodiscard]] Probe probe(std::uint32_t off) const;
         // The smallest q <= end such that every page of [q, end) has membership `member`.
         [[nodiscard]] std::uint32_t stretchStart(std::uint32_t end, bool member) const;
         void assign(std::uint32_t s, std::uint32_t e, bool member);
@@ -110,6 +124,9 @@ private:
         Fill fill = Fill::None;
     };
 
+    // The stretch that a probe of a mixed chunk starting at page `base` found: the
+    // membership `member` up to offset `end` (kChunkPages: on into the next chunks).
+    [[nodiscard]] Stretch stretchFrom(std::uint64_t base, bool member, std::uint32_t end, std::uint64_t limit) const;
     // runEnd from `at`, where the membership is `member`.
     [[nodiscard]] std::uint64_t runEndFrom(std::uint64_t at, std::uint64_t limit, bool member) const;
     void assignInChunk(std::uint64_t chunk, std::uint32_t s, std::uint32_t e, bool member);

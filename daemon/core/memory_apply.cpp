@@ -13,7 +13,7 @@ namespace tio::core {
 Result<std::vector<RevokedRange>> Guest::applyChange(MemoryRegion& r, const Change& change, Rollback& undo,
                                                      ApplyMode mode) {
     const MappingRules rules = mappingRules(r);
-    const std::vector<Step> plan = planChange(rules, r.states, r.gpa, r.end(), change);
+    const std::vector<Step> plan = planChange(rules, r.states, change);
     // The runs the change starts from: the record's undo puts them back, and in place
     // a failed attribute change is put back from them. Shared, as both undos hold them.
     const auto before = std::make_shared<const std::vector<PageStates::Run>>(r.states.runs(change.start, change.end));

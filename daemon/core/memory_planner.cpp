@@ -34,22 +34,21 @@ Side sideOf(const Piece& p) { return {p.old_view, p.new_view, p.removed(), p.add
 
 }  // namespace
 
-std::vector<Step> planChange(const MappingRules& rules, const PageStates& states, std::uint64_t region_start,
-                             std::uint64_t region_end, const Change& change) {
+std::vector<Step> planChange(const MappingRules& rules, const PageStates& states, const Change& change) {
     std::vector<Piece> pieces;
     pieces.reserve(4);  // most changes meet one to three runs
-    states.forEach(change.start, change.end, [&](std::uint64_t s, std::uint64_t e, const PageState& old) {
-        const PageState now = change.applied(old);
-        pieces.push_back({s, e, old, now, iommuView(rules, old), iommuView(rules, now)});
-    });
-    auto neighbour = [&](std::optional<std::uint64_t> at) {
+    const PageStates::Neighbours around = states.forEachWithNeighbours(
+        change.start, change.end, [&](std::uint64_t s, std::uint64_t e, const PageState& old) {
+            const PageState now = change.applied(old);
+            pieces.push_back({s, e, old, now, iommuView(rules, old), iommuView(rules, now)});
+        });
+    auto neighbour = [&](std::optional<PageState> state) {
         Side side;
-        if (!at) return side;
-        side.old_view = side.new_view = iommuView(rules, states.at(*at));
+        if (state) side.old_view = side.new_view = iommuView(rules, *state);
         return side;
     };
-    const Side left = neighbour(change.start > region_start ? std::optional(change.start - 1) : std::nullopt);
-    const Side right = neighbour(change.end < region_end ? std::optional(change.end) : std::nullopt);
+    const Side left = neighbour(around.left);
+    const Side right = neighbour(around.right);
     const std::size_t n = pieces.size();
     // Boundary j lies before piece j (j == n: the end of the change).
     auto boundary = [&](std::size_t j) { return j < n ? pieces[j].start : change.end; };

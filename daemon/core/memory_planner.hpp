@@ -49,8 +49,7 @@ struct Change {
     [[nodiscard]] PageState applied(PageState old) const { return {attr.value_or(old.attr), revoked}; }
 };
 
-// `states` covers the whole region [region_start, region_end); the change lies inside.
-[[nodiscard]] std::vector<Step> planChange(const MappingRules& rules, const PageStates& states,
-                                           std::uint64_t region_start, std::uint64_t region_end, const Change& change);
+// `states` covers the whole region; the change lies inside.
+[[nodiscard]] std::vector<Step> planChange(const MappingRules& rules, const PageStates& states, const Change& change);
 
 }  // namespace tio::core

@@ -11,6 +11,8 @@
 // bytes a run. Everything here costs O(runs visited), never O(pages).
 #include <algorithm>
 #include <cstdint>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "common/page_set.hpp"
@@ -45,14 +47,57 @@ public:
     // Calls f(start, end, state) for each maximal run overlapping [s, e), clipped to it.
     template <typename F>
     void forEach(std::uint64_t s, std::uint64_t e, F&& f) const {
+        (void)forEachWithNeighbours(s, e, std::forward<F>(f));
+    }
+    // forEach(s, e, f), and the states of the pages just outside [s, e): none at the
+    // region's edges. The searches that find the runs find the neighbours too (one per
+    // set and run, not three), which is most of what planning a small change costs.
+    struct Neighbours {
+        std::optional<PageState> left;   // the page before s
+        std::optional<PageState> right;  // the page at e
+    };
+    template <typename F>
+    Neighbours forEachWithNeighbours(std::uint64_t s, std::uint64_t e, F&& f) const {
+        const std::uint64_t first = pageOf(s);
         const std::uint64_t last = pageOf(e);
-        for (std::uint64_t p = pageOf(s); p < last;) {
-            const PageSet::Stretch priv = private_.stretchAt(p, last);
-            const PageSet::Stretch revoked = revoked_.stretchAt(p, last);
-            const std::uint64_t q = std::min(priv.end, revoked.end);
-            f(gpaOf(p), gpaOf(q), PageState{priv.member ? MemoryState::Private : MemoryState::Shared, revoked.member});
-            p = q;
+        const std::uint64_t region_end = pageOf(base_ + size_);
+        Neighbours out;
+        if (first >= last) {  // nothing to search: ask for the neighbours alone
+            if (first > 0) out.left = stateOf(first - 1);
+            if (last < region_end) out.right = stateOf(last);
+            return out;
         }
+        // One page past the range, so the last stretch says whether it goes on into e.
+        const std::uint64_t limit = last < region_end ? last + 1 : last;
+        PageSet::Stretch priv;
+        PageSet::Stretch revoked;
+        if (first > 0) {
+            const PageSet::Edge p = private_.edgeAt(first, limit);
+            const PageSet::Edge r = revoked_.edgeAt(first, limit);
+            out.left = PageState{p.before ? MemoryState::Private : MemoryState::Shared, r.before};
+            priv = p.stretch;
+            revoked = r.stretch;
+        } else {
+            priv = private_.stretchAt(first, limit);
+            revoked = revoked_.stretchAt(first, limit);
+        }
+        for (std::uint64_t p = first;;) {
+            const std::uint64_t q = std::min({priv.end, revoked.end, last});
+            f(gpaOf(p), gpaOf(q), PageState{priv.member ? MemoryState::Private : MemoryState::Shared, revoked.member});
+            if (q == last) break;
+            p = q;
+            // A set whose stretch goes on past q still holds it: only the other is searched.
+            if (priv.end == q) priv = private_.stretchAt(p, limit);
+            if (revoked.end == q) revoked = revoked_.stretchAt(p, limit);
+        }
+        // Both stretches reach e here: a set's membership at e is the stretch's own if
+        // it goes on past e, and the other one if it ends there.
+        if (last < region_end) {
+            const bool private_at_e = (priv.end > last) == priv.member;
+            out.right = PageState{private_at_e ? MemoryState::Private : MemoryState::Shared,
+                                  (revoked.end > last) == revoked.member};
+        }
+        return out;
     }
     [[nodiscard]] std::vector<Run> runs(std::uint64_t s, std::uint64_t e) const;
     [[nodiscard]] std::vector<Run> all() const { return runs(base_, base_ + size_); }

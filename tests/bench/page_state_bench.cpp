@@ -17,7 +17,8 @@
 // Prints ns per conversion (p50/p99), heap bytes and the ratio to the bitmap, and the
 // planner's cost per page changed beside a bitmap's flip per page. No pass/fail on
 // speed; memory above the bitmap plus 1% for the page sets fails.
-//   page_state_bench [--guest-gib G] [--conversions N] [--adversarial-gib A] [--seed S]
+//   page_state_bench [--guest-gib G] [--conversions N] [--adversarial-gib A] [--seed S] [--compare 0|1]
+// --compare 0 skips the representations and prints the planning figures alone.
 #include <malloc.h>
 
 #include <algorithm>
@@ -249,7 +250,7 @@ Planning planning(const std::vector<Conversion>& seq, std::uint64_t guest_pages)
         for (const core::Change& c : changes) {
             const std::uint64_t n = (c.end - c.start) / kPage;
             if ((n == 1) != single_pages) continue;
-            steps += core::planChange(rules, states, 0, guest_pages * kPage, c).size();
+            steps += core::planChange(rules, states, c).size();
             pages += n;
             if (++calls % kBatch != 0) continue;
             const auto now = std::chrono::steady_clock::now();
@@ -296,6 +297,7 @@ int main(int argc, char** argv) {
     std::uint64_t conversions = 1000000;
     std::uint64_t adversarial_gib = 4;
     std::uint64_t seed = 1;
+    std::uint64_t compare = 1;  // 0: the planning figures only (a quick run while working on the planner)
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i];
         const std::uint64_t v = std::stoull(argv[i + 1]);
@@ -303,6 +305,7 @@ int main(int argc, char** argv) {
         else if (a == "--conversions") conversions = v;
         else if (a == "--adversarial-gib") adversarial_gib = v;
         else if (a == "--seed") seed = v;
+        else if (a == "--compare") compare = v;
         else die("unknown option " + a);
     }
     if (guest_gib == 0 || guest_gib > 16384 || adversarial_gib == 0) die("bad --guest-gib or --adversarial-gib");
@@ -336,6 +339,7 @@ int main(int argc, char** argv) {
                 "every-other-page", "/bitmap");
     bool over_bound = false;
     for (const Candidate& c : candidates) {
+        if (compare == 0) break;
         const Outcome o = convert([&] { return c.make(pages); }, seq, pages, c.settle);
         // The worst pattern for runs, over part of the guest for the candidates whose
         // memory grows per run, scaled to the whole guest.

@@ -24,7 +24,7 @@ std::vector<StepKind> kinds(const std::vector<Step>& plan) {
 PageStates uniform(PageState s) { return PageStates(kBase, kEnd - kBase, s); }
 
 TEST(MemoryPlannerTest, TdxToPrivateUnmapsBeforeTheAttributeAndCutsTheNeighbours) {
-    const auto plan = planChange({Platform::Tdx}, uniform(kShared), kBase, kEnd,
+    const auto plan = planChange({Platform::Tdx}, uniform(kShared),
                                  Change{kBase + 5 * kPage, kBase + 7 * kPage, MemoryState::Private, false});
     using enum StepKind;
     EXPECT_EQ(kinds(plan), (std::vector{Split, Split, Unmap, SetAttributes}));
@@ -37,14 +37,14 @@ TEST(MemoryPlannerTest, TdxToPrivateUnmapsBeforeTheAttributeAndCutsTheNeighbours
 TEST(MemoryPlannerTest, TdxToSharedSetsTheAttributeThenMapsThenJoins) {
     auto states = uniform(kShared);
     states.assign(kBase + 5 * kPage, kBase + 7 * kPage, kPrivate);
-    const auto plan = planChange({Platform::Tdx}, states, kBase, kEnd,
-                                 Change{kBase + 5 * kPage, kBase + 7 * kPage, MemoryState::Shared, false});
+    const auto plan =
+        planChange({Platform::Tdx}, states, Change{kBase + 5 * kPage, kBase + 7 * kPage, MemoryState::Shared, false});
     using enum StepKind;
     EXPECT_EQ(kinds(plan), (std::vector{SetAttributes, Map, Join, Join}));
 }
 
 TEST(MemoryPlannerTest, SnpSplitsToSmallPagesBeforeTheAttributeAndRestoresAfter) {
-    const auto plan = planChange({Platform::Snp}, uniform(kShared), kBase, kEnd,
+    const auto plan = planChange({Platform::Snp}, uniform(kShared),
                                  Change{kBase + k2M, kBase + 2 * k2M, MemoryState::Private, false});
     using enum StepKind;
     ASSERT_EQ(kinds(plan), (std::vector{Limit, SetAttributes, Limit})) << "never unmapped: hitless both ways";
@@ -55,26 +55,23 @@ TEST(MemoryPlannerTest, SnpSplitsToSmallPagesBeforeTheAttributeAndRestoresAfter)
 
 TEST(MemoryPlannerTest, CcaLikeTdxButNothingToCutInsideAPrivateRange) {
     auto states = uniform(kPrivate);
-    const auto plan =
-        planChange({Platform::Cca}, states, kBase, kEnd, Change{kBase, kBase + k2M, MemoryState::Shared, false});
+    const auto plan = planChange({Platform::Cca}, states, Change{kBase, kBase + k2M, MemoryState::Shared, false});
     using enum StepKind;
     EXPECT_EQ(kinds(plan), (std::vector{SetAttributes, Map})) << "nothing mapped around it to join";
 }
 
 TEST(MemoryPlannerTest, NoChangeNoSteps) {
-    EXPECT_TRUE(planChange({Platform::Tdx}, uniform(kShared), kBase, kEnd,
-                           Change{kBase, kBase + kPage, MemoryState::Shared, false})
+    EXPECT_TRUE(planChange({Platform::Tdx}, uniform(kShared), Change{kBase, kBase + kPage, MemoryState::Shared, false})
                     .empty());
     EXPECT_TRUE(
-        planChange({Platform::Snp}, uniform(kPrivate), kBase, kEnd, Change{kBase, kEnd, MemoryState::Private, false})
-            .empty());
+        planChange({Platform::Snp}, uniform(kPrivate), Change{kBase, kEnd, MemoryState::Private, false}).empty());
 }
 
 TEST(MemoryPlannerTest, RevokingCutsAtTheEdgesAndUnmapsBothKindsOnSnpInOneGo) {
     auto states = uniform(kShared);
     states.assign(kBase + 8 * kPage, kBase + 16 * kPage, kPrivate);
-    const auto plan = planChange({Platform::Snp}, states, kBase, kEnd,
-                                 Change{kBase + 4 * kPage, kBase + 12 * kPage, std::nullopt, true});
+    const auto plan =
+        planChange({Platform::Snp}, states, Change{kBase + 4 * kPage, kBase + 12 * kPage, std::nullopt, true});
     using enum StepKind;
     EXPECT_EQ(kinds(plan), (std::vector{Split, Split, Unmap}));
 }
@@ -85,13 +82,11 @@ TEST(MemoryPlannerTest, RevokingCutsAtTheEdgesAndUnmapsBothKindsOnSnpInOneGo) {
 TEST(MemoryPlannerTest, WhatTheKernelCannotMapIsNeverPlanned) {
     using enum StepKind;
     const MappingRules no_shared{.platform = Platform::Tdx, .shared_dma = false, .private_dma = false};
-    EXPECT_EQ(kinds(planChange(no_shared, uniform(kPrivate), kBase, kEnd,
-                               Change{kBase, kBase + k2M, MemoryState::Shared, false})),
+    EXPECT_EQ(kinds(planChange(no_shared, uniform(kPrivate), Change{kBase, kBase + k2M, MemoryState::Shared, false})),
               (std::vector{SetAttributes}));
     const MappingRules snp_shared_only{.platform = Platform::Snp, .shared_dma = true, .private_dma = false};
     auto states = uniform(kShared);
-    const auto plan =
-        planChange(snp_shared_only, states, kBase, kEnd, Change{kBase, kEnd, MemoryState::Private, false});
+    const auto plan = planChange(snp_shared_only, states, Change{kBase, kEnd, MemoryState::Private, false});
     EXPECT_EQ(kinds(plan), (std::vector{Unmap, SetAttributes})) << "private pages leave the IOMMU, no limits";
 }
 
@@ -104,10 +99,10 @@ TEST(MemoryPlannerTest, PageAreasNeverCutOrJoin) {
     for (Platform p : {Platform::Tdx, Platform::Snp, Platform::Cca}) {
         const MappingRules rules{.platform = p, .shared_dma = true, .private_dma = false, .page_areas = true};
         const auto to_private =
-            planChange(rules, states, kBase, kEnd, Change{kBase + 4 * kPage, kBase + 6 * kPage, kPrivate.attr, false});
+            planChange(rules, states, Change{kBase + 4 * kPage, kBase + 6 * kPage, kPrivate.attr, false});
         EXPECT_EQ(kinds(to_private), (std::vector{Unmap, SetAttributes}));
         const auto to_shared =
-            planChange(rules, states, kBase, kEnd, Change{kBase + 8 * kPage, kBase + 10 * kPage, kShared.attr, false});
+            planChange(rules, states, Change{kBase + 8 * kPage, kBase + 10 * kPage, kShared.attr, false});
         EXPECT_EQ(kinds(to_shared), (std::vector{SetAttributes, Map}));
         EXPECT_EQ(to_shared.back().start, kBase + 8 * kPage);
         EXPECT_EQ(to_shared.back().end, kBase + 10 * kPage);

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <random>
 
 #include "common/range_map.hpp"
@@ -28,6 +29,10 @@ void expectSameAt(const PageSet& set, const RangeMap<bool>& oracle, std::uint64_
     EXPECT_EQ(set.runEnd(p, limit), end) << "page " << p;
     const std::uint64_t start = member ? oracle.find(p)->start : oracle.pieceStart(p);
     EXPECT_EQ(set.runStart(p, 0), start) << "page " << p;
+    const PageSet::Edge edge = set.edgeAt(p, limit);
+    EXPECT_EQ(edge.before, p > 0 && oracle.find(p - 1).has_value()) << "page " << p;
+    EXPECT_EQ(edge.stretch.member, member) << "page " << p;
+    EXPECT_EQ(edge.stretch.end, end) << "page " << p;
 }
 
 // Random ranges of every scale: within a word, across words, across chunks and over
@@ -53,6 +58,7 @@ void randomWalk(std::uint64_t seed, std::uint64_t pages, int steps, std::uint64_
         for (int q = 0; q < 4; ++q) expectSameAt(set, oracle, rng() % pages, pages);
         expectSameAt(set, oracle, s, pages);
         if (e < pages) expectSameAt(set, oracle, e, pages);
+        expectSameAt(set, oracle, (s / kChunk) * kChunk, pages);  // a chunk's first page: page - 1 is in another
     }
     EXPECT_EQ(set.members(), oracleMembers(oracle));
 }
@@ -144,6 +150,49 @@ TEST(PageStatesTest, RunsAreTheMaximalStretchesOfBothSets) {
     EXPECT_FALSE(states.holds(kBase, kBase + 65 * kPage));
     EXPECT_FALSE(states.holds(kBase + 1, kBase + kPage));
     EXPECT_FALSE(states.holds(kBase + kPage, kBase + kPage));
+}
+
+// forEachWithNeighbours against page-by-page lookups, with changes and queries
+// crowded at the region's edges and at a chunk boundary, where the neighbour lies in
+// another chunk or outside the region.
+TEST(PageStatesTest, NeighboursAreThePagesJustOutsideTheRange) {
+    using core::MemoryState;
+    using core::PageState;
+    constexpr std::uint64_t kBase = 1ULL << 32U;
+    constexpr std::uint64_t kPage = 4096;
+    constexpr std::uint64_t kPages = 2 * kChunk;
+    core::PageStates states(kBase, kPages * kPage, PageState{MemoryState::Private, false});
+    std::mt19937_64 rng(4);
+    const std::uint64_t spots[] = {0, kChunk - 40, kChunk, kPages - 80};
+    auto page = [&] { return spots[rng() % 4] + rng() % 80; };
+    auto randomState = [&] {
+        return PageState{(rng() & 1U) != 0 ? MemoryState::Private : MemoryState::Shared, rng() % 4 == 0};
+    };
+    for (int i = 0; i < 400; ++i) {
+        const std::uint64_t s = page();
+        const std::uint64_t e = std::min(kPages, s + 1 + rng() % 12);
+        states.assign(kBase + s * kPage, kBase + e * kPage, randomState());
+    }
+    for (int i = 0; i < 2000; ++i) {
+        const std::uint64_t s = page();
+        const std::uint64_t e = std::min(kPages, s + 1 + rng() % 40);
+        std::uint64_t covered = s;
+        std::optional<PageState> previous;
+        const auto around = states.forEachWithNeighbours(
+            kBase + s * kPage, kBase + e * kPage, [&](std::uint64_t rs, std::uint64_t re, PageState v) {
+                ASSERT_EQ(rs, kBase + covered * kPage) << "runs follow each other";
+                ASSERT_LT(rs, re);
+                EXPECT_NE(previous, v) << "runs are maximal";
+                for (std::uint64_t g = rs; g < re; g += kPage) ASSERT_EQ(states.at(g), v) << "page " << g;
+                covered = (re - kBase) / kPage;
+                previous = v;
+            });
+        EXPECT_EQ(covered, e);
+        const std::optional<PageState> left = s > 0 ? std::optional(states.at(kBase + (s - 1) * kPage)) : std::nullopt;
+        const std::optional<PageState> right = e < kPages ? std::optional(states.at(kBase + e * kPage)) : std::nullopt;
+        EXPECT_EQ(around.left, left) << "[" << s << ", " << e << ")";
+        EXPECT_EQ(around.right, right) << "[" << s << ", " << e << ")";
+    }
 }
 
 }  // namespace
