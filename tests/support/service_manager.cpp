@@ -117,7 +117,12 @@ void ServiceManager::launch() {
         ready_ = false;
     }
     std::vector<UniqueFd> high;
-    for (int fd : fds) high.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 256));
+    // Copies above 3 + n, so the child's dup2 onto 3.. never lands on one it still
+    // needs. Not far above: growing this process's fd table past its first 64 slots
+    // waits for an RCU grace period while the notify thread shares it (8-11 ms here,
+    // once per process), which instance_bench would count as the first start's.
+    const int above = static_cast<int>(3 + fds.size());
+    for (int fd : fds) high.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, above));
     std::vector<std::string> args = {
         TIO_MANAGERD_PATH, "--guest",           guest_,        "--platform",           "sim-" + sim_.platform(),
         "--sim-socket",    sim_.kernelSocket(), "--claim-dir", sim_.dir() + "/claims", "--state-dir",
