@@ -1,7 +1,6 @@
 #include "support/daemon_rig.hpp"
 
 #include <signal.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,17 +27,14 @@ std::string readFile(const std::string& path) {
 }  // namespace
 
 PrivateSystemBus::PrivateSystemBus() {
-    char tmpl[] = "/tmp/tio-bus-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp");
-    dir_ = tmpl;
-    ::chmod(dir_.c_str(), 0755);  // clients run as nobody must reach the socket
-    std::filesystem::create_directory(dir_ + "/system.d");
-    std::filesystem::copy_file(TIO_SOURCE_DIR "/policy/org.tio.Guest1.conf", dir_ + "/system.d/org.tio.Guest1.conf");
+    const std::string& dir = dir_.path();
+    std::filesystem::create_directory(dir + "/system.d");
+    std::filesystem::copy_file(TIO_SOURCE_DIR "/policy/org.tio.Guest1.conf", dir + "/system.d/org.tio.Guest1.conf");
     std::string conf = readFile(TIO_SOURCE_DIR "/tests/data/system-bus.conf.in");
-    for (auto pos = conf.find("@DIR@"); pos != std::string::npos; pos = conf.find("@DIR@")) conf.replace(pos, 5, dir_);
-    std::ofstream(dir_ + "/bus.conf") << conf;
-    pid_ = spawnProcess({"/usr/bin/dbus-daemon", "--config-file=" + dir_ + "/bus.conf", "--nofork"});
-    const std::string socket = dir_ + "/system_bus_socket";
+    for (auto pos = conf.find("@DIR@"); pos != std::string::npos; pos = conf.find("@DIR@")) conf.replace(pos, 5, dir);
+    std::ofstream(dir + "/bus.conf") << conf;
+    pid_ = spawnProcess({"/usr/bin/dbus-daemon", "--config-file=" + dir + "/bus.conf", "--nofork"});
+    const std::string socket = dir + "/system_bus_socket";
     waitForPath(socket, "dbus-daemon");
     address_ = "unix:path=" + socket;
 }
@@ -48,8 +44,6 @@ PrivateSystemBus::~PrivateSystemBus() {
         ::kill(pid_, SIGTERM);
         ::waitpid(pid_, nullptr, 0);
     }
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
 }
 
 DaemonProcess::DaemonProcess(SimProcess& sim, const std::string& guest, const std::string& system_bus_address,

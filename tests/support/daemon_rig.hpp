@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "support/sim_process.hpp"
+#include "support/temp_dir.hpp"
 
 namespace tio::test {
 
@@ -20,7 +21,9 @@ public:
     [[nodiscard]] const std::string& address() const { return address_; }
 
 private:
-    std::string dir_;
+    // Removed after the destructor has stopped dbus-daemon; traversable, as clients
+    // run as nobody must reach the socket.
+    TempDir dir_{"tio-bus", 0755, "/tmp/"};
     std::string address_;
     pid_t pid_ = -1;
 };

@@ -1,14 +1,12 @@
 #include "support/sim_process.hpp"
 
 #include <signal.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <sdbus-c++/sdbus-c++.h>
 
-#include <filesystem>
 #include <stdexcept>
 
 #include "support/process.hpp"
@@ -26,13 +24,8 @@ public:
 
 SimProcess::SimProcess(std::string platform, std::vector<std::string> devices, std::string profile)
     : platform_(platform) {
-    char tmpl[] = "/tmp/tio-sim-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
-    dir_ = tmpl;
-    // Traversable, so tests can run clients as another uid (nobody).
-    ::chmod(dir_.c_str(), 0755);
-    control_socket_ = dir_ + "/sim.ctl";
-    kernel_socket_ = dir_ + "/sim.kernel";
+    control_socket_ = dir() + "/sim.ctl";
+    kernel_socket_ = dir() + "/sim.kernel";
     std::vector<std::string> args = {TIO_SIMKERNEL_PATH, "--platform",       platform,
                                      "--control",        control_socket_,    "--kernel",
                                      kernel_socket_,     "--kernel-profile", profile};
@@ -69,8 +62,6 @@ SimProcess::~SimProcess() {
             ADD_FAILURE() << "tio-simkernel did not exit cleanly (status " << status << ")";
         }
     }
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
 }
 
 std::unique_ptr<kernel::SimSyscalls> SimProcess::connect() const {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernel/sim/sim_syscalls.hpp"
+#include "support/temp_dir.hpp"
 
 namespace sdbus {
 class IConnection;
@@ -31,7 +32,7 @@ public:
     SimProcess& operator=(const SimProcess&) = delete;
     ~SimProcess();
 
-    [[nodiscard]] const std::string& dir() const { return dir_; }
+    [[nodiscard]] const std::string& dir() const { return dir_.path(); }
     [[nodiscard]] const std::string& platform() const { return platform_; }
     [[nodiscard]] const std::string& kernelSocket() const { return kernel_socket_; }
     [[nodiscard]] const std::string& controlSocket() const { return control_socket_; }
@@ -69,7 +70,9 @@ private:
     SimControl& control();
 
     std::string platform_;
-    std::string dir_;
+    // Removed after the destructor has stopped the simulator; traversable, so tests
+    // can run clients as another uid (nobody).
+    TempDir dir_{"tio-sim", 0755, "/tmp/"};
     std::string kernel_socket_;
     std::string control_socket_;
     pid_t pid_ = -1;
