@@ -74,7 +74,7 @@ public:
         if (first > 0) {
             const PageSet::Edge p = private_.edgeAt(first, limit);
             const PageSet::Edge r = revoked_.edgeAt(first, limit);
-            out.left = PageState{p.before ? MemoryState::Private : MemoryState::Shared, r.before};
+            out.left = stateOf(p.before, r.before);
             priv = p.stretch;
             revoked = r.stretch;
         } else {
@@ -83,7 +83,7 @@ public:
         }
         for (std::uint64_t p = first;;) {
             const std::uint64_t q = std::min({priv.end, revoked.end, last});
-            f(gpaOf(p), gpaOf(q), PageState{priv.member ? MemoryState::Private : MemoryState::Shared, revoked.member});
+            f(gpaOf(p), gpaOf(q), stateOf(priv.member, revoked.member));
             if (q == last) break;
             p = q;
             // A set whose stretch goes on past q still holds it: only the other is searched.
@@ -93,9 +93,7 @@ public:
         // Both stretches reach e here: a set's membership at e is the stretch's own if
         // it goes on past e, and the other one if it ends there.
         if (last < region_end) {
-            const bool private_at_e = (priv.end > last) == priv.member;
-            out.right = PageState{private_at_e ? MemoryState::Private : MemoryState::Shared,
-                                  (revoked.end > last) == revoked.member};
+            out.right = stateOf((priv.end > last) == priv.member, (revoked.end > last) == revoked.member);
         }
         return out;
     }
@@ -109,8 +107,12 @@ public:
 private:
     [[nodiscard]] std::uint64_t pageOf(std::uint64_t gpa) const { return (gpa - base_) / kPage; }
     [[nodiscard]] std::uint64_t gpaOf(std::uint64_t page) const { return base_ + page * kPage; }
+    // The state of a page from its membership in the two sets.
+    [[nodiscard]] static PageState stateOf(bool in_private, bool in_revoked) {
+        return {in_private ? MemoryState::Private : MemoryState::Shared, in_revoked};
+    }
     [[nodiscard]] PageState stateOf(std::uint64_t page) const {
-        return {private_.contains(page) ? MemoryState::Private : MemoryState::Shared, revoked_.contains(page)};
+        return stateOf(private_.contains(page), revoked_.contains(page));
     }
 
     std::uint64_t base_ = 0;
